@@ -1,0 +1,71 @@
+"""Every Redis key and channel rtplot uses, built from the configured prefix.
+
+Two deployments can share one Redis by giving each its own ``RTPLOT_KEY_PREFIX``.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "rtplot:"
+
+    def bars(self, symbol: str) -> str:
+        # ZSET: score = bar minute (epoch s), member = encoded bar; one member per minute.
+        return f"{self.prefix}bars:{symbol}"
+
+    def meta(self, symbol: str) -> str:
+        # HASH: version (bumped on every change), as_of (source time of the last write).
+        return f"{self.prefix}meta:{symbol}"
+
+    def snapshot(self, symbol: str) -> str:
+        # HASH: seq (= bars version rendered), payload (the `figure` event, JSON).
+        return f"{self.prefix}snapshot:{symbol}"
+
+    @property
+    def changes(self) -> str:
+        # STREAM: one entry {symbol, version} per change; renderers read it as a group.
+        return f"{self.prefix}changes"
+
+    @property
+    def watched(self) -> str:
+        # ZSET: symbol -> epoch s it was last watched by a client (unconfigured symbols).
+        return f"{self.prefix}watched"
+
+    @property
+    def tracked(self) -> str:
+        # SET: the symbols the fetcher tracked at its last tick (for status pages).
+        return f"{self.prefix}tracked"
+
+    @property
+    def socketio_channel(self) -> str:
+        # PUB/SUB channel of the Socket.IO message queue shared by renderers and gateways.
+        return f"{self.prefix}socketio"
+
+    @property
+    def beat_prefix(self) -> str:
+        # celery-redbeat's schedule and lock keys live under this prefix.
+        return f"{self.prefix}beat:"
+
+    @property
+    def broker_prefix(self) -> str:
+        # Celery's (kombu's) broker keys, so a shared Redis stays tidy.
+        return f"{self.prefix}celery:"
+
+    @property
+    def source_backoff(self) -> str:
+        # STRING with TTL: present while the source is backing off; value = error kind.
+        return f"{self.prefix}source:backoff"
+
+    @property
+    def source_failures(self) -> str:
+        # STRING: consecutive failed fetches, sets the back-off length (doubling).
+        return f"{self.prefix}source:failures"
+
+    def heartbeat(self, service: str) -> str:
+        # STRING with TTL: epoch s of the service's last sign of life.
+        return f"{self.prefix}heartbeat:{service}"
+
+
+RENDER_GROUP = "renderers"  # consumer group of the changes stream
+CHANGES_MAXLEN = 10_000  # approximate cap on the changes stream

@@ -1,0 +1,55 @@
+"""The Socket.IO protocol: event names, room names, payload shapes, JSON codec.
+
+Client -> server:  ``subscribe`` / ``unsubscribe`` ``{"symbol": ...}`` (acknowledged),
+                   ``ping_graph`` ``{"symbol": ...}`` (the article's client).
+Server -> client:  ``figure`` ``{"symbol", "seq", "figure"}``,
+                   ``graph_plot`` the figure as a JSON *string* (the article's client).
+"""
+
+from typing import Any, TypedDict
+
+import orjson
+
+SUBSCRIBE = "subscribe"
+UNSUBSCRIBE = "unsubscribe"
+FIGURE = "figure"
+PING_GRAPH = "ping_graph"  # the article's request event
+GRAPH_PLOT = "graph_plot"  # the article's reply event, payload is a JSON string
+
+
+def figure_room(symbol: str) -> str:
+    return f"figure:{symbol}"
+
+
+def legacy_room(symbol: str) -> str:
+    return f"graph_plot:{symbol}"
+
+
+class FigurePayload(TypedDict):
+    symbol: str
+    seq: int
+    figure: dict[str, Any]
+
+
+def ok_ack(symbol: str) -> dict[str, Any]:
+    return {"ok": True, "symbol": symbol}
+
+
+def error_ack(reason: str) -> dict[str, Any]:
+    return {"ok": False, "error": reason}
+
+
+class OrjsonCodec:
+    """The ``json`` module interface python-socketio expects, backed by orjson.
+
+    Socket.IO packets are text, so ``dumps`` returns ``str``; extra keyword arguments
+    (``separators``) are accepted and ignored because orjson is always compact.
+    """
+
+    @staticmethod
+    def dumps(obj: Any, **_: Any) -> str:
+        return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+    @staticmethod
+    def loads(raw: str | bytes, **_: Any) -> Any:
+        return orjson.loads(raw)

@@ -1,0 +1,161 @@
+"""Settings: read once at start from the environment (prefix ``RTPLOT_``).
+
+Every value is cast strictly; a bad one raises ``SettingsError`` naming the variable,
+and the service stops with that message. ``Settings.from_env`` takes the mapping to
+read, so tests pass a dict instead of patching ``os.environ``.
+"""
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlparse
+
+from common.symbols import InvalidSymbol, normalize_symbol
+
+T = TypeVar("T")
+
+DEFAULT_SYMBOLS = ("AAPL", "MSFT", "TSLA", "BRK-B")
+# A live synthetic market changes every second; Yahoo would rate-limit that.
+DEFAULT_INTERVAL = {"synthetic": 1.0, "csv": 1.0, "yfinance": 60.0}
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    kind: str  # "synthetic" | "yfinance" | "csv"
+    path: Path | None = None  # the file, for "csv"
+
+    def __str__(self) -> str:
+        return f"csv:{self.path}" if self.kind == "csv" else self.kind
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str = "redis://localhost:6379/0"
+    symbols: tuple[str, ...] = DEFAULT_SYMBOLS
+    source: SourceSpec = SourceSpec("synthetic")
+    fetch_interval: float = 1.0  # seconds between beat ticks
+    host: str = "127.0.0.1"
+    port: int = 8000
+    window_minutes: int = 7 * 24 * 60  # bars kept per symbol
+    max_symbols: int = 50  # configured + subscribed symbols tracked at once
+    watch_ttl: float = 600.0  # seconds an unconfigured, unwatched symbol stays tracked
+    key_prefix: str = "rtplot:"
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        read = _Reader(env)
+        source = read("RTPLOT_SOURCE", "synthetic", _source)
+        interval_default = str(DEFAULT_INTERVAL[source.kind])
+        settings = cls(
+            redis_url=read("RTPLOT_REDIS_URL", cls.redis_url, _redis_url),
+            symbols=read("RTPLOT_SYMBOLS", ",".join(DEFAULT_SYMBOLS), _symbols),
+            source=source,
+            fetch_interval=read("RTPLOT_FETCH_INTERVAL", interval_default, _positive(float)),
+            host=read("RTPLOT_HOST", cls.host, _non_empty),
+            port=read("RTPLOT_PORT", str(cls.port), _port),
+            window_minutes=read("RTPLOT_WINDOW_MINUTES", str(cls.window_minutes), _positive(int)),
+            max_symbols=read("RTPLOT_MAX_SYMBOLS", str(cls.max_symbols), _positive(int)),
+            watch_ttl=read("RTPLOT_WATCH_TTL", str(cls.watch_ttl), _positive(float)),
+            key_prefix=read("RTPLOT_KEY_PREFIX", cls.key_prefix, _non_empty),
+            log_level=read("RTPLOT_LOG_LEVEL", cls.log_level, _log_level),
+            log_json=read("RTPLOT_LOG_JSON", "false", _bool),
+        )
+        if len(settings.symbols) > settings.max_symbols:
+            raise SettingsError(
+                f"RTPLOT_SYMBOLS lists {len(settings.symbols)} symbols, more than "
+                f"RTPLOT_MAX_SYMBOLS={settings.max_symbols}"
+            )
+        return settings
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def __call__(self, name: str, default: str, cast: Callable[[str], T]) -> T:
+        raw = self.env.get(name, default)
+        try:
+            return cast(raw)
+        except (ValueError, TypeError) as exc:
+            raise SettingsError(f"{name}={raw!r}: {exc}") from None
+
+
+def _non_empty(raw: str) -> str:
+    if not raw.strip():
+        raise ValueError("must not be empty")
+    return raw.strip()
+
+
+def _positive(kind: Callable[[str], T]) -> Callable[[str], T]:
+    def cast(raw: str) -> T:
+        value = kind(raw.strip())
+        if not value > 0:  # type: ignore[operator]
+            raise ValueError("must be greater than 0")
+        return value
+
+    return cast
+
+
+def _port(raw: str) -> int:
+    port = int(raw)
+    if not 0 <= port <= 65535:
+        raise ValueError("must be a TCP port, 0-65535")
+    return port
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be true/false (or 1/0)")
+
+
+def _log_level(raw: str) -> str:
+    level = raw.strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+    return level
+
+
+def _redis_url(raw: str) -> str:
+    scheme = urlparse(raw.strip()).scheme
+    if scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    return raw.strip()
+
+
+def _symbols(raw: str) -> tuple[str, ...]:
+    symbols: list[str] = []
+    for part in raw.split(","):
+        if not part.strip():
+            continue
+        try:
+            symbol = normalize_symbol(part)
+        except InvalidSymbol as exc:
+            raise ValueError(str(exc)) from None
+        if symbol not in symbols:
+            symbols.append(symbol)
+    return tuple(symbols)
+
+
+def _source(raw: str) -> SourceSpec:
+    text = raw.strip()
+    if text in ("synthetic", "yfinance"):
+        return SourceSpec(text)
+    if text.startswith("csv:"):
+        path = Path(text[4:]).expanduser()
+        if not path.is_file():
+            raise ValueError(f"no such file: {path}")
+        return SourceSpec("csv", path)
+    raise ValueError("must be 'synthetic', 'yfinance' or 'csv:PATH'")

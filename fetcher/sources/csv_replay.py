@@ -1,0 +1,87 @@
+"""Replay a CSV file of 1-minute bars as a live feed.
+
+The file has the columns ``time,open,high,low,close,volume`` and optionally ``symbol``
+(without it, every symbol replays the same series). Its rows are a tape played on a
+loop, one row per wall-clock minute and restamped to that minute: the bar for minute
+``m`` is row ``(m / 60) mod N`` of the symbol's rows. That is stateless and the same in
+every process, so any worker can serve any tick and a restart resumes where it was.
+"""
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from common.bars import MINUTE, BadBar, Bar, check_bar, floor_minute
+from common.symbols import InvalidSymbol, normalize_symbol
+from fetcher.sources.base import FetchResult
+
+REQUIRED = ("time", "open", "high", "low", "close", "volume")
+ANY_SYMBOL = "*"
+
+
+class CsvFormatError(ValueError):
+    """The file cannot be replayed; the message says where and why."""
+
+
+def load_tapes(path: Path) -> dict[str, list[tuple[float, float, float, float, int]]]:
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise CsvFormatError(f"{path}: cannot read CSV: {exc}") from None
+    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise CsvFormatError(f"{path}: missing column(s) {', '.join(missing)}")
+    frame = frame.sort_values("time", kind="stable")
+    tapes: dict[str, list[tuple[float, float, float, float, int]]] = {}
+    for row_number, row in enumerate(frame.itertuples(index=False), start=2):
+        symbol = _row_symbol(path, row_number, getattr(row, "symbol", ANY_SYMBOL))
+        try:
+            bar = check_bar(
+                Bar(
+                    0,
+                    float(row.open),
+                    float(row.high),
+                    float(row.low),
+                    float(row.close),
+                    int(row.volume),
+                )
+            )
+        except (BadBar, ValueError, TypeError) as exc:
+            raise CsvFormatError(f"{path}: row {row_number}: {exc}") from None
+        tapes.setdefault(symbol, []).append((bar.o, bar.h, bar.l, bar.c, bar.v))
+    if not tapes:
+        raise CsvFormatError(f"{path}: no rows")
+    return tapes
+
+
+def _row_symbol(path: Path, row_number: int, raw: object) -> str:
+    if raw == ANY_SYMBOL:
+        return ANY_SYMBOL
+    try:
+        return normalize_symbol(raw)
+    except InvalidSymbol as exc:
+        raise CsvFormatError(f"{path}: row {row_number}: {exc}") from None
+
+
+class CsvReplaySource:
+    name = "csv"
+
+    def __init__(self, path: Path) -> None:
+        self.tapes = load_tapes(path)
+
+    def fetch(self, since: Mapping[str, int], now: float) -> FetchResult:
+        current = floor_minute(now)
+        result = FetchResult(bars={})
+        for symbol, start in since.items():
+            tape = self.tapes.get(symbol) or self.tapes.get(ANY_SYMBOL)
+            if tape is None:
+                result.bars[symbol] = []
+                result.errors[symbol] = "not in the replayed file"
+                continue
+            first = floor_minute(start + MINUTE - 1)
+            result.bars[symbol] = [
+                Bar(m, *tape[(m // MINUTE) % len(tape)]) for m in range(first, current + 1, MINUTE)
+            ]
+        return result

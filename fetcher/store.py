@@ -1,0 +1,91 @@
+"""The bar store: idempotent, versioned upserts of a symbol's bars into Redis."""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import redis
+
+from common.bars import MINUTE, Bar
+from common.keys import CHANGES_MAXLEN, Keys
+
+# One script call per symbol and tick, so a write is atomic and a concurrent renderer
+# never sees half of it. A bar replaces the stored one of the same minute only when it
+# differs; a write whose as_of is older than the last one is refused, so a late task can
+# never take a chart backwards. The version (and a change notice) moves only on change.
+_UPSERT = """
+local bars, meta, changes = KEYS[1], KEYS[2], KEYS[3]
+local symbol, as_of, cutoff, maxlen = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local last_as_of = tonumber(redis.call('HGET', meta, 'as_of') or '-1')
+local version = tonumber(redis.call('HGET', meta, 'version') or '0')
+if as_of < last_as_of then
+  return {-1, 0, version}
+end
+local changed = 0
+for i = 5, #ARGV, 2 do
+  local t, bar = ARGV[i], ARGV[i + 1]
+  local current = redis.call('ZRANGEBYSCORE', bars, t, t)
+  if #current ~= 1 or current[1] ~= bar then
+    if #current > 0 then redis.call('ZREMRANGEBYSCORE', bars, t, t) end
+    redis.call('ZADD', bars, t, bar)
+    changed = changed + 1
+  end
+end
+local trimmed = redis.call('ZREMRANGEBYSCORE', bars, '-inf', '(' .. cutoff)
+redis.call('HSET', meta, 'as_of', ARGV[2])
+if changed + trimmed > 0 then
+  version = redis.call('HINCRBY', meta, 'version', 1)
+  redis.call('XADD', changes, 'MAXLEN', '~', maxlen, '*', 'symbol', symbol, 'version', version)
+end
+return {changed, trimmed, version}
+"""
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    changed: int  # bars added or replaced
+    trimmed: int  # bars dropped off the start of the window
+    version: int  # the symbol's version after the write
+    stale: bool = False  # refused: an newer write had already landed
+
+
+class BarStore:
+    def __init__(self, client: "redis.Redis", keys: Keys, window_minutes: int) -> None:
+        self.client = client
+        self.keys = keys
+        self.window_minutes = window_minutes
+        self._upsert = client.register_script(_UPSERT)
+
+    def window_start(self, now: float) -> int:
+        """The oldest minute kept: the window ends at the minute in progress."""
+        return int(now // MINUTE) * MINUTE - (self.window_minutes - 1) * MINUTE
+
+    def newest(self, symbols: Sequence[str]) -> dict[str, int | None]:
+        """Each symbol's newest stored minute, or None if nothing is stored."""
+        pipe = self.client.pipeline(transaction=False)
+        for symbol in symbols:
+            pipe.zrange(self.keys.bars(symbol), -1, -1, withscores=True)
+        newest: dict[str, int | None] = {}
+        for symbol, rows in zip(symbols, pipe.execute(), strict=True):
+            newest[symbol] = int(rows[0][1]) if rows else None
+        return newest
+
+    def upsert(self, symbol: str, bars: Iterable[Bar], as_of: float, now: float) -> UpsertResult:
+        cutoff = self.window_start(now)
+        args: list[str | bytes | int | float] = [symbol, repr(as_of), cutoff, CHANGES_MAXLEN]
+        for bar in bars:
+            if bar.t >= cutoff:
+                args += [bar.t, bar.encode()]
+        keys = [self.keys.bars(symbol), self.keys.meta(symbol), self.keys.changes]
+        changed, trimmed, version = self._upsert(keys=keys, args=args)
+        if changed < 0:
+            return UpsertResult(0, 0, int(version), stale=True)
+        return UpsertResult(int(changed), int(trimmed), int(version))
+
+    def bars(self, symbol: str) -> list[Bar]:
+        return [Bar.decode(raw) for raw in self.client.zrange(self.keys.bars(symbol), 0, -1)]
+
+    def drop(self, symbol: str) -> None:
+        """Forget a symbol nobody tracks any more (bars, version, snapshot)."""
+        self.client.delete(
+            self.keys.bars(symbol), self.keys.meta(symbol), self.keys.snapshot(symbol)
+        )

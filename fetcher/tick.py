@@ -1,0 +1,104 @@
+"""One fetch tick: decide what to ask the source for, ask once, store what changed.
+
+Kept apart from Celery so tests can run a tick against a real Redis directly.
+"""
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import redis
+
+from common.bars import BadBar, Bar, check_bar
+from common.keys import Keys
+from common.settings import Settings
+from fetcher.sources.base import Source, SourceError
+from fetcher.store import BarStore
+from fetcher.tracking import tracked_symbols
+
+log = logging.getLogger("rtplot.fetcher")
+
+MAX_BACKOFF = 300.0  # seconds; a source failing for hours is retried every 5 minutes
+
+
+@dataclass
+class TickReport:
+    symbols: list[str] = field(default_factory=list)
+    changed: dict[str, int] = field(default_factory=dict)  # symbol -> new version
+    bars_stored: int = 0
+    rejected: int = 0  # bars that failed the sanity check
+    errors: dict[str, str] = field(default_factory=dict)
+    skipped: str | None = None  # why the source was not asked, if it was not
+
+
+def run_tick(
+    settings: Settings, client: "redis.Redis", source: Source, now: float | None = None
+) -> TickReport:
+    now = time.time() if now is None else now
+    keys = Keys(settings.key_prefix)
+    store = BarStore(client, keys, settings.window_minutes)
+    tracked = tracked_symbols(
+        client, keys, settings.symbols, settings.max_symbols, settings.watch_ttl, now
+    )
+    for symbol in tracked.dropped:
+        store.drop(symbol)
+        log.info("dropped unwatched symbol", extra={"symbol": symbol})
+    report = TickReport(symbols=tracked.symbols)
+    _publish_tracked(client, keys, tracked.symbols)
+
+    backing_off = client.get(keys.source_backoff)
+    if backing_off is not None:
+        report.skipped = f"backing off after {backing_off.decode()}"
+        return report
+
+    since = _since(store, tracked.symbols, now)
+    try:
+        result = source.fetch(since, now)
+    except SourceError as exc:
+        _back_off(client, keys, settings.fetch_interval, exc.kind)
+        log.warning("source failed, backing off", extra={"kind": exc.kind, "error": str(exc)})
+        report.skipped = f"{exc.kind}: {exc}"
+        return report
+    client.delete(keys.source_failures)
+
+    report.errors = dict(result.errors)
+    for symbol, bars in result.bars.items():
+        good = _sane(bars, symbol, report)
+        outcome = store.upsert(symbol, good, as_of=now, now=now)
+        if outcome.changed or outcome.trimmed:
+            report.changed[symbol] = outcome.version
+            report.bars_stored += outcome.changed
+    return report
+
+
+def _since(store: BarStore, symbols: list[str], now: float) -> dict[str, int]:
+    """Ask for the newest stored minute again (it may still be changing) and all after
+    it; a symbol with nothing stored, or a gap wider than the window, is backfilled."""
+    start = store.window_start(now)
+    newest = store.newest(symbols)
+    return {s: start if t is None else max(t, start) for s, t in newest.items()}
+
+
+def _sane(bars: list[Bar], symbol: str, report: TickReport) -> list[Bar]:
+    good: list[Bar] = []
+    for bar in bars:
+        try:
+            good.append(check_bar(bar))
+        except BadBar as exc:
+            report.rejected += 1
+            log.warning("bad bar rejected", extra={"symbol": symbol, "error": str(exc)})
+    return good
+
+
+def _back_off(client: "redis.Redis", keys: Keys, interval: float, kind: str) -> None:
+    failures = int(client.incr(keys.source_failures))
+    delay = min(interval * 2 ** (failures - 1), MAX_BACKOFF)
+    client.set(keys.source_backoff, kind, px=max(int(delay * 1000), 1))
+
+
+def _publish_tracked(client: "redis.Redis", keys: Keys, symbols: list[str]) -> None:
+    pipe = client.pipeline(transaction=True)
+    pipe.delete(keys.tracked)
+    if symbols:
+        pipe.sadd(keys.tracked, *symbols)
+    pipe.execute()

@@ -1,0 +1,1 @@
+"""The gateway: stateless python-socketio servers relaying updates to subscribers."""

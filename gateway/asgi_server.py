@@ -1,0 +1,216 @@
+"""The default gateway: python-socketio ``AsyncServer`` under uvicorn.
+
+Updates arrive through the ``AsyncRedisManager`` message queue, published by the
+renderers; this process only relays them to the rooms its clients joined, so any
+number of gateways can run side by side behind a load balancer.
+"""
+
+import asyncio
+import logging
+from typing import Any
+
+import orjson
+import redis.asyncio
+import socketio
+
+from common.connection import REDIS_OPTIONS, connect_async
+from common.keys import Keys
+from common.messages import (
+    FIGURE,
+    GRAPH_PLOT,
+    PING_GRAPH,
+    SUBSCRIBE,
+    UNSUBSCRIBE,
+    OrjsonCodec,
+    error_ack,
+    figure_room,
+    legacy_room,
+    ok_ack,
+)
+from common.settings import Settings
+from gateway import metrics, routes
+from gateway.protocol import BadRequest, Subscriptions, figure_string, requested_symbol
+from gateway.watching import WATCH_SCRIPT, refresh_every, too_many, watch_args
+
+log = logging.getLogger("rtplot.gateway")
+
+Scope = dict[str, Any]
+
+
+class AsyncGateway:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.keys = Keys(settings.key_prefix)
+        self.manager = socketio.AsyncRedisManager(
+            settings.redis_url,
+            channel=self.keys.socketio_channel,
+            redis_options=dict(REDIS_OPTIONS),
+        )
+        self.sio = socketio.AsyncServer(
+            async_mode="asgi", client_manager=self.manager, json=OrjsonCodec
+        )
+        self.redis: redis.asyncio.Redis = connect_async(settings.redis_url)
+        self.watch_script = self.redis.register_script(WATCH_SCRIPT)
+        self.subscriptions = Subscriptions()
+        self._refresher: asyncio.Task[None] | None = None
+        self._register_handlers()
+        self.app = socketio.ASGIApp(
+            self.sio,
+            other_asgi_app=self.http,
+            on_startup=self.startup,
+            on_shutdown=self.shutdown,
+        )
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        # python-socketio starts its queue listener at the first connection; start it
+        # now so the gateway relays (and /healthz tells the truth) from the beginning.
+        if not self.sio.manager_initialized:
+            self.sio.manager_initialized = True
+            self.manager.initialize()
+        self._refresher = asyncio.create_task(self._refresh_watched())
+        log.info("gateway started", extra={"mode": "asyncio"})
+
+    async def shutdown(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+        await self.redis.aclose()
+
+    async def _refresh_watched(self) -> None:
+        while True:
+            await asyncio.sleep(refresh_every(self.settings))
+            for symbol in self.subscriptions.symbols():
+                try:
+                    await self._watch(symbol)
+                except redis.RedisError as exc:
+                    log.warning(
+                        "cannot re-stamp watched symbol",
+                        extra={"symbol": symbol, "error": str(exc)},
+                    )
+                    break
+
+    # -- Socket.IO protocol ----------------------------------------------------------
+
+    def _register_handlers(self) -> None:
+        self.sio.on("connect", self.on_connect)
+        self.sio.on("disconnect", self.on_disconnect)
+        self.sio.on(SUBSCRIBE, self.on_subscribe)
+        self.sio.on(UNSUBSCRIBE, self.on_unsubscribe)
+        self.sio.on(PING_GRAPH, self.on_ping_graph)
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        metrics.CLIENTS.inc()
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        metrics.CLIENTS.dec()
+        self.subscriptions.remove_client(sid)
+        self._update_gauges()
+
+    async def on_subscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
+        return await self._join(sid, SUBSCRIBE, data, figure_room, self._send_figure)
+
+    async def on_ping_graph(self, sid: str, data: Any = None) -> dict[str, Any]:
+        return await self._join(sid, PING_GRAPH, data, legacy_room, self._send_graph_plot)
+
+    async def on_unsubscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
+        metrics.EVENTS_IN.labels(UNSUBSCRIBE).inc()
+        try:
+            symbol = requested_symbol(data)
+        except BadRequest as exc:
+            metrics.REFUSED.labels(UNSUBSCRIBE, "invalid").inc()
+            return error_ack(str(exc))
+        await self.sio.leave_room(sid, figure_room(symbol))
+        await self.sio.leave_room(sid, legacy_room(symbol))
+        self.subscriptions.remove(sid, symbol)
+        self._update_gauges()
+        return ok_ack(symbol)
+
+    async def _join(self, sid: str, event: str, data: Any, room: Any, send: Any) -> dict[str, Any]:
+        metrics.EVENTS_IN.labels(event).inc()
+        try:
+            symbol = requested_symbol(data)
+        except BadRequest as exc:
+            metrics.REFUSED.labels(event, "invalid").inc()
+            return error_ack(str(exc))
+        try:
+            if not await self._watch(symbol):
+                metrics.REFUSED.labels(event, "too_many_symbols").inc()
+                return error_ack(too_many(self.settings))
+            await self.sio.enter_room(sid, room(symbol))
+            self.subscriptions.add(sid, symbol)
+            self._update_gauges()
+            snapshot = await self.redis.hget(self.keys.snapshot(symbol), "payload")
+        except redis.RedisError as exc:
+            log.warning("redis error on subscribe", extra={"symbol": symbol, "error": str(exc)})
+            metrics.REFUSED.labels(event, "unavailable").inc()
+            return error_ack("temporarily unavailable, try again")
+        if snapshot is not None:
+            await send(sid, snapshot)
+        return ok_ack(symbol)
+
+    async def _watch(self, symbol: str) -> bool:
+        if symbol in self.settings.symbols:
+            return True
+        keys, args = watch_args(self.settings, symbol)
+        return bool(await self.watch_script(keys=keys, args=args))
+
+    async def _send_figure(self, sid: str, snapshot: bytes) -> None:
+        # ignore_queue: a snapshot is for this one client, on this gateway only.
+        await self.sio.emit(FIGURE, orjson.loads(snapshot), to=sid, ignore_queue=True)
+        metrics.SNAPSHOTS_OUT.inc()
+
+    async def _send_graph_plot(self, sid: str, snapshot: bytes) -> None:
+        await self.sio.emit(GRAPH_PLOT, figure_string(snapshot), to=sid, ignore_queue=True)
+        metrics.SNAPSHOTS_OUT.inc()
+
+    def _update_gauges(self) -> None:
+        metrics.SUBSCRIPTIONS.clear()
+        for symbol, count in self.subscriptions.counts().items():
+            metrics.SUBSCRIPTIONS.labels(symbol).set(count)
+
+    # -- plain HTTP ------------------------------------------------------------------
+
+    async def health(self) -> routes.Health:
+        try:
+            redis_ok = bool(await asyncio.wait_for(self.redis.ping(), timeout=2))
+        except (redis.RedisError, TimeoutError, OSError):
+            redis_ok = False
+        thread = getattr(self.manager, "thread", None)
+        listener = thread is not None and not thread.done()
+        clients = len(self.sio.manager.rooms.get("/", {}).get(None, {}))
+        return routes.Health(redis=redis_ok, listener=listener, clients=clients)
+
+    async def http(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        path = scope["path"]
+        if path == "/healthz":
+            response = routes.healthz(await self.health())
+        else:
+            response = routes.route(path, self.settings) or routes.NOT_FOUND
+        status, content_type, body = response
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", content_type.encode()),
+                    (b"cache-control", b"no-store"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def serve(settings: Settings) -> None:
+    import uvicorn
+
+    gateway = AsyncGateway(settings)
+    uvicorn.run(
+        gateway.app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        lifespan="on",
+    )

@@ -1,0 +1,64 @@
+"""The gateway's protocol logic, free of I/O, shared by the asyncio and eventlet servers."""
+
+from typing import Any
+
+import orjson
+
+from common.symbols import InvalidSymbol, normalize_symbol
+
+
+class BadRequest(ValueError):
+    """A request refused with this message in its ack; the connection stays usable."""
+
+
+def requested_symbol(data: Any) -> str:
+    """The symbol a ``subscribe``/``unsubscribe``/``ping_graph`` payload names.
+
+    Takes ``{"symbol": "AAPL"}`` (or, leniently, the bare string ``"AAPL"``).
+    """
+    if isinstance(data, dict):
+        if "symbol" not in data:
+            raise BadRequest('payload must be {"symbol": "<SYMBOL>"}')
+        raw = data["symbol"]
+    elif isinstance(data, str):
+        raw = data
+    else:
+        raise BadRequest('payload must be {"symbol": "<SYMBOL>"}')
+    try:
+        return normalize_symbol(raw)
+    except InvalidSymbol as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def figure_string(snapshot_payload: bytes) -> str:
+    """The article's ``graph_plot`` payload: the figure alone, as a JSON string."""
+    figure = orjson.loads(snapshot_payload)["figure"]
+    return orjson.dumps(figure).decode()
+
+
+class Subscriptions:
+    """Which of this gateway's clients watch which symbol (rooms do the delivery;
+    this is for re-stamping watched symbols and for metrics)."""
+
+    def __init__(self) -> None:
+        self.by_symbol: dict[str, set[str]] = {}
+
+    def add(self, sid: str, symbol: str) -> None:
+        self.by_symbol.setdefault(symbol, set()).add(sid)
+
+    def remove(self, sid: str, symbol: str) -> None:
+        sids = self.by_symbol.get(symbol)
+        if sids is not None:
+            sids.discard(sid)
+            if not sids:
+                del self.by_symbol[symbol]
+
+    def remove_client(self, sid: str) -> None:
+        for symbol in [s for s, sids in self.by_symbol.items() if sid in sids]:
+            self.remove(sid, symbol)
+
+    def symbols(self) -> list[str]:
+        return list(self.by_symbol)
+
+    def counts(self) -> dict[str, int]:
+        return {symbol: len(sids) for symbol, sids in self.by_symbol.items()}

@@ -1,0 +1,1 @@
+"""The renderer: turns a symbol's bars into a Plotly figure, once per change."""

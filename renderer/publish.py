@@ -1,0 +1,27 @@
+"""Publishing a rendered figure through the Socket.IO Redis message queue.
+
+python-socketio's write-only ``RedisManager`` speaks the gateways' message-queue
+protocol, so one publish reaches every subscriber on every gateway.
+"""
+
+from typing import Any, Protocol
+
+import socketio
+
+from common.messages import FIGURE, GRAPH_PLOT, OrjsonCodec, figure_room, legacy_room
+
+
+class Publisher(Protocol):
+    def publish(self, symbol: str, payload: dict[str, Any], figure_json: str) -> None: ...
+
+
+class SocketIOPublisher:
+    def __init__(self, redis_url: str, channel: str) -> None:
+        self.manager = socketio.RedisManager(
+            redis_url, channel=channel, write_only=True, json=OrjsonCodec
+        )
+
+    def publish(self, symbol: str, payload: dict[str, Any], figure_json: str) -> None:
+        self.manager.emit(FIGURE, payload, room=figure_room(symbol), namespace="/")
+        # The article's client JSON.parse()s a string, so it gets the figure as one.
+        self.manager.emit(GRAPH_PLOT, figure_json, room=legacy_room(symbol), namespace="/")

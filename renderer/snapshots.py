@@ -1,0 +1,55 @@
+"""Reading a symbol's bars and storing its figure snapshot, on the Redis contract."""
+
+from dataclasses import dataclass
+
+import orjson
+import redis
+
+from common.bars import Bar
+from common.keys import Keys
+
+# Stores the snapshot only if its seq is newer, so a late or repeated render never
+# overwrites a newer one. Returns 1 stored, 0 same seq already there, -1 older.
+_STORE = """
+local current = tonumber(redis.call('HGET', KEYS[1], 'seq') or '-1')
+local seq = tonumber(ARGV[1])
+if seq > current then
+  redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'payload', ARGV[2])
+  return 1
+end
+if seq == current then return 0 end
+return -1
+"""
+
+STORED, SAME, OLDER = 1, 0, -1
+
+
+@dataclass(frozen=True)
+class Window:
+    version: int  # the bars version these bars are; becomes the figure's seq
+    bars: list[Bar]
+
+
+class SnapshotStore:
+    def __init__(self, client: "redis.Redis", keys: Keys) -> None:
+        self.client = client
+        self.keys = keys
+        self._store = client.register_script(_STORE)
+
+    def read_window(self, symbol: str) -> Window:
+        # One transaction, so the version matches the bars exactly.
+        pipe = self.client.pipeline(transaction=True)
+        pipe.zrange(self.keys.bars(symbol), 0, -1)
+        pipe.hget(self.keys.meta(symbol), "version")
+        rows, version = pipe.execute()
+        # Members are JSON arrays: join them and parse once instead of per bar.
+        decoded = orjson.loads(b"[" + b",".join(rows) + b"]")
+        bars = [Bar(int(t), o, h, lo, c, int(v)) for t, o, h, lo, c, v in decoded]
+        return Window(version=int(version or 0), bars=bars)
+
+    def store(self, symbol: str, seq: int, payload_json: bytes) -> int:
+        return int(self._store(keys=[self.keys.snapshot(symbol)], args=[seq, payload_json]))
+
+    def seq(self, symbol: str) -> int | None:
+        raw = self.client.hget(self.keys.snapshot(symbol), "seq")
+        return None if raw is None else int(raw)

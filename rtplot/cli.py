@@ -1,0 +1,95 @@
+"""``rtplot beat | worker | renderer | gateway | up``."""
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from common.logs import configure_logging
+from common.settings import Settings, SettingsError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rtplot", description="Live stock charts over a Redis pipeline."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("beat", help="the fetch schedule (celery-redbeat; safe to run twice)")
+    worker = sub.add_parser("worker", help="the Celery worker that fetches and stores bars")
+    worker.add_argument(
+        "celery_args",
+        nargs=argparse.REMAINDER,
+        help="extra arguments for `celery worker`, after --",
+    )
+    sub.add_parser("renderer", help="renders each changed symbol and publishes it")
+    gateway = sub.add_parser("gateway", help="the Socket.IO server browsers connect to")
+    gateway.add_argument(
+        "--mode",
+        choices=("asyncio", "eventlet"),
+        default="asyncio",
+        help="asyncio (uvicorn, default) or eventlet (its WSGI server)",
+    )
+    sub.add_parser("up", help="run the whole pipeline on this machine")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "gateway" and args.mode == "eventlet":
+        # Must patch before redis, socket and threading are imported anywhere.
+        import eventlet
+
+        eventlet.monkey_patch()
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"rtplot {args.command}: bad setting: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(args.command, settings.log_level, settings.log_json)
+    return _run(args, settings)
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "beat":
+        from fetcher.celery_app import app
+
+        app.start(["beat", "--loglevel", settings.log_level])
+    elif args.command == "worker":
+        from fetcher.celery_app import QUEUE, app
+
+        extra = [a for a in args.celery_args if a != "--"]
+        app.worker_main(
+            [
+                "worker",
+                "--loglevel",
+                settings.log_level,
+                "--pool",
+                "solo",
+                "--queues",
+                QUEUE,
+                "--without-mingle",
+                "--without-gossip",
+                *extra,
+            ]
+        )
+    elif args.command == "renderer":
+        from renderer.main import run
+
+        run(settings)
+    elif args.command == "gateway":
+        if args.mode == "eventlet":
+            from gateway.eventlet_server import serve as serve_eventlet
+
+            serve_eventlet(settings)
+        else:
+            from gateway.asgi_server import serve
+
+            serve(settings)
+    elif args.command == "up":
+        from rtplot.up import up
+
+        return up(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
