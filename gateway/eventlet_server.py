@@ -1,0 +1,183 @@
+"""The eventlet gateway (``rtplot gateway --mode eventlet``), for the original deployment.
+
+The same protocol as ``asgi_server``, on python-socketio's ``Server`` with eventlet's own
+WSGI server (gunicorn 26 dropped its eventlet worker). ``rtplot.cli`` monkey-patches
+before anything imports socket or redis, so the blocking calls here yield to other
+clients. Eventlet is in maintenance mode: prefer the asyncio gateway for new set-ups.
+"""
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import eventlet
+import eventlet.wsgi
+import orjson
+import redis
+import socketio
+
+from common.connection import REDIS_OPTIONS, connect
+from common.keys import Keys
+from common.messages import (
+    FIGURE,
+    GRAPH_PLOT,
+    PING_GRAPH,
+    SUBSCRIBE,
+    UNSUBSCRIBE,
+    OrjsonCodec,
+    error_ack,
+    figure_room,
+    legacy_room,
+    ok_ack,
+)
+from common.settings import Settings
+from gateway import metrics, routes
+from gateway.protocol import BadRequest, Subscriptions, figure_string, requested_symbol
+from gateway.watching import WATCH_SCRIPT, refresh_every, too_many, watch_args
+
+log = logging.getLogger("rtplot.gateway")
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+Room = Callable[[str], str]
+
+
+class EventletGateway:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.keys = Keys(settings.key_prefix)
+        self.manager = socketio.RedisManager(
+            settings.redis_url,
+            channel=self.keys.socketio_channel,
+            redis_options=dict(REDIS_OPTIONS),
+        )
+        self.sio = socketio.Server(
+            async_mode="eventlet", client_manager=self.manager, json=OrjsonCodec
+        )
+        self.redis = connect(settings.redis_url)
+        self.watch_script = self.redis.register_script(WATCH_SCRIPT)
+        self.subscriptions = Subscriptions()
+        self.sio.on("connect", self.on_connect)
+        self.sio.on("disconnect", self.on_disconnect)
+        self.sio.on(SUBSCRIBE, self.on_subscribe)
+        self.sio.on(UNSUBSCRIBE, self.on_unsubscribe)
+        self.sio.on(PING_GRAPH, self.on_ping_graph)
+        self.app = socketio.WSGIApp(self.sio, self.http)
+
+    def start(self) -> None:
+        # As in the asyncio gateway: listen to the queue before the first client.
+        self.sio.manager_initialized = True
+        self.manager.initialize()
+        self.sio.start_background_task(self._refresh_watched)
+
+    def _refresh_watched(self) -> None:
+        while True:
+            self.sio.sleep(refresh_every(self.settings))
+            for symbol in self.subscriptions.symbols():
+                try:
+                    self._watch(symbol)
+                except redis.RedisError as exc:
+                    log.warning("cannot re-stamp watched symbol",
+                                extra={"symbol": symbol, "error": str(exc)})
+                    break
+
+    def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        metrics.CLIENTS.inc()
+
+    def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        metrics.CLIENTS.dec()
+        self.subscriptions.remove_client(sid)
+        self._update_gauges()
+
+    def on_subscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
+        return self._join(sid, SUBSCRIBE, data, figure_room, self._send_figure)
+
+    def on_ping_graph(self, sid: str, data: Any = None) -> dict[str, Any]:
+        return self._join(sid, PING_GRAPH, data, legacy_room, self._send_graph_plot)
+
+    def on_unsubscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
+        metrics.EVENTS_IN.labels(UNSUBSCRIBE).inc()
+        try:
+            symbol = requested_symbol(data)
+        except BadRequest as exc:
+            metrics.REFUSED.labels(UNSUBSCRIBE, "invalid").inc()
+            return error_ack(str(exc))
+        self.sio.leave_room(sid, figure_room(symbol))
+        self.sio.leave_room(sid, legacy_room(symbol))
+        self.subscriptions.remove(sid, symbol)
+        self._update_gauges()
+        return ok_ack(symbol)
+
+    def _join(
+        self, sid: str, event: str, data: Any, room: Room, send: Callable[[str, bytes], None]
+    ) -> dict[str, Any]:
+        metrics.EVENTS_IN.labels(event).inc()
+        try:
+            symbol = requested_symbol(data)
+        except BadRequest as exc:
+            metrics.REFUSED.labels(event, "invalid").inc()
+            return error_ack(str(exc))
+        try:
+            if not self._watch(symbol):
+                metrics.REFUSED.labels(event, "too_many_symbols").inc()
+                return error_ack(too_many(self.settings))
+            self.sio.enter_room(sid, room(symbol))
+            self.subscriptions.add(sid, symbol)
+            self._update_gauges()
+            snapshot = self.redis.hget(self.keys.snapshot(symbol), "payload")
+        except redis.RedisError as exc:
+            log.warning("redis error on subscribe", extra={"symbol": symbol, "error": str(exc)})
+            metrics.REFUSED.labels(event, "unavailable").inc()
+            return error_ack("temporarily unavailable, try again")
+        if isinstance(snapshot, bytes):
+            send(sid, snapshot)
+        return ok_ack(symbol)
+
+    def _watch(self, symbol: str) -> bool:
+        if symbol in self.settings.symbols:
+            return True
+        keys, args = watch_args(self.settings, symbol)
+        return bool(self.watch_script(keys=keys, args=args))
+
+    def _send_figure(self, sid: str, snapshot: bytes) -> None:
+        self.sio.emit(FIGURE, orjson.loads(snapshot), to=sid, ignore_queue=True)
+        metrics.SNAPSHOTS_OUT.inc()
+
+    def _send_graph_plot(self, sid: str, snapshot: bytes) -> None:
+        self.sio.emit(GRAPH_PLOT, figure_string(snapshot), to=sid, ignore_queue=True)
+        metrics.SNAPSHOTS_OUT.inc()
+
+    def _update_gauges(self) -> None:
+        metrics.SUBSCRIPTIONS.clear()
+        for symbol, count in self.subscriptions.counts().items():
+            metrics.SUBSCRIPTIONS.labels(symbol).set(count)
+
+    def health(self) -> routes.Health:
+        try:
+            with eventlet.Timeout(2):
+                redis_ok = bool(self.redis.ping())
+        except (redis.RedisError, eventlet.Timeout, OSError):
+            redis_ok = False
+        green = getattr(getattr(self.manager, "thread", None), "g", None)
+        listener = green is not None and not green.dead
+        clients = len(self.sio.manager.rooms.get("/", {}).get(None, {}))
+        return routes.Health(redis=redis_ok, listener=listener, clients=clients)
+
+    def http(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        if path == "/healthz":
+            response = routes.healthz(self.health())
+        else:
+            response = routes.route(path, self.settings) or routes.NOT_FOUND
+        status, content_type, body = response
+        reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
+        start_response(f"{status} {reason}", [("Content-Type", content_type),
+                                              ("Cache-Control", "no-store")])
+        return [body]
+
+
+def serve(settings: Settings) -> None:
+    gateway = EventletGateway(settings)
+    gateway.start()
+    listener = eventlet.listen((settings.host, settings.port))
+    log.info("gateway started", extra={"mode": "eventlet", "port": settings.port})
+    eventlet.wsgi.server(listener, gateway.app, log=log, log_output=False)
