@@ -1,0 +1,36 @@
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from common.settings import Settings
+from support import RedisServer
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """A clean database on the suite's own redis-server."""
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server.url
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator["redis.Redis"]:
+    connection = redis.Redis.from_url(redis_url)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def settings(redis_url: str) -> Settings:
+    return Settings.from_env({"RTPLOT_REDIS_URL": redis_url, "RTPLOT_SYMBOLS": "AAPL,MSFT",
+                              "RTPLOT_WINDOW_MINUTES": "120"})

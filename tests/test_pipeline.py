@@ -1,0 +1,198 @@
+"""End to end: the real services as processes, a real redis-server, real clients."""
+
+import json
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from common.keys import Keys
+from support import Listener, RedisServer, Service, free_port, service_env, wait_http_ok, wait_until
+
+pytestmark = pytest.mark.e2e
+
+SYMBOLS = "AAPL,MSFT"
+
+
+class Pipeline:
+    def __init__(self) -> None:
+        self.redis = RedisServer().start()
+        self.env = service_env(self.redis.url, symbols=SYMBOLS)
+        self.services: list[Service] = []
+        self.gateways: dict[str, str] = {}
+        for name in ("worker", "beat", "renderer"):
+            self.services.append(Service(name, [name], self.env))
+        for label, mode in (("asyncio", "asyncio"), ("asyncio-2", "asyncio"),
+                            ("eventlet", "eventlet")):
+            port = free_port()
+            env = dict(self.env, RTPLOT_PORT=str(port))
+            self.services.append(Service(f"gateway-{label}", ["gateway", "--mode", mode], env))
+            self.gateways[label] = f"http://127.0.0.1:{port}"
+        for url in self.gateways.values():
+            wait_http_ok(url + "/healthz")
+        self.client = redis.Redis.from_url(self.redis.url)
+        wait_until(lambda: self.client.exists(Keys().snapshot("AAPL")), timeout=30,
+                   message="the first AAPL snapshot")
+
+    def snapshot_seq(self, symbol: str) -> int:
+        return int(self.client.hget(Keys().snapshot(symbol), "seq") or -1)
+
+    def close(self) -> None:
+        for service in reversed(self.services):
+            service.stop()
+        self.client.close()
+        self.redis.cleanup()
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> Iterator[Pipeline]:
+    instance = Pipeline()
+    yield instance
+    failed = [s.name for s in instance.services if not s.alive()]
+    instance.close()
+    assert not failed, f"services died during the tests: {failed}"
+
+
+@pytest.fixture(params=["asyncio", "eventlet"])
+def gateway(request: pytest.FixtureRequest, pipeline: Pipeline) -> str:
+    return pipeline.gateways[request.param]
+
+
+@pytest.fixture
+def listener(gateway: str) -> Iterator[Listener]:
+    client = Listener(gateway)
+    yield client
+    client.close()
+
+
+def test_subscribe_sends_the_snapshot_at_once_then_live_updates(
+    pipeline: Pipeline, listener: Listener
+) -> None:
+    stored = pipeline.snapshot_seq("AAPL")
+    ack = listener.call("subscribe", {"symbol": "aapl"})
+    assert ack == {"ok": True, "symbol": "AAPL"}
+    # The snapshot is emitted before the ack, so it is already here.
+    first, _ = listener.next("figure", timeout=0.5)
+    assert first["symbol"] == "AAPL" and first["seq"] >= stored
+    assert first["figure"]["data"][0]["type"] == "scatter"
+    assert len(first["figure"]["data"][0]["x"]) == 390
+    seqs = [first["seq"]]
+    for _ in range(3):
+        update, _ = listener.next("figure", timeout=5)
+        seqs.append(update["seq"])
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), seqs
+
+
+def test_updates_arrive_about_once_a_second_per_symbol(pipeline: Pipeline,
+                                                       listener: Listener) -> None:
+    listener.call("subscribe", {"symbol": "MSFT"})
+    listener.next("figure")  # the snapshot
+    times = [listener.next("figure", timeout=5)[1] for _ in range(4)]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert all(0.3 < gap < 2.5 for gap in gaps), gaps
+
+
+def test_two_gateways_deliver_the_same_updates(pipeline: Pipeline) -> None:
+    one = Listener(pipeline.gateways["asyncio"])
+    two = Listener(pipeline.gateways["asyncio-2"])
+    try:
+        for client in (one, two):
+            assert client.call("subscribe", {"symbol": "AAPL"})["ok"]
+        target = pipeline.snapshot_seq("AAPL") + 2
+        for client in (one, two):
+            update, _ = client.next("figure", where=lambda d: d["seq"] == target)
+            assert update["symbol"] == "AAPL"
+        seen_one = {d["seq"] for e, d, _ in one.received if e == "figure"}
+        seen_two = {d["seq"] for e, d, _ in two.received if e == "figure"}
+        assert {target - 1, target} <= seen_one & seen_two
+    finally:
+        one.close()
+        two.close()
+
+
+def test_an_unconfigured_symbol_is_tracked_once_subscribed(
+    pipeline: Pipeline, gateway: str, listener: Listener
+) -> None:
+    symbol = {pipeline.gateways["asyncio"]: "NVDA", pipeline.gateways["eventlet"]: "^GSPC"}[gateway]
+    assert not pipeline.client.sismember(Keys().tracked, symbol)
+    assert listener.call("subscribe", {"symbol": symbol.lower()}) == {"ok": True,
+                                                                       "symbol": symbol}
+    update, _ = listener.next("figure", timeout=10, where=lambda d: d["symbol"] == symbol)
+    assert len(update["figure"]["data"][0]["y"]) == 390  # backfilled window
+    assert pipeline.client.sismember(Keys().tracked, symbol)
+    later, _ = listener.next("figure", timeout=5, where=lambda d: d["symbol"] == symbol)
+    assert later["seq"] > update["seq"]
+
+
+BAD_PAYLOADS = [
+    {"symbol": "not a symbol"},
+    {"symbol": "A" * 100_000},
+    {"symbol": 42},
+    {"symbol": None},
+    {"symbol": ["AAPL"]},
+    {"ticker": "AAPL"},
+    "",
+    17,
+    None,
+    ["AAPL"],
+    {"symbol": "AAPL;FLUSHALL"},
+]
+
+
+@pytest.mark.parametrize("payload", BAD_PAYLOADS, ids=lambda p: repr(p)[:20])
+def test_invalid_requests_are_refused_and_the_connection_stays_usable(
+    listener: Listener, payload: object
+) -> None:
+    ack = listener.call("subscribe", payload)
+    assert ack["ok"] is False and ack["error"]
+    assert listener.call("unsubscribe", payload)["ok"] is False
+    assert listener.call("subscribe", {"symbol": "AAPL"}) == {"ok": True, "symbol": "AAPL"}
+
+
+def test_unsubscribe_stops_updates(pipeline: Pipeline, listener: Listener) -> None:
+    listener.call("subscribe", {"symbol": "AAPL"})
+    listener.next("figure")
+    assert listener.call("unsubscribe", {"symbol": "AAPL"}) == {"ok": True, "symbol": "AAPL"}
+    seq = pipeline.snapshot_seq("AAPL")
+    wait_until(lambda: pipeline.snapshot_seq("AAPL") >= seq + 2, timeout=10)
+    late = [d["seq"] for e, d, _ in listener.received if e == "figure" and d["seq"] > seq]
+    assert late == []
+
+
+def test_the_articles_ping_graph_client_works(pipeline: Pipeline, listener: Listener) -> None:
+    # The article's React client: emit ping_graph on connect, JSON.parse each graph_plot.
+    listener.client.emit("ping_graph", {"symbol": "ril.ns"})
+    payloads = [listener.next("graph_plot", timeout=10)[0] for _ in range(3)]
+    for payload in payloads:
+        assert isinstance(payload, str)
+        figure = json.loads(payload)
+        assert figure["data"][0]["fill"] == "tozeroy"
+        assert figure["layout"]["title"]["text"] == "RIL.NS"
+    assert not [e for e, _, _ in listener.received if e == "figure"]
+
+
+def test_healthz_reports_redis_and_the_listener(gateway: str) -> None:
+    import urllib.request
+
+    with urllib.request.urlopen(gateway + "/healthz", timeout=5) as response:
+        health = json.loads(response.read())
+    assert health["status"] == "ok" and health["redis"] and health["listener"]
+
+
+def test_the_official_javascript_client_receives_updates(pipeline: Pipeline) -> None:
+    import subprocess
+
+    from support import ROOT
+
+    result = subprocess.run(
+        ["node", str(ROOT / "tests" / "js" / "subscribe.mjs"), pipeline.gateways["asyncio"],
+         "tsla", "3"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    updates = [line for line in lines if "seq" in line]
+    assert {"ack": {"ok": True, "symbol": "TSLA"}} in lines
+    assert len(updates) == 3 and all(u["symbol"] == "TSLA" for u in updates)
+    seqs = [u["seq"] for u in updates]
+    assert seqs == sorted(set(seqs))

@@ -1,0 +1,67 @@
+from pathlib import Path
+
+import pytest
+
+from common.settings import DEFAULT_SYMBOLS, Settings, SettingsError
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env({})
+    assert settings.redis_url == "redis://localhost:6379/0"
+    assert settings.symbols == DEFAULT_SYMBOLS
+    assert settings.source.kind == "synthetic"
+    assert settings.fetch_interval == 1.0
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert settings.window_minutes == 7 * 24 * 60
+
+
+def test_values_are_read_and_cast() -> None:
+    settings = Settings.from_env({
+        "RTPLOT_SYMBOLS": "aapl, ril.ns,,AAPL", "RTPLOT_FETCH_INTERVAL": "2.5",
+        "RTPLOT_PORT": "9000", "RTPLOT_LOG_JSON": "1", "RTPLOT_KEY_PREFIX": "demo:",
+    })
+    assert settings.symbols == ("AAPL", "RIL.NS")
+    assert settings.fetch_interval == 2.5
+    assert settings.port == 9000
+    assert settings.log_json is True
+    assert settings.key_prefix == "demo:"
+
+
+def test_yfinance_defaults_to_a_polite_interval() -> None:
+    assert Settings.from_env({"RTPLOT_SOURCE": "yfinance"}).fetch_interval == 60.0
+
+
+def test_csv_source_needs_an_existing_file(tmp_path: Path) -> None:
+    bars = tmp_path / "bars.csv"
+    bars.write_text("time,open,high,low,close,volume\n")
+    assert Settings.from_env({"RTPLOT_SOURCE": f"csv:{bars}"}).source.path == bars
+    with pytest.raises(SettingsError, match="RTPLOT_SOURCE.*no such file"):
+        Settings.from_env({"RTPLOT_SOURCE": f"csv:{tmp_path / 'missing.csv'}"})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("RTPLOT_REDIS_URL", "http://localhost"),
+        ("RTPLOT_SYMBOLS", "AAPL,not a symbol"),
+        ("RTPLOT_SOURCE", "bloomberg"),
+        ("RTPLOT_FETCH_INTERVAL", "0"),
+        ("RTPLOT_FETCH_INTERVAL", "soon"),
+        ("RTPLOT_PORT", "70000"),
+        ("RTPLOT_PORT", "eighty"),
+        ("RTPLOT_WINDOW_MINUTES", "-5"),
+        ("RTPLOT_MAX_SYMBOLS", "1.5"),
+        ("RTPLOT_LOG_JSON", "maybe"),
+        ("RTPLOT_LOG_LEVEL", "LOUD"),
+        ("RTPLOT_HOST", " "),
+    ],
+)
+def test_a_bad_value_names_the_variable(name: str, value: str) -> None:
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env({name: value})
+    assert str(error.value).startswith(f"{name}=")
+
+
+def test_more_configured_symbols_than_the_cap_is_refused() -> None:
+    with pytest.raises(SettingsError, match="RTPLOT_MAX_SYMBOLS"):
+        Settings.from_env({"RTPLOT_SYMBOLS": "A,B,C", "RTPLOT_MAX_SYMBOLS": "2"})

@@ -1,0 +1,70 @@
+import redis
+
+from common.bars import MINUTE, Bar
+from common.keys import Keys
+from fetcher.store import BarStore
+
+NOW = 1_794_999_960.0 + 10
+KEYS = Keys("rtplot:")
+
+
+def bar(t: int, c: float, v: int = 100) -> Bar:
+    return Bar(t, c, c + 1, c - 1, c, v)
+
+
+def minutes(n: int) -> list[int]:
+    last = int(NOW) // MINUTE * MINUTE
+    return [last - (n - 1 - i) * MINUTE for i in range(n)]
+
+
+def test_upsert_is_idempotent_per_symbol_and_minute(client: "redis.Redis") -> None:
+    store = BarStore(client, KEYS, window_minutes=60)
+    bars = [bar(t, 100 + i) for i, t in enumerate(minutes(5))]
+    first = store.upsert("AAPL", bars, as_of=NOW, now=NOW)
+    assert (first.changed, first.version) == (5, 1)
+    again = store.upsert("AAPL", bars, as_of=NOW + 1, now=NOW + 1)
+    assert (again.changed, again.version) == (0, 1)  # nothing new: no version, no notice
+    assert store.bars("AAPL") == bars
+    assert client.xlen(KEYS.changes) == 1
+
+
+def test_the_last_bar_is_replaced_when_it_changes(client: "redis.Redis") -> None:
+    store = BarStore(client, KEYS, window_minutes=60)
+    ts = minutes(3)
+    store.upsert("AAPL", [bar(t, 100) for t in ts], as_of=NOW, now=NOW)
+    moved = bar(ts[-1], 101, v=150)
+    result = store.upsert("AAPL", [bar(ts[-1], 100), moved][1:], as_of=NOW + 1, now=NOW + 1)
+    assert (result.changed, result.version) == (1, 2)
+    stored = store.bars("AAPL")
+    assert len(stored) == 3 and stored[-1] == moved
+    assert client.zcard(KEYS.bars("AAPL")) == 3  # replaced, not duplicated
+
+
+def test_a_late_write_never_takes_the_store_backwards(client: "redis.Redis") -> None:
+    store = BarStore(client, KEYS, window_minutes=60)
+    t = minutes(1)[0]
+    store.upsert("AAPL", [bar(t, 101, v=200)], as_of=NOW + 5, now=NOW + 5)
+    late = store.upsert("AAPL", [bar(t, 100, v=100)], as_of=NOW, now=NOW)
+    assert late.stale and late.version == 1
+    assert store.bars("AAPL") == [bar(t, 101, v=200)]
+
+
+def test_the_window_is_bounded(client: "redis.Redis") -> None:
+    store = BarStore(client, KEYS, window_minutes=10)
+    ts = minutes(30)
+    result = store.upsert("AAPL", [bar(t, 100) for t in ts], as_of=NOW, now=NOW)
+    assert result.changed == 10  # older bars are not even written
+    assert [b.t for b in store.bars("AAPL")] == ts[-10:]
+    later = NOW + 5 * MINUTE
+    trimmed = store.upsert("AAPL", [], as_of=later, now=later)
+    assert trimmed.trimmed == 5 and trimmed.version == 2
+    assert [b.t for b in store.bars("AAPL")] == ts[-5:]
+
+
+def test_newest_and_drop(client: "redis.Redis") -> None:
+    store = BarStore(client, KEYS, window_minutes=60)
+    ts = minutes(3)
+    store.upsert("AAPL", [bar(t, 100) for t in ts], as_of=NOW, now=NOW)
+    assert store.newest(["AAPL", "MSFT"]) == {"AAPL": ts[-1], "MSFT": None}
+    store.drop("AAPL")
+    assert store.bars("AAPL") == [] and not client.exists(KEYS.meta("AAPL"))
