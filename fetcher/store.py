@@ -82,7 +82,8 @@ class BarStore:
         return UpsertResult(int(changed), int(trimmed), int(version))
 
     def bars(self, symbol: str) -> list[Bar]:
-        return [Bar.decode(raw) for raw in self.client.zrange(self.keys.bars(symbol), 0, -1)]
+        rows: list[bytes] = self.client.zrange(self.keys.bars(symbol), 0, -1)  # type: ignore[assignment]
+        return [Bar.decode(raw) for raw in rows]
 
     def drop(self, symbol: str) -> None:
         """Forget a symbol nobody tracks any more (bars, version, snapshot)."""

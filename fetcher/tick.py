@@ -48,7 +48,7 @@ def run_tick(
 
     backing_off = client.get(keys.source_backoff)
     if backing_off is not None:
-        report.skipped = f"backing off after {backing_off.decode()}"
+        report.skipped = f"backing off after {backing_off!s}"
         return report
 
     since = _since(store, tracked.symbols, now)

@@ -74,7 +74,7 @@ class Renderer:
             claimed = self._claim_abandoned()
             if claimed:
                 self._render_notices(claimed, report, republish=True)
-        response = self.client.xreadgroup(
+        response: Any = self.client.xreadgroup(
             RENDER_GROUP, self.name, {self.keys.changes: ">"}, count=BATCH, block=block_ms
         )
         for _stream, entries in response or []:

@@ -9,6 +9,7 @@ every process, so any worker can serve any tick and a restart resumes where it w
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -35,25 +36,22 @@ def load_tapes(path: Path) -> dict[str, list[tuple[float, float, float, float, i
         raise CsvFormatError(f"{path}: missing column(s) {', '.join(missing)}")
     frame = frame.sort_values("time", kind="stable")
     tapes: dict[str, list[tuple[float, float, float, float, int]]] = {}
-    for row_number, row in enumerate(frame.itertuples(index=False), start=2):
-        symbol = _row_symbol(path, row_number, getattr(row, "symbol", ANY_SYMBOL))
+    for index, row in frame.to_dict("index").items():
+        row_number = int(str(index)) + 2  # the header is line 1
+        symbol = _row_symbol(path, row_number, row.get("symbol", ANY_SYMBOL))
         try:
-            bar = check_bar(
-                Bar(
-                    0,
-                    float(row.open),
-                    float(row.high),
-                    float(row.low),
-                    float(row.close),
-                    int(row.volume),
-                )
-            )
+            bar = check_bar(_bar(row))
         except (BadBar, ValueError, TypeError) as exc:
             raise CsvFormatError(f"{path}: row {row_number}: {exc}") from None
         tapes.setdefault(symbol, []).append((bar.o, bar.h, bar.l, bar.c, bar.v))
     if not tapes:
         raise CsvFormatError(f"{path}: no rows")
     return tapes
+
+
+def _bar(row: dict[Any, Any]) -> Bar:
+    prices = (float(row["open"]), float(row["high"]), float(row["low"]), float(row["close"]))
+    return Bar(0, *prices, int(row["volume"]))
 
 
 def _row_symbol(path: Path, row_number: int, raw: object) -> str:
