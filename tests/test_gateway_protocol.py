@@ -1,0 +1,66 @@
+import json
+import logging
+
+import orjson
+import pytest
+
+from common.logs import JsonFormatter, TextFormatter
+from common.messages import OrjsonCodec
+from gateway.protocol import BadRequest, Subscriptions, figure_string, requested_symbol
+
+
+@pytest.mark.parametrize(("data", "symbol"), [({"symbol": "aapl"}, "AAPL"), ("brk-b", "BRK-B")])
+def test_requested_symbol(data: object, symbol: str) -> None:
+    assert requested_symbol(data) == symbol
+
+
+@pytest.mark.parametrize("data", [None, 3, [], {}, {"sym": "AAPL"}, {"symbol": 3},
+                                  {"symbol": "A B"}])
+def test_bad_requests_say_why(data: object) -> None:
+    with pytest.raises(BadRequest) as error:
+        requested_symbol(data)
+    assert str(error.value)
+
+
+def test_subscriptions_track_clients_per_symbol() -> None:
+    subs = Subscriptions()
+    subs.add("a", "AAPL")
+    subs.add("b", "AAPL")
+    subs.add("a", "MSFT")
+    assert subs.counts() == {"AAPL": 2, "MSFT": 1}
+    subs.remove_client("a")
+    assert subs.counts() == {"AAPL": 1}
+    subs.remove("b", "AAPL")
+    subs.remove("b", "AAPL")  # twice is harmless
+    assert subs.symbols() == []
+
+
+def test_graph_plot_payload_is_the_figure_as_a_json_string() -> None:
+    payload = orjson.dumps({"symbol": "X", "seq": 3, "figure": {"data": [1], "layout": {}}})
+    assert json.loads(figure_string(payload)) == {"data": [1], "layout": {}}
+
+
+def test_the_socketio_codec_matches_the_standard_library() -> None:
+    value = {"a": [1, 2.5, "é"], "b": None}
+    text = OrjsonCodec.dumps(value, separators=(",", ":"))
+    assert isinstance(text, str)
+    assert text == json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    assert OrjsonCodec.loads(text) == value
+
+
+def record() -> logging.LogRecord:
+    return logging.LogRecord("rtplot.renderer", logging.INFO, __file__, 1, "rendered", None, None)
+
+
+def test_json_logs_carry_the_extra_fields() -> None:
+    entry = record()
+    entry.symbol, entry.seq = "AAPL", 7
+    line = json.loads(JsonFormatter("renderer").format(entry))
+    assert line["service"] == "renderer" and line["msg"] == "rendered"
+    assert (line["symbol"], line["seq"]) == ("AAPL", 7)
+
+
+def test_text_logs_carry_the_extra_fields() -> None:
+    entry = record()
+    entry.symbol = "AAPL"
+    assert TextFormatter("renderer").format(entry).endswith("rendered symbol=AAPL")
