@@ -18,6 +18,11 @@ class Keys:
         # HASH: version (bumped on every change), as_of (source time of the last write).
         return f"{self.prefix}meta:{symbol}"
 
+    def changelog(self, symbol: str) -> str:
+        # ZSET: score = version, member = "version:first changed minute" (last 100 versions),
+        # so a renderer can send only the bars that changed since the last snapshot.
+        return f"{self.prefix}changelog:{symbol}"
+
     def snapshot(self, symbol: str) -> str:
         # HASH: seq (= bars version rendered), payload (the `figure` event, JSON).
         return f"{self.prefix}snapshot:{symbol}"
@@ -69,3 +74,4 @@ class Keys:
 
 RENDER_GROUP = "renderers"  # consumer group of the changes stream
 CHANGES_MAXLEN = 10_000  # approximate cap on the changes stream
+CHANGELOG_LENGTH = 100  # versions remembered per symbol for deltas

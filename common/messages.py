@@ -1,8 +1,10 @@
 """The Socket.IO protocol: event names, room names, payload shapes, JSON codec.
 
-Client -> server:  ``subscribe`` / ``unsubscribe`` ``{"symbol": ...}`` (acknowledged),
+Client -> server:  ``subscribe`` ``{"symbol": ..., "updates": "figure" | "delta"}``,
+                   ``unsubscribe`` / ``snapshot`` ``{"symbol": ...}`` (all acknowledged),
                    ``ping_graph`` ``{"symbol": ...}`` (the article's client).
 Server -> client:  ``figure`` ``{"symbol", "seq", "figure"}``,
+                   ``bars`` ``{"symbol", "seq", "base_seq", "start", "bars", "style"}``,
                    ``graph_plot`` the figure as a JSON *string* (the article's client).
 """
 
@@ -13,12 +15,21 @@ import orjson
 SUBSCRIBE = "subscribe"
 UNSUBSCRIBE = "unsubscribe"
 FIGURE = "figure"
+BARS = "bars"  # the small update, for clients that subscribed with "updates": "delta"
+SNAPSHOT = "snapshot"  # a client's request for the current figure (after a seq gap)
 PING_GRAPH = "ping_graph"  # the article's request event
 GRAPH_PLOT = "graph_plot"  # the article's reply event, payload is a JSON string
 
 
 def figure_room(symbol: str) -> str:
     return f"figure:{symbol}"
+
+
+def delta_room(symbol: str) -> str:
+    return f"bars:{symbol}"
+
+
+UPDATE_MODES = {"figure": figure_room, "delta": delta_room}
 
 
 def legacy_room(symbol: str) -> str:

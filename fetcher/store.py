@@ -6,34 +6,38 @@ from dataclasses import dataclass
 import redis
 
 from common.bars import MINUTE, Bar
-from common.keys import CHANGES_MAXLEN, Keys
+from common.keys import CHANGELOG_LENGTH, CHANGES_MAXLEN, Keys
 
 # One script call per symbol and tick, so a write is atomic and a concurrent renderer
 # never sees half of it. A bar replaces the stored one of the same minute only when it
 # differs; a write whose as_of is older than the last one is refused, so a late task can
 # never take a chart backwards. The version (and a change notice) moves only on change.
 _UPSERT = """
-local bars, meta, changes = KEYS[1], KEYS[2], KEYS[3]
+local bars, meta, changes, changelog = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local symbol, as_of, cutoff, maxlen = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local loglen = tonumber(ARGV[5])
 local last_as_of = tonumber(redis.call('HGET', meta, 'as_of') or '-1')
 local version = tonumber(redis.call('HGET', meta, 'version') or '0')
 if as_of < last_as_of then
   return {-1, 0, version}
 end
-local changed = 0
-for i = 5, #ARGV, 2 do
+local changed, first_changed = 0, -1
+for i = 6, #ARGV, 2 do
   local t, bar = ARGV[i], ARGV[i + 1]
   local current = redis.call('ZRANGEBYSCORE', bars, t, t)
   if #current ~= 1 or current[1] ~= bar then
     if #current > 0 then redis.call('ZREMRANGEBYSCORE', bars, t, t) end
     redis.call('ZADD', bars, t, bar)
     changed = changed + 1
+    if first_changed < 0 or tonumber(t) < first_changed then first_changed = tonumber(t) end
   end
 end
 local trimmed = redis.call('ZREMRANGEBYSCORE', bars, '-inf', '(' .. cutoff)
 redis.call('HSET', meta, 'as_of', ARGV[2])
 if changed + trimmed > 0 then
   version = redis.call('HINCRBY', meta, 'version', 1)
+  redis.call('ZADD', changelog, version, version .. ':' .. first_changed)
+  redis.call('ZREMRANGEBYRANK', changelog, 0, -(loglen + 1))
   redis.call('XADD', changes, 'MAXLEN', '~', maxlen, '*', 'symbol', symbol, 'version', version)
 end
 return {changed, trimmed, version}
@@ -71,11 +75,22 @@ class BarStore:
 
     def upsert(self, symbol: str, bars: Iterable[Bar], as_of: float, now: float) -> UpsertResult:
         cutoff = self.window_start(now)
-        args: list[str | bytes | int | float] = [symbol, repr(as_of), cutoff, CHANGES_MAXLEN]
+        args: list[str | bytes | int | float] = [
+            symbol,
+            repr(as_of),
+            cutoff,
+            CHANGES_MAXLEN,
+            CHANGELOG_LENGTH,
+        ]
         for bar in bars:
             if bar.t >= cutoff:
                 args += [bar.t, bar.encode()]
-        keys = [self.keys.bars(symbol), self.keys.meta(symbol), self.keys.changes]
+        keys = [
+            self.keys.bars(symbol),
+            self.keys.meta(symbol),
+            self.keys.changes,
+            self.keys.changelog(symbol),
+        ]
         changed, trimmed, version = self._upsert(keys=keys, args=args)
         if changed < 0:
             return UpsertResult(0, 0, int(version), stale=True)
@@ -88,5 +103,8 @@ class BarStore:
     def drop(self, symbol: str) -> None:
         """Forget a symbol nobody tracks any more (bars, version, snapshot)."""
         self.client.delete(
-            self.keys.bars(symbol), self.keys.meta(symbol), self.keys.snapshot(symbol)
+            self.keys.bars(symbol),
+            self.keys.meta(symbol),
+            self.keys.snapshot(symbol),
+            self.keys.changelog(symbol),
         )

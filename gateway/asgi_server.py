@@ -7,6 +7,7 @@ number of gateways can run side by side behind a load balancer.
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -19,22 +20,32 @@ from common.messages import (
     FIGURE,
     GRAPH_PLOT,
     PING_GRAPH,
+    SNAPSHOT,
     SUBSCRIBE,
     UNSUBSCRIBE,
+    UPDATE_MODES,
     OrjsonCodec,
     error_ack,
-    figure_room,
     legacy_room,
     ok_ack,
 )
 from common.settings import Settings
 from gateway import metrics, routes
-from gateway.protocol import BadRequest, Subscriptions, figure_string, requested_symbol
+from gateway.protocol import (
+    UNAVAILABLE,
+    BadRequest,
+    Subscriptions,
+    figure_string,
+    requested_symbol,
+    requested_updates,
+    rooms_to_leave,
+)
 from gateway.watching import WATCH_SCRIPT, refresh_every, too_many, watch_args
 
 log = logging.getLogger("rtplot.gateway")
 
 Scope = dict[str, Any]
+Sender = Callable[[str, bytes], Awaitable[None]]
 
 
 class AsyncGateway:
@@ -97,6 +108,7 @@ class AsyncGateway:
         self.sio.on("disconnect", self.on_disconnect)
         self.sio.on(SUBSCRIBE, self.on_subscribe)
         self.sio.on(UNSUBSCRIBE, self.on_unsubscribe)
+        self.sio.on(SNAPSHOT, self.on_snapshot)
         self.sio.on(PING_GRAPH, self.on_ping_graph)
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
@@ -108,46 +120,74 @@ class AsyncGateway:
         self._update_gauges()
 
     async def on_subscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
-        return await self._join(sid, SUBSCRIBE, data, figure_room, self._send_figure)
+        metrics.EVENTS_IN.labels(SUBSCRIBE).inc()
+        try:
+            symbol = requested_symbol(data)
+            room = UPDATE_MODES[requested_updates(data)](symbol)
+        except BadRequest as exc:
+            return self._refuse(SUBSCRIBE, "invalid", str(exc))
+        return await self._join(sid, SUBSCRIBE, symbol, room, self._send_figure)
 
     async def on_ping_graph(self, sid: str, data: Any = None) -> dict[str, Any]:
-        return await self._join(sid, PING_GRAPH, data, legacy_room, self._send_graph_plot)
+        metrics.EVENTS_IN.labels(PING_GRAPH).inc()
+        try:
+            symbol = requested_symbol(data)
+        except BadRequest as exc:
+            return self._refuse(PING_GRAPH, "invalid", str(exc))
+        return await self._join(sid, PING_GRAPH, symbol, legacy_room(symbol), self._send_graph_plot)
 
     async def on_unsubscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
         metrics.EVENTS_IN.labels(UNSUBSCRIBE).inc()
         try:
             symbol = requested_symbol(data)
         except BadRequest as exc:
-            metrics.REFUSED.labels(UNSUBSCRIBE, "invalid").inc()
-            return error_ack(str(exc))
-        await self.sio.leave_room(sid, figure_room(symbol))
-        await self.sio.leave_room(sid, legacy_room(symbol))
+            return self._refuse(UNSUBSCRIBE, "invalid", str(exc))
+        for room in rooms_to_leave(symbol):
+            await self.sio.leave_room(sid, room)
         self.subscriptions.remove(sid, symbol)
         self._update_gauges()
         return ok_ack(symbol)
 
-    async def _join(self, sid: str, event: str, data: Any, room: Any, send: Any) -> dict[str, Any]:
-        metrics.EVENTS_IN.labels(event).inc()
+    async def on_snapshot(self, sid: str, data: Any = None) -> dict[str, Any]:
+        metrics.EVENTS_IN.labels(SNAPSHOT).inc()
         try:
             symbol = requested_symbol(data)
+            snapshot = await self._snapshot(symbol)
         except BadRequest as exc:
-            metrics.REFUSED.labels(event, "invalid").inc()
-            return error_ack(str(exc))
+            return self._refuse(SNAPSHOT, "invalid", str(exc))
+        except redis.RedisError:
+            return self._refuse(SNAPSHOT, "unavailable", UNAVAILABLE)
+        if snapshot is None:
+            return self._refuse(SNAPSHOT, "no_snapshot", f"no snapshot of {symbol} yet")
+        await self._send_figure(sid, snapshot)
+        return ok_ack(symbol)
+
+    def _refuse(self, event: str, reason: str, message: str) -> dict[str, Any]:
+        metrics.REFUSED.labels(event, reason).inc()
+        return error_ack(message)
+
+    async def _join(
+        self, sid: str, event: str, symbol: str, room: str, send: Sender
+    ) -> dict[str, Any]:
         try:
             if not await self._watch(symbol):
-                metrics.REFUSED.labels(event, "too_many_symbols").inc()
-                return error_ack(too_many(self.settings))
-            await self.sio.enter_room(sid, room(symbol))
+                return self._refuse(event, "too_many_symbols", too_many(self.settings))
+            for other in rooms_to_leave(symbol, keep=room):
+                await self.sio.leave_room(sid, other)
+            await self.sio.enter_room(sid, room)
             self.subscriptions.add(sid, symbol)
             self._update_gauges()
-            snapshot = await self.redis.hget(self.keys.snapshot(symbol), "payload")
+            snapshot = await self._snapshot(symbol)
         except redis.RedisError as exc:
             log.warning("redis error on subscribe", extra={"symbol": symbol, "error": str(exc)})
-            metrics.REFUSED.labels(event, "unavailable").inc()
-            return error_ack("temporarily unavailable, try again")
+            return self._refuse(event, "unavailable", UNAVAILABLE)
         if snapshot is not None:
             await send(sid, snapshot)
         return ok_ack(symbol)
+
+    async def _snapshot(self, symbol: str) -> bytes | None:
+        payload = await self.redis.hget(self.keys.snapshot(symbol), "payload")
+        return payload if isinstance(payload, bytes) else None
 
     async def _watch(self, symbol: str) -> bool:
         if symbol in self.settings.symbols:

@@ -22,23 +22,31 @@ from common.messages import (
     FIGURE,
     GRAPH_PLOT,
     PING_GRAPH,
+    SNAPSHOT,
     SUBSCRIBE,
     UNSUBSCRIBE,
+    UPDATE_MODES,
     OrjsonCodec,
     error_ack,
-    figure_room,
     legacy_room,
     ok_ack,
 )
 from common.settings import Settings
 from gateway import metrics, routes
-from gateway.protocol import BadRequest, Subscriptions, figure_string, requested_symbol
+from gateway.protocol import (
+    UNAVAILABLE,
+    BadRequest,
+    Subscriptions,
+    figure_string,
+    requested_symbol,
+    requested_updates,
+    rooms_to_leave,
+)
 from gateway.watching import WATCH_SCRIPT, refresh_every, too_many, watch_args
 
 log = logging.getLogger("rtplot.gateway")
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
-Room = Callable[[str], str]
 
 
 class EventletGateway:
@@ -60,6 +68,7 @@ class EventletGateway:
         self.sio.on("disconnect", self.on_disconnect)
         self.sio.on(SUBSCRIBE, self.on_subscribe)
         self.sio.on(UNSUBSCRIBE, self.on_unsubscribe)
+        self.sio.on(SNAPSHOT, self.on_snapshot)
         self.sio.on(PING_GRAPH, self.on_ping_graph)
         self.app = socketio.WSGIApp(self.sio, self.http)
 
@@ -76,8 +85,10 @@ class EventletGateway:
                 try:
                     self._watch(symbol)
                 except redis.RedisError as exc:
-                    log.warning("cannot re-stamp watched symbol",
-                                extra={"symbol": symbol, "error": str(exc)})
+                    log.warning(
+                        "cannot re-stamp watched symbol",
+                        extra={"symbol": symbol, "error": str(exc)},
+                    )
                     break
 
     def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
@@ -89,48 +100,74 @@ class EventletGateway:
         self._update_gauges()
 
     def on_subscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
-        return self._join(sid, SUBSCRIBE, data, figure_room, self._send_figure)
+        metrics.EVENTS_IN.labels(SUBSCRIBE).inc()
+        try:
+            symbol = requested_symbol(data)
+            room = UPDATE_MODES[requested_updates(data)](symbol)
+        except BadRequest as exc:
+            return self._refuse(SUBSCRIBE, "invalid", str(exc))
+        return self._join(sid, SUBSCRIBE, symbol, room, self._send_figure)
 
     def on_ping_graph(self, sid: str, data: Any = None) -> dict[str, Any]:
-        return self._join(sid, PING_GRAPH, data, legacy_room, self._send_graph_plot)
+        metrics.EVENTS_IN.labels(PING_GRAPH).inc()
+        try:
+            symbol = requested_symbol(data)
+        except BadRequest as exc:
+            return self._refuse(PING_GRAPH, "invalid", str(exc))
+        return self._join(sid, PING_GRAPH, symbol, legacy_room(symbol), self._send_graph_plot)
 
     def on_unsubscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
         metrics.EVENTS_IN.labels(UNSUBSCRIBE).inc()
         try:
             symbol = requested_symbol(data)
         except BadRequest as exc:
-            metrics.REFUSED.labels(UNSUBSCRIBE, "invalid").inc()
-            return error_ack(str(exc))
-        self.sio.leave_room(sid, figure_room(symbol))
-        self.sio.leave_room(sid, legacy_room(symbol))
+            return self._refuse(UNSUBSCRIBE, "invalid", str(exc))
+        for room in rooms_to_leave(symbol):
+            self.sio.leave_room(sid, room)
         self.subscriptions.remove(sid, symbol)
         self._update_gauges()
         return ok_ack(symbol)
 
-    def _join(
-        self, sid: str, event: str, data: Any, room: Room, send: Callable[[str, bytes], None]
-    ) -> dict[str, Any]:
-        metrics.EVENTS_IN.labels(event).inc()
+    def on_snapshot(self, sid: str, data: Any = None) -> dict[str, Any]:
+        metrics.EVENTS_IN.labels(SNAPSHOT).inc()
         try:
             symbol = requested_symbol(data)
+            snapshot = self._snapshot(symbol)
         except BadRequest as exc:
-            metrics.REFUSED.labels(event, "invalid").inc()
-            return error_ack(str(exc))
+            return self._refuse(SNAPSHOT, "invalid", str(exc))
+        except redis.RedisError:
+            return self._refuse(SNAPSHOT, "unavailable", UNAVAILABLE)
+        if snapshot is None:
+            return self._refuse(SNAPSHOT, "no_snapshot", f"no snapshot of {symbol} yet")
+        self._send_figure(sid, snapshot)
+        return ok_ack(symbol)
+
+    def _refuse(self, event: str, reason: str, message: str) -> dict[str, Any]:
+        metrics.REFUSED.labels(event, reason).inc()
+        return error_ack(message)
+
+    def _join(
+        self, sid: str, event: str, symbol: str, room: str, send: Callable[[str, bytes], None]
+    ) -> dict[str, Any]:
         try:
             if not self._watch(symbol):
-                metrics.REFUSED.labels(event, "too_many_symbols").inc()
-                return error_ack(too_many(self.settings))
-            self.sio.enter_room(sid, room(symbol))
+                return self._refuse(event, "too_many_symbols", too_many(self.settings))
+            for other in rooms_to_leave(symbol, keep=room):
+                self.sio.leave_room(sid, other)
+            self.sio.enter_room(sid, room)
             self.subscriptions.add(sid, symbol)
             self._update_gauges()
-            snapshot = self.redis.hget(self.keys.snapshot(symbol), "payload")
+            snapshot = self._snapshot(symbol)
         except redis.RedisError as exc:
             log.warning("redis error on subscribe", extra={"symbol": symbol, "error": str(exc)})
-            metrics.REFUSED.labels(event, "unavailable").inc()
-            return error_ack("temporarily unavailable, try again")
-        if isinstance(snapshot, bytes):
+            return self._refuse(event, "unavailable", UNAVAILABLE)
+        if snapshot is not None:
             send(sid, snapshot)
         return ok_ack(symbol)
+
+    def _snapshot(self, symbol: str) -> bytes | None:
+        payload = self.redis.hget(self.keys.snapshot(symbol), "payload")
+        return payload if isinstance(payload, bytes) else None
 
     def _watch(self, symbol: str) -> bool:
         if symbol in self.settings.symbols:
@@ -170,8 +207,9 @@ class EventletGateway:
             response = routes.route(path, self.settings) or routes.NOT_FOUND
         status, content_type, body = response
         reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
-        start_response(f"{status} {reason}", [("Content-Type", content_type),
-                                              ("Cache-Control", "no-store")])
+        start_response(
+            f"{status} {reason}", [("Content-Type", content_type), ("Cache-Control", "no-store")]
+        )
         return [body]
 
 

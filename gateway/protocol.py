@@ -4,7 +4,10 @@ from typing import Any
 
 import orjson
 
+from common.messages import UPDATE_MODES, legacy_room
 from common.symbols import InvalidSymbol, normalize_symbol
+
+UNAVAILABLE = "temporarily unavailable, try again"
 
 
 class BadRequest(ValueError):
@@ -28,6 +31,20 @@ def requested_symbol(data: Any) -> str:
         return normalize_symbol(raw)
     except InvalidSymbol as exc:
         raise BadRequest(str(exc)) from None
+
+
+def requested_updates(data: Any) -> str:
+    """The update stream a ``subscribe`` asks for: "figure" (default) or "delta"."""
+    mode = data.get("updates", "figure") if isinstance(data, dict) else "figure"
+    if mode not in UPDATE_MODES:
+        raise BadRequest('"updates" must be "figure" or "delta"')
+    return str(mode)
+
+
+def rooms_to_leave(symbol: str, keep: str | None = None) -> list[str]:
+    """Every room of a symbol but ``keep``: a subscription lives in one room at a time."""
+    rooms = [room(symbol) for room in UPDATE_MODES.values()] + [legacy_room(symbol)]
+    return [room for room in rooms if room != keep]
 
 
 def figure_string(snapshot_payload: bytes) -> str:

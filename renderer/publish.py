@@ -8,11 +8,25 @@ from typing import Any, Protocol
 
 import socketio
 
-from common.messages import FIGURE, GRAPH_PLOT, OrjsonCodec, figure_room, legacy_room
+from common.messages import (
+    BARS,
+    FIGURE,
+    GRAPH_PLOT,
+    OrjsonCodec,
+    delta_room,
+    figure_room,
+    legacy_room,
+)
 
 
 class Publisher(Protocol):
-    def publish(self, symbol: str, payload: dict[str, Any], figure_json: str) -> None: ...
+    def publish(
+        self,
+        symbol: str,
+        payload: dict[str, Any],
+        figure_json: str,
+        delta: dict[str, Any] | None,
+    ) -> None: ...
 
 
 class SocketIOPublisher:
@@ -21,7 +35,15 @@ class SocketIOPublisher:
             redis_url, channel=channel, write_only=True, json=OrjsonCodec
         )
 
-    def publish(self, symbol: str, payload: dict[str, Any], figure_json: str) -> None:
+    def publish(
+        self,
+        symbol: str,
+        payload: dict[str, Any],
+        figure_json: str,
+        delta: dict[str, Any] | None,
+    ) -> None:
         self.manager.emit(FIGURE, payload, room=figure_room(symbol), namespace="/")
+        if delta is not None:
+            self.manager.emit(BARS, delta, room=delta_room(symbol), namespace="/")
         # The article's client JSON.parse()s a string, so it gets the figure as one.
         self.manager.emit(GRAPH_PLOT, figure_json, room=legacy_room(symbol), namespace="/")

@@ -19,6 +19,7 @@ import orjson
 import redis
 
 from common.keys import RENDER_GROUP, Keys
+from renderer.delta import build_delta
 from renderer.figure import build_figure
 from renderer.publish import Publisher
 from renderer.snapshots import OLDER, SAME, STORED, SnapshotStore
@@ -125,7 +126,7 @@ class Renderer:
         if outcome == OLDER or (outcome == SAME and not republish):
             return None
         assert outcome in (STORED, SAME)
-        self.publisher.publish(symbol, payload, figure_json.decode())
+        self.publisher.publish(symbol, payload, figure_json.decode(), build_delta(symbol, window))
         log.info(
             "rendered",
             extra={

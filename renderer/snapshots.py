@@ -1,6 +1,6 @@
 """Reading a symbol's bars and storing its figure snapshot, on the Redis contract."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 import redis
@@ -28,6 +28,9 @@ STORED, SAME, OLDER = 1, 0, -1
 class Window:
     version: int  # the bars version these bars are; becomes the figure's seq
     bars: list[Bar]
+    previous_seq: int | None = None  # the seq of the snapshot stored before this render
+    # version -> first minute that version changed (-1: only trimmed), recent versions only
+    changelog: dict[int, int] = field(default_factory=dict)
 
 
 class SnapshotStore:
@@ -41,11 +44,22 @@ class SnapshotStore:
         pipe = self.client.pipeline(transaction=True)
         pipe.zrange(self.keys.bars(symbol), 0, -1)
         pipe.hget(self.keys.meta(symbol), "version")
-        rows, version = pipe.execute()
+        pipe.hget(self.keys.snapshot(symbol), "seq")
+        pipe.zrange(self.keys.changelog(symbol), 0, -1)
+        rows, version, previous, log = pipe.execute()
         # Members are JSON arrays: join them and parse once instead of per bar.
         decoded = orjson.loads(b"[" + b",".join(rows) + b"]")
         bars = [Bar(int(t), o, h, lo, c, int(v)) for t, o, h, lo, c, v in decoded]
-        return Window(version=int(version or 0), bars=bars)
+        changelog: dict[int, int] = {}
+        for entry in log:
+            version_text, first_changed = entry.split(b":")
+            changelog[int(version_text)] = int(first_changed)
+        return Window(
+            version=int(version or 0),
+            bars=bars,
+            previous_seq=None if previous is None else int(previous),
+            changelog=changelog,
+        )
 
     def store(self, symbol: str, seq: int, payload_json: bytes) -> int:
         return int(self._store(keys=[self.keys.snapshot(symbol)], args=[seq, payload_json]))

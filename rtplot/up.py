@@ -52,8 +52,19 @@ class PrivateRedis:
         self.port = free_port()
         self.dir = tempfile.TemporaryDirectory(prefix="rtplot-redis-")
         self.process = subprocess.Popen(
-            [executable, "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", self.dir.name],
+            [
+                executable,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir.name,
+            ],
             stdout=subprocess.DEVNULL,
             start_new_session=True,
         )
@@ -114,8 +125,11 @@ def up(settings: Settings) -> int:
             return 1
         private = PrivateRedis(executable)
         env["RTPLOT_REDIS_URL"] = private.url
-        print(f"rtplot up: no Redis at {settings.redis_url}; started a private one at "
-              f"{private.url} (its data is discarded on exit)", flush=True)
+        print(
+            f"rtplot up: no Redis at {settings.redis_url}; started a private one at "
+            f"{private.url} (its data is discarded on exit)",
+            flush=True,
+        )
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
     page = f"http://{host}:{settings.port}/"
     children: list[subprocess.Popen[bytes]] = []
@@ -124,12 +138,16 @@ def up(settings: Settings) -> int:
     try:
         for service in SERVICES:
             # Own session: Ctrl-C reaches only us, and we stop the children in order.
-            children.append(subprocess.Popen(
-                [sys.executable, "-m", "rtplot.cli", service], env=env, start_new_session=True
-            ))
+            children.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "rtplot.cli", service], env=env, start_new_session=True
+                )
+            )
         if _wait_healthy(page + "healthz", children[-1]):
-            print(f"\nrtplot is up ({settings.source} data): open {page}\n"
-                  "Press Ctrl-C to stop.\n", flush=True)
+            print(
+                f"\nrtplot is up ({settings.source} data): open {page}\nPress Ctrl-C to stop.\n",
+                flush=True,
+            )
         return _supervise(children)
     except _Stop:
         print("\nrtplot up: stopping...", file=sys.stderr, flush=True)
@@ -147,7 +165,10 @@ def _supervise(children: list["subprocess.Popen[bytes]"]) -> int:
         for service, child in zip(SERVICES, children, strict=True):
             code = child.poll()
             if code is not None:
-                print(f"rtplot up: the {service} exited with status {code}; stopping",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"rtplot up: the {service} exited with status {code}; stopping",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 return 1
         time.sleep(0.5)

@@ -32,5 +32,10 @@ def client(redis_url: str) -> Iterator["redis.Redis"]:
 
 @pytest.fixture
 def settings(redis_url: str) -> Settings:
-    return Settings.from_env({"RTPLOT_REDIS_URL": redis_url, "RTPLOT_SYMBOLS": "AAPL,MSFT",
-                              "RTPLOT_WINDOW_MINUTES": "120"})
+    return Settings.from_env(
+        {
+            "RTPLOT_REDIS_URL": redis_url,
+            "RTPLOT_SYMBOLS": "AAPL,MSFT",
+            "RTPLOT_WINDOW_MINUTES": "120",
+        }
+    )

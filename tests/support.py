@@ -27,8 +27,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05,
-               message: str = "condition") -> Any:
+def wait_until(
+    condition: Callable[[], Any],
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    message: str = "condition",
+) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
@@ -51,8 +55,20 @@ class RedisServer:
 
     def start(self) -> "RedisServer":
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", self.dir, *self.extra],
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir,
+                *self.extra,
+            ],
             stdout=subprocess.DEVNULL,
         )
         client = redis.Redis.from_url(self.url)
@@ -88,7 +104,10 @@ class Service:
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "rtplot.cli", *args],
-            env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
         )
 
     def alive(self) -> bool:
@@ -114,8 +133,14 @@ class Service:
 
 def service_env(redis_url: str, **settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RTPLOT_")}
-    env.update({"RTPLOT_REDIS_URL": redis_url, "RTPLOT_FETCH_INTERVAL": "1",
-                "RTPLOT_WINDOW_MINUTES": "390", "PYTHONUNBUFFERED": "1"})
+    env.update(
+        {
+            "RTPLOT_REDIS_URL": redis_url,
+            "RTPLOT_FETCH_INTERVAL": "1",
+            "RTPLOT_WINDOW_MINUTES": "390",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update({f"RTPLOT_{k.upper()}": v for k, v in settings.items()})
     return env
 
@@ -153,8 +178,9 @@ class Listener:
     def call(self, event: str, data: Any) -> Any:
         return self.client.call(event, data, timeout=10)
 
-    def next(self, event: str, timeout: float = 10, where: Callable[[Any], bool] | None = None
-             ) -> tuple[Any, float]:
+    def next(
+        self, event: str, timeout: float = 10, where: Callable[[Any], bool] | None = None
+    ) -> tuple[Any, float]:
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()

@@ -40,8 +40,11 @@ def test_a_second_beat_does_not_double_the_ticks(server: RedisServer) -> None:
         assert 4 <= ticks <= 8, f"{ticks} ticks in 6 s at a 1 s interval"
         first.kill()
         before = queued(client)
-        wait_until(lambda: queued(client) >= before + 3, timeout=30,
-                   message="the standby beat to take over")
+        wait_until(
+            lambda: queued(client) >= before + 3,
+            timeout=30,
+            message="the standby beat to take over",
+        )
     finally:
         first.stop()
         if second is not None:

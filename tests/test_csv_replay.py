@@ -1,3 +1,4 @@
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,13 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_replays_each_symbols_rows_in_a_loop_restamped_to_now(tmp_path: Path) -> None:
-    path = write(tmp_path, "symbol,time,open,high,low,close,volume\n"
-                 "AAPL,2024-01-02 09:30,10,11,9,10.5,100\n"
-                 "AAPL,2024-01-02 09:31,10.5,12,10,11.5,200\n"
-                 "MSFT,2024-01-02 09:30,50,51,49,50.5,300\n")
+    path = write(
+        tmp_path,
+        "symbol,time,open,high,low,close,volume\n"
+        "AAPL,2024-01-02 09:30,10,11,9,10.5,100\n"
+        "AAPL,2024-01-02 09:31,10.5,12,10,11.5,200\n"
+        "MSFT,2024-01-02 09:30,50,51,49,50.5,300\n",
+    )
     source = CsvReplaySource(path)
     since = int(NOW) - 10 * MINUTE
     result = source.fetch({"AAPL": since, "MSFT": since, "TSLA": since}, NOW)
@@ -26,7 +30,7 @@ def test_replays_each_symbols_rows_in_a_loop_restamped_to_now(tmp_path: Path) ->
     assert len(aapl) == 11
     assert {b.c for b in aapl} == {10.5, 11.5}
     assert all(b.t % MINUTE == 0 and b.t >= since for b in aapl)
-    assert all(a.c != b.c for a, b in zip(aapl, aapl[1:]))  # rows alternate
+    assert all(a.c != b.c for a, b in pairwise(aapl))  # rows alternate
     assert {b.c for b in result.bars["MSFT"]} == {50.5}
     assert result.bars["TSLA"] == [] and "not in the replayed file" in result.errors["TSLA"]
     assert source.fetch({"AAPL": since}, NOW).bars == {"AAPL": aapl}  # stateless
@@ -48,7 +52,8 @@ def test_a_file_without_symbols_serves_any_symbol(tmp_path: Path) -> None:
         ("symbol,time,open,high,low,close,volume\nbad sym,1,1,2,0.5,1.5,10\n", "row 2"),
     ],
 )
-def test_a_bad_file_is_refused_with_the_place_named(tmp_path: Path, text: str, message: str
-                                                    ) -> None:
+def test_a_bad_file_is_refused_with_the_place_named(
+    tmp_path: Path, text: str, message: str
+) -> None:
     with pytest.raises(CsvFormatError, match=message):
         CsvReplaySource(write(tmp_path, text))

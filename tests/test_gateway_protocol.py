@@ -14,8 +14,9 @@ def test_requested_symbol(data: object, symbol: str) -> None:
     assert requested_symbol(data) == symbol
 
 
-@pytest.mark.parametrize("data", [None, 3, [], {}, {"sym": "AAPL"}, {"symbol": 3},
-                                  {"symbol": "A B"}])
+@pytest.mark.parametrize(
+    "data", [None, 3, [], {}, {"sym": "AAPL"}, {"symbol": 3}, {"symbol": "A B"}]
+)
 def test_bad_requests_say_why(data: object) -> None:
     with pytest.raises(BadRequest) as error:
         requested_symbol(data)

@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import Iterator
+from itertools import pairwise
 
 import pytest
 import redis
@@ -22,8 +23,11 @@ class Pipeline:
         self.gateways: dict[str, str] = {}
         for name in ("worker", "beat", "renderer"):
             self.services.append(Service(name, [name], self.env))
-        for label, mode in (("asyncio", "asyncio"), ("asyncio-2", "asyncio"),
-                            ("eventlet", "eventlet")):
+        for label, mode in (
+            ("asyncio", "asyncio"),
+            ("asyncio-2", "asyncio"),
+            ("eventlet", "eventlet"),
+        ):
             port = free_port()
             env = dict(self.env, RTPLOT_PORT=str(port))
             self.services.append(Service(f"gateway-{label}", ["gateway", "--mode", mode], env))
@@ -31,8 +35,11 @@ class Pipeline:
         for url in self.gateways.values():
             wait_http_ok(url + "/healthz")
         self.client = redis.Redis.from_url(self.redis.url)
-        wait_until(lambda: self.client.exists(Keys().snapshot("AAPL")), timeout=30,
-                   message="the first AAPL snapshot")
+        wait_until(
+            lambda: self.client.exists(Keys().snapshot("AAPL")),
+            timeout=30,
+            message="the first AAPL snapshot",
+        )
 
     def snapshot_seq(self, symbol: str) -> int:
         return int(self.client.hget(Keys().snapshot(symbol), "seq") or -1)
@@ -83,12 +90,13 @@ def test_subscribe_sends_the_snapshot_at_once_then_live_updates(
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), seqs
 
 
-def test_updates_arrive_about_once_a_second_per_symbol(pipeline: Pipeline,
-                                                       listener: Listener) -> None:
+def test_updates_arrive_about_once_a_second_per_symbol(
+    pipeline: Pipeline, listener: Listener
+) -> None:
     listener.call("subscribe", {"symbol": "MSFT"})
     listener.next("figure")  # the snapshot
     times = [listener.next("figure", timeout=5)[1] for _ in range(4)]
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in pairwise(times)]
     assert all(0.3 < gap < 2.5 for gap in gaps), gaps
 
 
@@ -115,8 +123,7 @@ def test_an_unconfigured_symbol_is_tracked_once_subscribed(
 ) -> None:
     symbol = {pipeline.gateways["asyncio"]: "NVDA", pipeline.gateways["eventlet"]: "^GSPC"}[gateway]
     assert not pipeline.client.sismember(Keys().tracked, symbol)
-    assert listener.call("subscribe", {"symbol": symbol.lower()}) == {"ok": True,
-                                                                       "symbol": symbol}
+    assert listener.call("subscribe", {"symbol": symbol.lower()}) == {"ok": True, "symbol": symbol}
     update, _ = listener.next("figure", timeout=10, where=lambda d: d["symbol"] == symbol)
     assert len(update["figure"]["data"][0]["y"]) == 390  # backfilled window
     assert pipeline.client.sismember(Keys().tracked, symbol)
@@ -185,9 +192,17 @@ def test_the_official_javascript_client_receives_updates(pipeline: Pipeline) -> 
     from support import ROOT
 
     result = subprocess.run(
-        ["node", str(ROOT / "tests" / "js" / "subscribe.mjs"), pipeline.gateways["asyncio"],
-         "tsla", "3"],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        [
+            "node",
+            str(ROOT / "tests" / "js" / "subscribe.mjs"),
+            pipeline.gateways["asyncio"],
+            "tsla",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
@@ -196,3 +211,46 @@ def test_the_official_javascript_client_receives_updates(pipeline: Pipeline) -> 
     assert len(updates) == 3 and all(u["symbol"] == "TSLA" for u in updates)
     seqs = [u["seq"] for u in updates]
     assert seqs == sorted(set(seqs))
+
+
+def test_delta_subscribers_get_small_updates_that_rebuild_the_figure(
+    pipeline: Pipeline, listener: Listener
+) -> None:
+    assert listener.call("subscribe", {"symbol": "MSFT", "updates": "delta"})["ok"]
+    snapshot, _ = listener.next("figure", timeout=1)
+    trace = snapshot["figure"]["data"][0]
+    state = (list(trace["x"]), list(trace["y"]), snapshot["seq"])
+
+    def apply_next() -> tuple[list[int], list[float], int]:
+        x, y, seq = state
+        delta, _ = listener.next("bars", timeout=5, where=lambda d: d["seq"] > seq)
+        assert delta["base_seq"] == seq, "a gap: the page would ask for a snapshot"
+        assert 1 <= len(delta["bars"]) <= 2
+        first = delta["bars"][0][0] * 1000
+        kept = [i for i, t in enumerate(x) if delta["start"] * 1000 <= t < first]
+        x = [x[i] for i in kept] + [b[0] * 1000 for b in delta["bars"]]
+        y = [y[i] for i in kept] + [b[4] for b in delta["bars"]]
+        return x, y, delta["seq"]
+
+    for _ in range(4):
+        state = apply_next()
+    assert len([e for e, _, _ in listener.received if e == "figure"]) == 1  # only the snapshot
+    assert listener.call("snapshot", {"symbol": "MSFT"}) == {"ok": True, "symbol": "MSFT"}
+    fresh, _ = listener.next("figure", timeout=1)
+    while state[2] < fresh["seq"]:  # ticks that landed meanwhile
+        state = apply_next()
+    assert state[2] == fresh["seq"]
+    assert (state[0], state[1]) == (
+        fresh["figure"]["data"][0]["x"],
+        fresh["figure"]["data"][0]["y"],
+    )
+
+
+def test_bad_update_modes_and_snapshots_are_refused(listener: Listener) -> None:
+    ack = listener.call("subscribe", {"symbol": "AAPL", "updates": "everything"})
+    assert ack == {"ok": False, "error": '"updates" must be "figure" or "delta"'}
+    assert listener.call("snapshot", {"symbol": "ZZZZ"}) == {
+        "ok": False,
+        "error": "no snapshot of ZZZZ yet",
+    }
+    assert listener.call("snapshot", None)["ok"] is False

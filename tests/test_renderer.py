@@ -20,16 +20,21 @@ class FakePublisher:
 
     def __init__(self) -> None:
         self.published: list[tuple[str, int]] = []
+        self.deltas: list[dict[str, Any] | None] = []
 
-    def publish(self, symbol: str, payload: dict[str, Any], figure_json: str) -> None:
+    def publish(
+        self, symbol: str, payload: dict[str, Any], figure_json: str, delta: dict[str, Any] | None
+    ) -> None:
         assert orjson.loads(figure_json) == payload["figure"]
         self.published.append((symbol, payload["seq"]))
+        self.deltas.append(delta)
 
 
 def write(client: "redis.Redis", symbol: str, close: float, at: float) -> int:
     t = int(at) // MINUTE * MINUTE
     result = BarStore(client, KEYS, 60).upsert(
-        symbol, [Bar(t, close, close + 1, close - 1, close, 1)], as_of=at, now=at)
+        symbol, [Bar(t, close, close + 1, close - 1, close, 1)], as_of=at, now=at
+    )
     return result.version
 
 

@@ -16,10 +16,15 @@ def test_defaults() -> None:
 
 
 def test_values_are_read_and_cast() -> None:
-    settings = Settings.from_env({
-        "RTPLOT_SYMBOLS": "aapl, ril.ns,,AAPL", "RTPLOT_FETCH_INTERVAL": "2.5",
-        "RTPLOT_PORT": "9000", "RTPLOT_LOG_JSON": "1", "RTPLOT_KEY_PREFIX": "demo:",
-    })
+    settings = Settings.from_env(
+        {
+            "RTPLOT_SYMBOLS": "aapl, ril.ns,,AAPL",
+            "RTPLOT_FETCH_INTERVAL": "2.5",
+            "RTPLOT_PORT": "9000",
+            "RTPLOT_LOG_JSON": "1",
+            "RTPLOT_KEY_PREFIX": "demo:",
+        }
+    )
     assert settings.symbols == ("AAPL", "RIL.NS")
     assert settings.fetch_interval == 2.5
     assert settings.port == 9000
@@ -35,7 +40,7 @@ def test_csv_source_needs_an_existing_file(tmp_path: Path) -> None:
     bars = tmp_path / "bars.csv"
     bars.write_text("time,open,high,low,close,volume\n")
     assert Settings.from_env({"RTPLOT_SOURCE": f"csv:{bars}"}).source.path == bars
-    with pytest.raises(SettingsError, match="RTPLOT_SOURCE.*no such file"):
+    with pytest.raises(SettingsError, match=r"RTPLOT_SOURCE.*no such file"):
         Settings.from_env({"RTPLOT_SOURCE": f"csv:{tmp_path / 'missing.csv'}"})
 
 

@@ -19,8 +19,24 @@ def test_symbols_are_upper_cased_and_trimmed() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["", "   ", "AAPL MSFT", "AAPL;DROP", "../etc", "A" * (MAX_SYMBOL_LENGTH + 1), "^", "=X",
-     "AAPL=XYZW", "<script>", "AA\nPL", "-AAPL", ".NS", "ÄPPLE", "AAPL*", "a\x00b"],
+    [
+        "",
+        "   ",
+        "AAPL MSFT",
+        "AAPL;DROP",
+        "../etc",
+        "A" * (MAX_SYMBOL_LENGTH + 1),
+        "^",
+        "=X",
+        "AAPL=XYZW",
+        "<script>",
+        "AA\nPL",
+        "-AAPL",
+        ".NS",
+        "ÄPPLE",
+        "AAPL*",
+        "a\x00b",
+    ],
 )
 def test_bad_symbols_are_refused(bad: str) -> None:
     with pytest.raises(InvalidSymbol):

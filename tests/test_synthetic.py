@@ -1,3 +1,5 @@
+from itertools import pairwise
+
 from common.bars import MINUTE, check_bar
 from fetcher.sources.synthetic import DAY, SyntheticSource
 
@@ -18,7 +20,7 @@ def test_bars_cover_since_to_now_one_per_minute_and_are_sane() -> None:
     assert len(bars) == 7 * 24 * 60  # since is mid-minute: that minute began before it
     assert bars[0].t >= since
     assert all(b.t % MINUTE == 0 for b in bars)
-    assert all(later.t - earlier.t == MINUTE for earlier, later in zip(bars, bars[1:]))
+    assert all(later.t - earlier.t == MINUTE for earlier, later in pairwise(bars))
     for bar in bars:
         check_bar(bar)
     assert all(b.v > 0 for b in bars)
@@ -27,7 +29,7 @@ def test_bars_cover_since_to_now_one_per_minute_and_are_sane() -> None:
 def test_bars_join_up_even_across_midnight() -> None:
     midnight = (int(NOW) // DAY + 1) * DAY
     bars = SyntheticSource().fetch({"TSLA": midnight - 300}, midnight + 300).bars["TSLA"]
-    for earlier, later in zip(bars, bars[1:]):
+    for earlier, later in pairwise(bars):
         assert abs(later.o - earlier.c) <= 0.011  # rounding to cents only
 
 

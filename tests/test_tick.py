@@ -57,8 +57,9 @@ def test_a_gap_is_backfilled(settings: Settings, client: "redis.Redis") -> None:
     assert len(bars) == settings.window_minutes
 
 
-def test_watched_symbols_are_tracked_then_dropped(settings: Settings,
-                                                  client: "redis.Redis") -> None:
+def test_watched_symbols_are_tracked_then_dropped(
+    settings: Settings, client: "redis.Redis"
+) -> None:
     keys = Keys()
     client.zadd(keys.watched, {"NVDA": NOW})
     source = RecordingSource()
@@ -73,8 +74,14 @@ def test_watched_symbols_are_tracked_then_dropped(settings: Settings,
 
 
 def test_the_symbol_cap_holds(client: "redis.Redis", redis_url: str) -> None:
-    settings = Settings.from_env({"RTPLOT_REDIS_URL": redis_url, "RTPLOT_SYMBOLS": "AAPL",
-                                  "RTPLOT_MAX_SYMBOLS": "2", "RTPLOT_WINDOW_MINUTES": "5"})
+    settings = Settings.from_env(
+        {
+            "RTPLOT_REDIS_URL": redis_url,
+            "RTPLOT_SYMBOLS": "AAPL",
+            "RTPLOT_MAX_SYMBOLS": "2",
+            "RTPLOT_WINDOW_MINUTES": "5",
+        }
+    )
     client.zadd(Keys().watched, {"NVDA": NOW, "AMD": NOW + 1})
     report = run_tick(settings, client, RecordingSource(), now=NOW + 2)
     assert report.symbols == ["AAPL", "NVDA"]
@@ -109,11 +116,17 @@ def test_bad_bars_never_reach_the_store(settings: Settings, client: "redis.Redis
         name = "bad"
 
         def fetch(self, since: Mapping[str, int], now: float) -> FetchResult:
-            return FetchResult(bars={"AAPL": [
-                Bar(t - 120, 10, 11, 9, 10, 5),
-                Bar(t - 60, float("nan"), 11, 9, 10, 5),
-                Bar(t, 10, 11, 9, -1, 5),
-            ], "MSFT": []}, errors={"MSFT": "no data"})
+            return FetchResult(
+                bars={
+                    "AAPL": [
+                        Bar(t - 120, 10, 11, 9, 10, 5),
+                        Bar(t - 60, float("nan"), 11, 9, 10, 5),
+                        Bar(t, 10, 11, 9, -1, 5),
+                    ],
+                    "MSFT": [],
+                },
+                errors={"MSFT": "no data"},
+            )
 
     report = run_tick(settings, client, BadSource(), now=NOW)
     assert report.rejected == 2

@@ -39,16 +39,23 @@ def test_up_runs_everything_with_a_private_redis_and_stops_cleanly_on_ctrl_c() -
     dead_redis = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
     env = service_env(dead_redis, port=str(port))
     process = subprocess.Popen(
-        [sys.executable, "-m", "rtplot.cli", "up"], env=env, cwd=ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "rtplot.cli", "up"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(process.stdout or []), daemon=True)
     reader.start()
     try:
         url = f"http://127.0.0.1:{port}/"
-        wait_until(lambda: any(f"open {url}" in line for line in lines), timeout=60,
-                   message="the URL to open")
+        wait_until(
+            lambda: any(f"open {url}" in line for line in lines),
+            timeout=60,
+            message="the URL to open",
+        )
         assert any("started a private one" in line for line in lines)
         children = children_of(process.pid)
         assert len(children) == 5  # worker, beat, renderer, gateway, redis-server
@@ -73,8 +80,12 @@ def test_up_without_any_redis_says_what_is_missing_and_how_to_get_it() -> None:
     env = service_env(f"redis://127.0.0.1:{free_port()}/0")
     env["PATH"] = "/nonexistent"  # no redis-server to fall back on
     result = subprocess.run(
-        [sys.executable, "-m", "rtplot.cli", "up"], env=env, cwd=ROOT,
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "rtplot.cli", "up"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 1
     assert "no Redis answers at redis://127.0.0.1:" in result.stderr
@@ -85,8 +96,12 @@ def test_up_without_any_redis_says_what_is_missing_and_how_to_get_it() -> None:
 def test_a_bad_setting_stops_a_service_with_the_variable_named() -> None:
     env = dict(os.environ, RTPLOT_FETCH_INTERVAL="often")
     result = subprocess.run(
-        [sys.executable, "-m", "rtplot.cli", "worker"], env=env, cwd=ROOT,
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "rtplot.cli", "worker"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert "RTPLOT_FETCH_INTERVAL='often'" in result.stderr

@@ -1,0 +1,105 @@
+"""Deltas: a client applying them holds exactly the figure a full snapshot would give."""
+
+from typing import Any
+
+import orjson
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from common.bars import MINUTE, Bar
+from common.keys import Keys
+from fetcher.store import BarStore
+from renderer.service import Renderer
+
+START = 1_794_999_960
+KEYS = Keys()
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.figures: list[dict[str, Any]] = []
+        self.deltas: list[dict[str, Any] | None] = []
+
+    def publish(
+        self, symbol: str, payload: dict[str, Any], figure_json: str, delta: dict[str, Any] | None
+    ) -> None:
+        self.figures.append(payload)
+        self.deltas.append(delta)
+
+
+def apply(x: list[int], y: list[float], delta: dict[str, Any]) -> tuple[list[int], list[float]]:
+    """What the page does with a `bars` event (gateway/static/app.js, applyDelta)."""
+    first = delta["bars"][0][0] * 1000 if delta["bars"] else float("inf")
+    keep = [i for i, t in enumerate(x) if delta["start"] * 1000 <= t < first]
+    x = [x[i] for i in keep] + [b[0] * 1000 for b in delta["bars"]]
+    y = [y[i] for i in keep] + [b[4] for b in delta["bars"]]
+    return x, y
+
+
+def write(store: BarStore, bars: list[Bar], at: float) -> None:
+    store.upsert("AAPL", bars, as_of=at, now=at)
+
+
+def test_a_changed_last_bar_is_a_one_bar_delta(client: "redis.Redis") -> None:
+    store = BarStore(client, KEYS, 60)
+    recorder = Recorder()
+    renderer = Renderer(client, KEYS, recorder, name="r")
+    now = START + 10
+    write(store, [Bar(START - 60 * i, 10, 11, 9, 10, 1) for i in range(5)], now)
+    renderer.render("AAPL")
+    assert recorder.deltas == [None]  # nothing to be a delta from yet
+    write(store, [Bar(START, 10, 12, 9, 11.5, 2)], now + 1)
+    renderer.render("AAPL")
+    delta = recorder.deltas[-1]
+    assert delta is not None
+    assert (delta["seq"], delta["base_seq"]) == (2, 1)
+    assert delta["bars"] == [[START, 10.0, 12.0, 9.0, 11.5, 2]]
+    assert delta["style"]["color"] == "lime"
+    full = len(orjson.dumps(recorder.figures[-1]))
+    assert len(orjson.dumps(delta)) * 20 < full
+
+
+steps = st.lists(
+    st.tuples(
+        st.sampled_from(["tick", "new_minute", "revise_old", "idle_trim"]),
+        st.floats(min_value=1, max_value=500, allow_nan=False),
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(steps=steps)
+def test_applying_every_delta_gives_the_full_figure(
+    client: "redis.Redis", steps: list[tuple[str, float]]
+) -> None:
+    client.flushdb()
+    store = BarStore(client, KEYS, window_minutes=10)
+    recorder = Recorder()
+    renderer = Renderer(client, KEYS, recorder, name="r")
+    now = float(START + 5)
+    write(store, [Bar(START - 60 * i, 50, 51, 49, 50, 1) for i in range(10)], now)
+    renderer.render("AAPL")
+    trace = recorder.figures[-1]["figure"]["data"][0]
+    x, y = list(trace["x"]), list(trace["y"])
+    for kind, price in steps:
+        now += {"tick": 1, "new_minute": MINUTE, "revise_old": 1, "idle_trim": 3 * MINUTE}[kind]
+        minute = int(now) // MINUTE * MINUTE
+        bars = {
+            "tick": [Bar(minute, price, price, price, price, 5)],
+            "new_minute": [Bar(minute, price, price, price, price, 1)],
+            "revise_old": [Bar(minute - 4 * MINUTE, price, price, price, price, 3)],
+            "idle_trim": [],
+        }[kind]
+        write(store, bars, now)
+        if renderer.render("AAPL") is None:
+            continue
+        delta = recorder.deltas[-1]
+        assert delta is not None and delta["base_seq"] == recorder.figures[-2]["seq"]
+        x, y = apply(x, y, delta)
+        expected = recorder.figures[-1]["figure"]["data"][0]
+        assert (x, y) == (expected["x"], expected["y"])
