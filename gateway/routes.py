@@ -2,6 +2,7 @@
 ASGI and WSGI servers serve the same bytes."""
 
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -20,6 +21,7 @@ _STATIC_FILES = {
     "/static/socket.io.min.js": (STATIC / "socket.io.min.js", "application/javascript"),
     "/static/app.js": (STATIC / "app.js", "application/javascript"),
     "/static/app.css": (STATIC / "app.css", "text/css"),
+    "/static/favicon.svg": (STATIC / "favicon.svg", "image/svg+xml"),
 }
 
 
@@ -63,6 +65,7 @@ def index(settings: Settings) -> Response:
     return 200, "text/html; charset=utf-8", html.encode()
 
 
+@cache
 def static(path: str) -> Response | None:
     entry = _STATIC_FILES.get(path)
     if entry is None or not entry[0].is_file():

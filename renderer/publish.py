@@ -43,7 +43,11 @@ class SocketIOPublisher:
         delta: dict[str, Any] | None,
     ) -> None:
         self.manager.emit(FIGURE, payload, room=figure_room(symbol), namespace="/")
+        # A render with nothing to be a delta from (the symbol's first) reaches delta
+        # subscribers as a full figure, their snapshot.
         if delta is not None:
             self.manager.emit(BARS, delta, room=delta_room(symbol), namespace="/")
+        else:
+            self.manager.emit(FIGURE, payload, room=delta_room(symbol), namespace="/")
         # The article's client JSON.parse()s a string, so it gets the figure as one.
         self.manager.emit(GRAPH_PLOT, figure_json, room=legacy_room(symbol), namespace="/")

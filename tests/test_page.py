@@ -1,0 +1,307 @@
+"""The page in a real browser (Debian's chromium, driven by Playwright) on a real pipeline."""
+
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlparse
+
+import orjson
+import pytest
+import redis
+from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+
+from common.keys import Keys
+from support import (
+    ARTIFACTS,
+    RedisServer,
+    Service,
+    free_port,
+    service_env,
+    wait_http_ok,
+    wait_until,
+)
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = "/usr/bin/chromium"
+# As root and offline: no sandbox, and none of Chromium's own calls home.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+]
+SCREENSHOTS = ARTIFACTS / "screenshots"
+FOUR = "AAPL,TSLA,BRK-B,MSFT"
+
+
+class Stack:
+    """worker, beat, renderer and one gateway on a fixed port (so it can be restarted)."""
+
+    def __init__(self) -> None:
+        self.redis = RedisServer().start()
+        self.env = service_env(self.redis.url, symbols="AAPL,MSFT,TSLA,BRK-B")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.services = [Service(name, [name], self.env) for name in ("worker", "beat", "renderer")]
+        self.gateway = self.start_gateway()
+        self.client = redis.Redis.from_url(self.redis.url)
+
+    def start_gateway(self) -> Service:
+        gateway = Service("gateway", ["gateway"], dict(self.env, RTPLOT_PORT=str(self.port)))
+        wait_http_ok(self.url + "healthz")
+        return gateway
+
+    def snapshot(self, symbol: str) -> dict[str, Any]:
+        raw = self.client.hget(Keys().snapshot(symbol), "payload")
+        assert isinstance(raw, bytes)
+        return dict(orjson.loads(raw))
+
+    def close(self) -> None:
+        self.gateway.stop()
+        for service in reversed(self.services):
+            service.stop()
+        self.client.close()
+        self.redis.cleanup()
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    instance = Stack()
+    yield instance
+    instance.close()
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield instance
+    instance.close()
+
+
+class Tab:
+    """A page that records every request it makes and every script error."""
+
+    def __init__(self, browser: Browser, url: str, **context: Any) -> None:
+        self.context = browser.new_context(**context)
+        self.page: Page = self.context.new_page()
+        self.requests: list[str] = []
+        self.errors: list[str] = []
+        self.page.on("request", lambda request: self.requests.append(request.url))
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.page.goto(url)
+
+    def state(self, symbol: str) -> dict[str, Any]:
+        return dict(
+            self.page.evaluate(
+                """symbol => {
+                const chart = window.rtplot.charts.get(symbol);
+                if (!chart || !chart.drawn) return {seq: null};
+                const trace = chart.plot.data[0];
+                return {seq: chart.seq, x: [...trace.x], y: [...trace.y],
+                        updated: chart.card.querySelector('.updated').textContent,
+                        status: chart.card.dataset.status,
+                        range: chart.plot.layout.xaxis.range,
+                        autorange: chart.plot.layout.xaxis.autorange};
+            }""",
+                symbol,
+            )
+        )
+
+    def wait_drawn(self, symbol: str, timeout: float = 20) -> dict[str, Any]:
+        return dict(
+            wait_until(
+                lambda: (s := self.state(symbol))["seq"] is not None and s,
+                timeout=timeout,
+                message=f"{symbol} drawn",
+            )
+        )
+
+    def wait_seq_after(self, symbol: str, seq: int, timeout: float = 15) -> dict[str, Any]:
+        return dict(
+            wait_until(
+                lambda: (s := self.state(symbol))["seq"] is not None and s["seq"] > seq and s,
+                timeout=timeout,
+                message=f"{symbol} past seq {seq}",
+            )
+        )
+
+    def stats(self) -> dict[str, int]:
+        return dict(self.page.evaluate("() => window.rtplot.stats"))
+
+    def screenshot(self, name: str) -> None:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def tab(stack: Stack, browser: Browser) -> Iterator[Tab]:
+    opened = Tab(browser, f"{stack.url}?symbols={FOUR}", viewport={"width": 1280, "height": 900})
+    yield opened
+    assert opened.errors == []
+    opened.close()
+
+
+def test_four_live_charts_draw_and_update(stack: Stack, tab: Tab) -> None:
+    for symbol in FOUR.split(","):
+        state = tab.wait_drawn(symbol)
+        assert len(state["x"]) == 390 and len(state["y"]) == 390
+    first = tab.state("TSLA")
+    # A tick may move only the volume; within a few the price moves too.
+    later = wait_until(
+        lambda: (
+            (s := tab.state("TSLA"))["y"] != first["y"] and s["updated"] != first["updated"] and s
+        ),
+        timeout=20,
+        message="TSLA's points and update time to change",
+    )
+    assert later["seq"] > first["seq"] and later["x"][-1] >= first["x"][-1]
+    assert later["status"] == "live"
+    price = tab.page.locator('[data-symbol="TSLA"] .price').text_content()
+    assert price == f"{later['y'][-1]:.2f}" or tab.state("TSLA")["seq"] > later["seq"]
+    assert "synthetic" in (tab.page.locator("#source").text_content() or "")
+    assert tab.stats()["deltasApplied"] >= 1
+    tab.screenshot("four-charts.png")
+
+
+def test_adding_and_removing_symbols(stack: Stack, tab: Tab) -> None:
+    tab.wait_drawn("AAPL")
+    tab.page.fill("#symbol-input", "nvda")
+    tab.page.press("#symbol-input", "Enter")
+    state = tab.wait_drawn("NVDA")
+    assert len(state["y"]) == 390  # an unconfigured symbol, tracked and backfilled
+    assert "NVDA" in tab.page.url
+    tab.page.fill("#symbol-input", "not a symbol!")
+    tab.page.click("#add-form button")
+    error = tab.page.locator("#add-error")
+    wait_until(
+        lambda: "is not a valid symbol" in (error.text_content() or ""),
+        timeout=5,
+        message="the gateway's error shown inline",
+    )
+    assert tab.page.locator('[data-symbol="NOT A SYMBOL!"]').count() == 0
+    tab.page.click('[data-symbol="NVDA"] .remove')
+    assert tab.page.locator('[data-symbol="NVDA"]').count() == 0
+    assert "NVDA" not in tab.page.url
+    tab.screenshot("add-and-remove.png")
+
+
+def test_the_chosen_set_survives_a_reload(stack: Stack, browser: Browser) -> None:
+    tab = Tab(browser, stack.url + "?symbols=MSFT")
+    try:
+        tab.wait_drawn("MSFT")
+        tab.page.fill("#symbol-input", "TSLA")
+        tab.page.press("#symbol-input", "Enter")
+        tab.wait_drawn("TSLA")
+        tab.page.goto(stack.url)  # no ?symbols: local storage remembers
+        assert tab.wait_drawn("TSLA") and tab.wait_drawn("MSFT")
+        assert tab.page.locator(".card").count() == 2
+    finally:
+        tab.close()
+
+
+def test_zoom_survives_updates(stack: Stack, tab: Tab) -> None:
+    tab.wait_drawn("TSLA")
+    card = tab.page.locator('[data-symbol="TSLA"]')
+    card.locator(".rangeselector .button", has_text="15m").click()
+    zoomed = wait_until(
+        lambda: (s := tab.state("TSLA"))["autorange"] is False and s,
+        timeout=5,
+        message="the 15m zoom",
+    )
+    span = _ms(zoomed["range"][1]) - _ms(zoomed["range"][0])
+    assert abs(span - 15 * 60_000) < 2_000
+    later = tab.wait_seq_after("TSLA", zoomed["seq"] + 2)
+    assert later["range"] == zoomed["range"]
+    assert later["autorange"] is False
+    tab.screenshot("zoom-15m.png")
+
+
+def test_deltas_keep_the_page_equal_to_the_full_snapshot(stack: Stack, tab: Tab) -> None:
+    tab.wait_drawn("BRK-B")
+    start = tab.stats()["deltasApplied"]
+    wait_until(
+        lambda: tab.stats()["deltasApplied"] >= start + 3 * 4, timeout=20, message="a dozen deltas"
+    )
+    for _ in range(20):
+        page = tab.state("BRK-B")
+        stored = stack.snapshot("BRK-B")
+        if stored["seq"] == page["seq"]:
+            trace = stored["figure"]["data"][0]
+            assert (page["x"], page["y"]) == (trace["x"], trace["y"])
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("never caught the page and the snapshot at the same seq")
+    assert tab.stats()["gaps"] == 0
+
+
+def test_no_request_leaves_the_machine(stack: Stack, tab: Tab) -> None:
+    tab.wait_drawn("AAPL")
+    tab.wait_seq_after("AAPL", tab.state("AAPL")["seq"])
+    hosts = {urlparse(url).hostname for url in tab.requests}
+    assert hosts == {"127.0.0.1"}, tab.requests
+    assert any(url.endswith("/static/plotly.min.js") for url in tab.requests)
+    assert any(url.endswith("/static/socket.io.min.js") for url in tab.requests)
+
+
+def test_the_page_fits_a_phone(stack: Stack, browser: Browser) -> None:
+    tab = Tab(
+        browser,
+        f"{stack.url}?symbols=AAPL,TSLA",
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        has_touch=True,
+        device_scale_factor=2,
+    )
+    try:
+        tab.wait_drawn("AAPL")
+        overflow = tab.page.evaluate("() => document.documentElement.scrollWidth - innerWidth")
+        assert overflow <= 0
+        tab.screenshot("phone.png")
+    finally:
+        tab.close()
+
+
+def test_the_page_recovers_by_itself_after_the_gateway_restarts(stack: Stack, tab: Tab) -> None:
+    before = tab.wait_drawn("MSFT")
+    stack.gateway.kill()
+    wait_until(
+        lambda: tab.page.evaluate("() => document.body.dataset.connection") == "reconnecting",
+        timeout=10,
+        message="the page to notice",
+    )
+    assert tab.page.locator('[data-symbol="MSFT"]').get_attribute("data-status") == "reconnecting"
+    tab.screenshot("gateway-down.png")
+    stack.gateway = stack.start_gateway()
+    wait_until(
+        lambda: tab.page.evaluate("() => document.body.dataset.connection") == "live",
+        timeout=20,
+        message="the page to reconnect",
+    )
+    after = tab.wait_seq_after("MSFT", before["seq"] + 2, timeout=20)
+    assert after["status"] == "live"
+    assert tab.page.evaluate("() => performance.getEntriesByType('navigation').length") == 1
+
+
+def _ms(value: Any) -> float:
+    """A plotly date-axis bound (a date string or epoch ms) in epoch ms."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    from datetime import datetime
+
+    text = str(value).replace(" ", "T")
+    return datetime.fromisoformat(text + "+00:00").timestamp() * 1000
