@@ -305,3 +305,55 @@ def _ms(value: Any) -> float:
 
     text = str(value).replace(" ", "T")
     return datetime.fromisoformat(text + "+00:00").timestamp() * 1000
+
+
+ARTICLE_CLIENT = """<!doctype html>
+<html><head>
+<script src="/static/plotly.min.js"></script>
+<script src="/static/socket.io.min.js"></script>
+</head><body><div id="graph" style="height:400px"></div>
+<script>
+  // What the article's React client does: emit ping_graph on connect, JSON.parse each
+  // graph_plot and hand the figure to Plotly.
+  window.received = 0;
+  const socket = io();
+  socket.on("connect", () => socket.emit("ping_graph", {symbol: "ril.ns"}));
+  socket.on("graph_plot", (data) => {
+    const figure = JSON.parse(data);
+    Plotly.react("graph", figure.data, figure.layout);
+    window.received += 1;
+  });
+</script></body></html>"""
+
+
+def test_the_articles_client_renders_graph_plot_in_a_browser(
+    stack: Stack, browser: Browser
+) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    # Served as if from the gateway's own origin, as the article's app would be.
+    page.route(
+        stack.url + "article-client.html",
+        lambda route: route.fulfill(body=ARTICLE_CLIENT, content_type="text/html"),
+    )
+    try:
+        page.goto(stack.url + "article-client.html")
+        wait_until(
+            lambda: page.evaluate("() => window.received") >= 2,
+            timeout=20,
+            message="two graph_plot events",
+        )
+        drawn = page.evaluate("""() => {
+            const gd = document.getElementById('graph');
+            return {points: gd.data[0].y.length, fill: gd.data[0].fill,
+                    title: gd.layout.title.text};
+        }""")
+        assert drawn == {"points": 390, "fill": "tozeroy", "title": "RIL.NS"}
+        assert page.locator("#graph .scatterlayer .trace").count() == 2  # plot + range slider
+        assert errors == []
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "article-client.png"))
+    finally:
+        context.close()
