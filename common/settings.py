@@ -17,6 +17,9 @@ from common.symbols import InvalidSymbol, normalize_symbol
 T = TypeVar("T")
 
 DEFAULT_SYMBOLS = ("AAPL", "MSFT", "TSLA", "BRK-B")
+# Where each background service serves /metrics and /healthz unless RTPLOT_METRICS_PORT
+# says otherwise (distinct, so `rtplot up` runs them all on one machine).
+METRICS_PORTS = {"worker": 9101, "beat": 9102, "renderer": 9103}
 # A live synthetic market changes every second; Yahoo would rate-limit that.
 DEFAULT_INTERVAL = {"synthetic": 1.0, "csv": 1.0, "yfinance": 60.0}
 
@@ -48,6 +51,11 @@ class Settings:
     key_prefix: str = "rtplot:"
     log_level: str = "INFO"
     log_json: bool = False
+    metrics_host: str = "127.0.0.1"  # 0.0.0.0 in containers, so Prometheus can scrape
+    metrics_port: int | None = None  # None: the service's own default (METRICS_PORTS)
+
+    def metrics_port_for(self, service: str) -> int:
+        return METRICS_PORTS[service] if self.metrics_port is None else self.metrics_port
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -68,6 +76,8 @@ class Settings:
             key_prefix=read("RTPLOT_KEY_PREFIX", cls.key_prefix, _non_empty),
             log_level=read("RTPLOT_LOG_LEVEL", cls.log_level, _log_level),
             log_json=read("RTPLOT_LOG_JSON", "false", _bool),
+            metrics_host=read("RTPLOT_METRICS_HOST", cls.metrics_host, _non_empty),
+            metrics_port=read("RTPLOT_METRICS_PORT", "", _optional_port),
         )
         if len(settings.symbols) > settings.max_symbols:
             raise SettingsError(
@@ -110,6 +120,10 @@ def _port(raw: str) -> int:
     if not 0 <= port <= 65535:
         raise ValueError("must be a TCP port, 0-65535")
     return port
+
+
+def _optional_port(raw: str) -> int | None:
+    return _port(raw) if raw.strip() else None
 
 
 def _bool(raw: str) -> bool:

@@ -34,6 +34,7 @@ for i = 6, #ARGV, 2 do
 end
 local trimmed = redis.call('ZREMRANGEBYSCORE', bars, '-inf', '(' .. cutoff)
 redis.call('HSET', meta, 'as_of', ARGV[2])
+if changed > 0 then redis.call('HSET', meta, 'changed_at', ARGV[2]) end
 if changed + trimmed > 0 then
   version = redis.call('HINCRBY', meta, 'version', 1)
   redis.call('ZADD', changelog, version, version .. ':' .. first_changed)
@@ -42,6 +43,12 @@ if changed + trimmed > 0 then
 end
 return {changed, trimmed, version}
 """
+
+
+@dataclass(frozen=True)
+class Head:
+    newest: int | None  # the newest stored minute, None if nothing is stored
+    changed_at: float | None  # source time of the last write that changed a bar
 
 
 @dataclass(frozen=True)
@@ -63,15 +70,21 @@ class BarStore:
         """The oldest minute kept: the window ends at the minute in progress."""
         return int(now // MINUTE) * MINUTE - (self.window_minutes - 1) * MINUTE
 
-    def newest(self, symbols: Sequence[str]) -> dict[str, int | None]:
-        """Each symbol's newest stored minute, or None if nothing is stored."""
+    def heads(self, symbols: Sequence[str]) -> dict[str, Head]:
+        """Each symbol's newest stored minute and when its bars last changed."""
         pipe = self.client.pipeline(transaction=False)
         for symbol in symbols:
             pipe.zrange(self.keys.bars(symbol), -1, -1, withscores=True)
-        newest: dict[str, int | None] = {}
-        for symbol, rows in zip(symbols, pipe.execute(), strict=True):
-            newest[symbol] = int(rows[0][1]) if rows else None
-        return newest
+            pipe.hget(self.keys.meta(symbol), "changed_at")
+        replies = pipe.execute()
+        heads: dict[str, Head] = {}
+        for i, symbol in enumerate(symbols):
+            rows, changed_at = replies[2 * i], replies[2 * i + 1]
+            heads[symbol] = Head(
+                newest=int(rows[0][1]) if rows else None,
+                changed_at=None if changed_at is None else float(changed_at),
+            )
+        return heads
 
     def upsert(self, symbol: str, bars: Iterable[Bar], as_of: float, now: float) -> UpsertResult:
         cutoff = self.window_start(now)

@@ -9,6 +9,7 @@ import redis
 from common.connection import connect
 from common.settings import Settings
 from fetcher.celery_app import FETCH_TASK, app
+from fetcher.health import Progress
 from fetcher.sources import make_source
 from fetcher.sources.base import Source
 from fetcher.tick import run_tick
@@ -27,6 +28,7 @@ def _context() -> tuple[Settings, "redis.Redis", Source]:
 def fetch_bars() -> dict[str, Any]:
     settings, client, source = _context()
     report = run_tick(settings, client, source)
+    Progress.mark()
     log.info(
         "tick",
         extra={

@@ -5,6 +5,7 @@ Kept apart from Celery so tests can run a tick against a real Redis directly.
 
 import logging
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 import redis
@@ -12,8 +13,9 @@ import redis
 from common.bars import BadBar, Bar, check_bar
 from common.keys import Keys
 from common.settings import Settings
+from fetcher import metrics
 from fetcher.sources.base import Source, SourceError
-from fetcher.store import BarStore
+from fetcher.store import BarStore, Head
 from fetcher.tracking import tracked_symbols
 
 log = logging.getLogger("rtplot.fetcher")
@@ -25,6 +27,7 @@ MAX_BACKOFF = 300.0  # seconds; a source failing for hours is retried every 5 mi
 class TickReport:
     symbols: list[str] = field(default_factory=list)
     changed: dict[str, int] = field(default_factory=dict)  # symbol -> new version
+    fresh: set[str] = field(default_factory=set)  # symbols whose bars changed
     bars_stored: int = 0
     rejected: int = 0  # bars that failed the sanity check
     errors: dict[str, str] = field(default_factory=dict)
@@ -42,23 +45,36 @@ def run_tick(
     )
     for symbol in tracked.dropped:
         store.drop(symbol)
+        with suppress(KeyError):  # it may never have had a reading
+            metrics.STALENESS.remove(symbol)
         log.info("dropped unwatched symbol", extra={"symbol": symbol})
     report = TickReport(symbols=tracked.symbols)
     _publish_tracked(client, keys, tracked.symbols)
+    metrics.TRACKED.set(len(tracked.symbols))
+    metrics.INTERVAL.set(settings.fetch_interval)
+    metrics.LAST_TICK.set(now)
 
+    heads = store.heads(tracked.symbols)
     backing_off = client.get(keys.source_backoff)
     if backing_off is not None:
         report.skipped = f"backing off after {backing_off!s}"
+        metrics.TICKS.labels("skipped").inc()
+        _record_staleness(heads, report, now)
         return report
 
-    since = _since(store, tracked.symbols, now)
+    started = time.perf_counter()
     try:
-        result = source.fetch(since, now)
+        result = source.fetch(_since(store, heads, now), now)
     except SourceError as exc:
         _back_off(client, keys, settings.fetch_interval, exc.kind)
+        metrics.SOURCE_ERRORS.labels(exc.kind).inc()
+        metrics.TICKS.labels("error").inc()
         log.warning("source failed, backing off", extra={"kind": exc.kind, "error": str(exc)})
         report.skipped = f"{exc.kind}: {exc}"
+        _record_staleness(heads, report, now)
         return report
+    finally:
+        metrics.SOURCE_LATENCY.observe(time.perf_counter() - started)
     client.delete(keys.source_failures)
 
     report.errors = dict(result.errors)
@@ -68,15 +84,33 @@ def run_tick(
         if outcome.changed or outcome.trimmed:
             report.changed[symbol] = outcome.version
             report.bars_stored += outcome.changed
+        if outcome.changed:
+            report.fresh.add(symbol)
+    metrics.BARS_STORED.inc(report.bars_stored)
+    metrics.BARS_REJECTED.inc(report.rejected)
+    metrics.TICKS.labels("ok").inc()
+    _record_staleness(heads, report, now)
     return report
 
 
-def _since(store: BarStore, symbols: list[str], now: float) -> dict[str, int]:
+def _since(store: BarStore, heads: dict[str, Head], now: float) -> dict[str, int]:
     """Ask for the newest stored minute again (it may still be changing) and all after
     it; a symbol with nothing stored, or a gap wider than the window, is backfilled."""
     start = store.window_start(now)
-    newest = store.newest(symbols)
-    return {s: start if t is None else max(t, start) for s, t in newest.items()}
+    return {
+        s: start if head.newest is None else max(head.newest, start) for s, head in heads.items()
+    }
+
+
+def _record_staleness(heads: dict[str, Head], report: TickReport, now: float) -> None:
+    for symbol, head in heads.items():
+        if symbol in report.fresh:
+            age = 0.0
+        elif head.changed_at is None:
+            continue  # nothing stored yet: not stale, just new
+        else:
+            age = max(now - head.changed_at, 0.0)
+        metrics.STALENESS.labels(symbol).set(age)
 
 
 def _sane(bars: list[Bar], symbol: str, report: TickReport) -> list[Bar]:

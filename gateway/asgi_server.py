@@ -31,6 +31,7 @@ from common.messages import (
 )
 from common.settings import Settings
 from gateway import metrics, routes
+from gateway.managers import CountingAsyncRedisManager
 from gateway.protocol import (
     UNAVAILABLE,
     BadRequest,
@@ -52,7 +53,7 @@ class AsyncGateway:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.keys = Keys(settings.key_prefix)
-        self.manager = socketio.AsyncRedisManager(
+        self.manager = CountingAsyncRedisManager(
             settings.redis_url,
             channel=self.keys.socketio_channel,
             redis_options=dict(REDIS_OPTIONS),
@@ -211,13 +212,16 @@ class AsyncGateway:
 
     # -- plain HTTP ------------------------------------------------------------------
 
+    def listener_alive(self) -> bool:
+        thread = getattr(self.manager, "thread", None)
+        return thread is not None and not thread.done()
+
     async def health(self) -> routes.Health:
         try:
             redis_ok = bool(await asyncio.wait_for(self.redis.ping(), timeout=2))
         except (redis.RedisError, TimeoutError, OSError):
             redis_ok = False
-        thread = getattr(self.manager, "thread", None)
-        listener = thread is not None and not thread.done()
+        listener = self.listener_alive()
         clients = len(self.sio.manager.rooms.get("/", {}).get(None, {}))
         return routes.Health(redis=redis_ok, listener=listener, clients=clients)
 
@@ -227,6 +231,9 @@ class AsyncGateway:
         path = scope["path"]
         if path == "/healthz":
             response = routes.healthz(await self.health())
+        elif path == "/metrics":
+            metrics.LISTENER_UP.set(self.listener_alive())
+            response = routes.metrics()
         else:
             response = routes.route(path, self.settings) or routes.NOT_FOUND
         status, content_type, body = response

@@ -33,6 +33,7 @@ from common.messages import (
 )
 from common.settings import Settings
 from gateway import metrics, routes
+from gateway.managers import CountingRedisManager
 from gateway.protocol import (
     UNAVAILABLE,
     BadRequest,
@@ -53,7 +54,7 @@ class EventletGateway:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.keys = Keys(settings.key_prefix)
-        self.manager = socketio.RedisManager(
+        self.manager = CountingRedisManager(
             settings.redis_url,
             channel=self.keys.socketio_channel,
             redis_options=dict(REDIS_OPTIONS),
@@ -188,14 +189,17 @@ class EventletGateway:
         for symbol, count in self.subscriptions.counts().items():
             metrics.SUBSCRIPTIONS.labels(symbol).set(count)
 
+    def listener_alive(self) -> bool:
+        green = getattr(getattr(self.manager, "thread", None), "g", None)
+        return green is not None and not green.dead
+
     def health(self) -> routes.Health:
         try:
             with eventlet.Timeout(2):
                 redis_ok = bool(self.redis.ping())
         except (redis.RedisError, eventlet.Timeout, OSError):
             redis_ok = False
-        green = getattr(getattr(self.manager, "thread", None), "g", None)
-        listener = green is not None and not green.dead
+        listener = self.listener_alive()
         clients = len(self.sio.manager.rooms.get("/", {}).get(None, {}))
         return routes.Health(redis=redis_ok, listener=listener, clients=clients)
 
@@ -203,6 +207,9 @@ class EventletGateway:
         path = environ.get("PATH_INFO", "/")
         if path == "/healthz":
             response = routes.healthz(self.health())
+        elif path == "/metrics":
+            metrics.LISTENER_UP.set(self.listener_alive())
+            response = routes.metrics()
         else:
             response = routes.route(path, self.settings) or routes.NOT_FOUND
         status, content_type, body = response

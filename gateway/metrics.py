@@ -1,9 +1,19 @@
 """The gateway's Prometheus metrics."""
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 CLIENTS = Gauge("rtplot_gateway_clients", "Connected Socket.IO clients")
 SUBSCRIPTIONS = Gauge("rtplot_gateway_subscriptions", "Subscriptions on this gateway", ["symbol"])
 EVENTS_IN = Counter("rtplot_gateway_events_in_total", "Client events received", ["event"])
 SNAPSHOTS_OUT = Counter("rtplot_gateway_snapshots_out_total", "Snapshots sent on subscribe")
 REFUSED = Counter("rtplot_gateway_refused_total", "Requests refused", ["event", "reason"])
+EVENTS_OUT = Counter(
+    "rtplot_gateway_events_out_total", "Events delivered to clients by the queue", ["event"]
+)
+EMIT_SECONDS = Histogram(
+    "rtplot_gateway_emit_seconds",
+    "Time to relay one queued update to a room",
+    ["event"],
+    buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+LISTENER_UP = Gauge("rtplot_gateway_listener_up", "1 while the message-queue listener runs")

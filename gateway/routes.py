@@ -78,9 +78,7 @@ NOT_FOUND: Response = (404, "text/plain", b"Not Found")
 
 
 def route(path: str, settings: Settings) -> Response | None:
-    """Responses that need no I/O; /healthz is served by the caller."""
+    """Responses that need no I/O; /healthz and /metrics are served by the caller."""
     if path == "/":
         return index(settings)
-    if path == "/metrics":
-        return metrics()
     return static(path)

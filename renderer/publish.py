@@ -6,6 +6,7 @@ protocol, so one publish reaches every subscriber on every gateway.
 
 from typing import Any, Protocol
 
+import redis
 import socketio
 
 from common.messages import (
@@ -17,6 +18,7 @@ from common.messages import (
     figure_room,
     legacy_room,
 )
+from renderer import metrics
 
 
 class Publisher(Protocol):
@@ -29,9 +31,29 @@ class Publisher(Protocol):
     ) -> None: ...
 
 
+class _RaisingRedisManager(socketio.RedisManager):  # type: ignore[misc]
+    """python-socketio's manager logs and drops a publish that fails twice; this one
+    raises, so the renderer leaves the change unacknowledged and it is rendered again."""
+
+    connected: bool
+
+    def _publish(self, data: Any) -> Any:
+        for attempt in (1, 2):
+            try:
+                if not self.connected:
+                    self._redis_connect()
+                return self.redis.publish(self.channel, self.json.dumps(data))
+            except redis.RedisError:
+                self.connected = False
+                if attempt == 2:
+                    metrics.PUBLISH_ERRORS.inc()
+                    raise
+        return None
+
+
 class SocketIOPublisher:
     def __init__(self, redis_url: str, channel: str) -> None:
-        self.manager = socketio.RedisManager(
+        self.manager = _RaisingRedisManager(
             redis_url, channel=channel, write_only=True, json=OrjsonCodec
         )
 

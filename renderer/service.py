@@ -19,6 +19,7 @@ import orjson
 import redis
 
 from common.keys import RENDER_GROUP, Keys
+from renderer import metrics
 from renderer.delta import build_delta
 from renderer.figure import build_figure
 from renderer.publish import Publisher
@@ -56,6 +57,7 @@ class Renderer:
         self.name = name or consumer_name()
         self.snapshots = SnapshotStore(client, keys)
         self._last_claim = 0.0
+        self.last_step = time.monotonic()  # for /healthz: the loop is alive
 
     def ensure_group(self) -> None:
         try:
@@ -83,6 +85,7 @@ class Renderer:
         self.client.set(
             self.keys.heartbeat(f"renderer:{self.name}"), int(time.time()), ex=HEARTBEAT_TTL
         )
+        self.last_step = time.monotonic()
         return report
 
     def _claim_abandoned(self) -> list[tuple[bytes, dict[bytes, bytes]]]:
@@ -94,6 +97,7 @@ class Renderer:
 
     def _render_notices(self, entries: list[Any], report: RoundReport, republish: bool) -> None:
         report.notices += len(entries)
+        metrics.NOTICES.labels("claimed" if republish else "new").inc(len(entries))
         symbols = dict.fromkeys(fields[b"symbol"].decode() for _id, fields in entries)
         for symbol in symbols:
             seq = self.render(symbol, republish=republish)
@@ -126,7 +130,15 @@ class Renderer:
         if outcome == OLDER or (outcome == SAME and not republish):
             return None
         assert outcome in (STORED, SAME)
-        self.publisher.publish(symbol, payload, figure_json.decode(), build_delta(symbol, window))
+        delta = build_delta(symbol, window)
+        metrics.RENDER_SECONDS.observe(time.perf_counter() - started)
+        self.publisher.publish(symbol, payload, figure_json.decode(), delta)
+        metrics.RENDERS.inc()
+        metrics.PAYLOAD_BYTES.labels("figure").observe(len(payload_json))
+        if delta is not None:
+            metrics.PAYLOAD_BYTES.labels("delta").observe(len(orjson.dumps(delta)))
+        if window.as_of is not None:
+            metrics.LAG.observe(max(time.time() - window.as_of, 0.0))
         log.info(
             "rendered",
             extra={

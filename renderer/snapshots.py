@@ -28,6 +28,7 @@ STORED, SAME, OLDER = 1, 0, -1
 class Window:
     version: int  # the bars version these bars are; becomes the figure's seq
     bars: list[Bar]
+    as_of: float | None = None  # when the fetcher stored these bars (source time)
     previous_seq: int | None = None  # the seq of the snapshot stored before this render
     # version -> first minute that version changed (-1: only trimmed), recent versions only
     changelog: dict[int, int] = field(default_factory=dict)
@@ -43,10 +44,10 @@ class SnapshotStore:
         # One transaction, so the version matches the bars exactly.
         pipe = self.client.pipeline(transaction=True)
         pipe.zrange(self.keys.bars(symbol), 0, -1)
-        pipe.hget(self.keys.meta(symbol), "version")
+        pipe.hmget(self.keys.meta(symbol), ["version", "as_of"])
         pipe.hget(self.keys.snapshot(symbol), "seq")
         pipe.zrange(self.keys.changelog(symbol), 0, -1)
-        rows, version, previous, log = pipe.execute()
+        rows, (version, as_of), previous, log = pipe.execute()
         # Members are JSON arrays: join them and parse once instead of per bar.
         decoded = orjson.loads(b"[" + b",".join(rows) + b"]")
         bars = [Bar(int(t), o, h, lo, c, int(v)) for t, o, h, lo, c, v in decoded]
@@ -57,6 +58,7 @@ class SnapshotStore:
         return Window(
             version=int(version or 0),
             bars=bars,
+            as_of=None if as_of is None else float(as_of),
             previous_seq=None if previous is None else int(previous),
             changelog=changelog,
         )

@@ -2,8 +2,11 @@
 
 import argparse
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
 
+from common.health import HealthCheck, serve_health
 from common.logs import configure_logging
 from common.settings import Settings, SettingsError
 
@@ -29,11 +32,15 @@ def _parser() -> argparse.ArgumentParser:
         help="asyncio (uvicorn, default) or eventlet (its WSGI server)",
     )
     sub.add_parser("up", help="run the whole pipeline on this machine")
+    check = sub.add_parser("healthcheck", help="exit 0 if a service's /healthz says ok")
+    check.add_argument("url", help="e.g. http://127.0.0.1:9101/healthz")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "healthcheck":
+        return healthcheck(args.url)
     if args.command == "gateway" and args.mode == "eventlet":
         # Must patch before redis, socket and threading are imported anywhere.
         import eventlet
@@ -48,14 +55,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _run(args, settings)
 
 
+def healthcheck(url: str) -> int:
+    """For container HEALTHCHECKs: no curl in the image, and the same on every service."""
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            print(response.read().decode(errors="replace"))
+            return 0
+    except urllib.error.HTTPError as exc:  # 503: the body says what is wrong
+        print(exc.read().decode(errors="replace"), file=sys.stderr)
+    except OSError as exc:
+        print(f"rtplot healthcheck: {url}: {exc}", file=sys.stderr)
+    return 1
+
+
+def _serve_health(settings: Settings, service: str, check: HealthCheck) -> None:
+    serve_health(settings.metrics_host, settings.metrics_port_for(service), check)
+
+
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "beat":
-        from fetcher.celery_app import app
+        from celery.signals import after_task_publish
 
+        from fetcher.celery_app import app
+        from fetcher.health import beat_check, count_sent_ticks
+
+        after_task_publish.connect(count_sent_ticks, weak=False)
+        _serve_health(settings, "beat", beat_check(settings))
         app.start(["beat", "--loglevel", settings.log_level])
     elif args.command == "worker":
         from fetcher.celery_app import QUEUE, app
+        from fetcher.health import worker_check
 
+        _serve_health(settings, "worker", worker_check(settings))
         extra = [a for a in args.celery_args if a != "--"]
         app.worker_main(
             [

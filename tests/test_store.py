@@ -2,7 +2,7 @@ import redis
 
 from common.bars import MINUTE, Bar
 from common.keys import Keys
-from fetcher.store import BarStore
+from fetcher.store import BarStore, Head
 
 NOW = 1_794_999_960.0 + 10
 KEYS = Keys("rtplot:")
@@ -61,10 +61,13 @@ def test_the_window_is_bounded(client: "redis.Redis") -> None:
     assert [b.t for b in store.bars("AAPL")] == ts[-5:]
 
 
-def test_newest_and_drop(client: "redis.Redis") -> None:
+def test_heads_and_drop(client: "redis.Redis") -> None:
     store = BarStore(client, KEYS, window_minutes=60)
     ts = minutes(3)
     store.upsert("AAPL", [bar(t, 100) for t in ts], as_of=NOW, now=NOW)
-    assert store.newest(["AAPL", "MSFT"]) == {"AAPL": ts[-1], "MSFT": None}
+    store.upsert("AAPL", [bar(ts[-1], 100)], as_of=NOW + 5, now=NOW + 5)  # no change
+    heads = store.heads(["AAPL", "MSFT"])
+    assert heads["AAPL"] == Head(newest=ts[-1], changed_at=NOW)
+    assert heads["MSFT"] == Head(newest=None, changed_at=None)
     store.drop("AAPL")
     assert store.bars("AAPL") == [] and not client.exists(KEYS.meta("AAPL"))

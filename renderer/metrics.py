@@ -1,0 +1,23 @@
+"""The renderer's Prometheus metrics."""
+
+from prometheus_client import Counter, Histogram
+
+RENDERS = Counter("rtplot_renderer_renders_total", "Figures rendered and published")
+RENDER_SECONDS = Histogram(
+    "rtplot_renderer_render_seconds",
+    "Read, build, encode and store one figure",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
+PAYLOAD_BYTES = Histogram(
+    "rtplot_renderer_payload_bytes",
+    "Bytes of each published update",
+    ["kind"],
+    buckets=(256, 1024, 4096, 16_384, 65_536, 262_144, 1_048_576, 4_194_304),
+)
+PUBLISH_ERRORS = Counter("rtplot_renderer_publish_errors_total", "Publishes that failed")
+LAG = Histogram(
+    "rtplot_renderer_lag_seconds",
+    "From the bars being stored to the update being published",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+NOTICES = Counter("rtplot_renderer_notices_total", "Change notices handled", ["origin"])
