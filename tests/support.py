@@ -161,13 +161,17 @@ def wait_http_ok(url: str, timeout: float = 30) -> None:
 class Listener:
     """A real python-socketio client that records every event it receives."""
 
-    def __init__(self, url: str) -> None:
-        self.client = socketio.Client(reconnection=True)
+    def __init__(self, url: str, transports: list[str] | None = None) -> None:
+        self.client = socketio.Client(reconnection=True, reconnection_delay=0.2)
         self.events: queue.Queue[tuple[str, Any, float]] = queue.Queue()
         self.received: list[tuple[str, Any, float]] = []
         self._lock = threading.Lock()
         self.client.on("*", self._record)
-        self.client.connect(url, transports=["websocket"], wait_timeout=10)
+        self.client.connect(url, transports=transports or ["websocket"], wait_timeout=10)
+
+    def resubscribe_on_reconnect(self, payload: dict[str, Any]) -> None:
+        """What the page does: subscribe again after every reconnect."""
+        self.client.on("connect", lambda: self.client.emit("subscribe", payload))
 
     def _record(self, event: str, data: Any = None) -> None:
         item = (event, data, time.monotonic())

