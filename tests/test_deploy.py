@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -453,3 +454,42 @@ def test_a_gateway_killed_behind_the_balancer_hands_its_clients_to_the_other(
     finally:
         for listener in listeners:
             listener.close()
+
+
+def health_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+def test_healthz_tells_the_truth_when_redis_goes_away_and_comes_back(
+    deployment: ComposeRun,
+) -> None:
+    replicas = [
+        "worker",
+        "beat",
+        "renderer",
+        *[g for g in deployment.gateways if deployment.processes[g].process.poll() is None],
+    ]
+    urls = [deployment.metrics_url(r).replace("/metrics", "/healthz") for r in replicas]
+    assert all(health_status(url) == 200 for url in urls)
+    redis_process = deployment.processes.pop("redis")
+    redis_process.stop()
+    for url in urls:
+        wait_until(
+            lambda url=url: health_status(url) == 503,
+            timeout=20,
+            message=f"{url} to report Redis gone",
+        )
+    deployment.start_redis()  # same arguments, same directory: the AOF brings the data back
+    for url in urls:
+        wait_until(
+            lambda url=url: health_status(url) == 200,
+            timeout=60,
+            message=f"{url} to recover by itself",
+        )
+    client = redis.Redis(port=deployment.ports["redis"], password="rtplot-local-only")
+    assert client.zcard("rtplot:bars:AAPL") == 10080  # nothing stored was lost
+    client.close()
