@@ -51,6 +51,13 @@ class Settings:
     key_prefix: str = "rtplot:"
     log_level: str = "INFO"
     log_json: bool = False
+    # -- the gateway's limits ---------------------------------------------------------
+    allowed_origins: tuple[str, ...] = ()  # browser origins admitted; () = same origin
+    auth_token: str | None = None  # if set, clients must present it to connect
+    rate_limit: float = 20.0  # client events per second per connection, on average
+    rate_burst: float = 40.0  # ... and at once
+    max_subscriptions: int = 50  # symbols one connection may subscribe to
+    max_message_bytes: int = 65_536  # largest frame a client may send
     metrics_host: str = "127.0.0.1"  # 0.0.0.0 in containers, so Prometheus can scrape
     metrics_port: int | None = None  # None: the service's own default (METRICS_PORTS)
 
@@ -76,6 +83,16 @@ class Settings:
             key_prefix=read("RTPLOT_KEY_PREFIX", cls.key_prefix, _non_empty),
             log_level=read("RTPLOT_LOG_LEVEL", cls.log_level, _log_level),
             log_json=read("RTPLOT_LOG_JSON", "false", _bool),
+            allowed_origins=read("RTPLOT_ALLOWED_ORIGINS", "", _origins),
+            auth_token=read("RTPLOT_AUTH_TOKEN", "", lambda raw: raw.strip() or None),
+            rate_limit=read("RTPLOT_RATE_LIMIT", str(cls.rate_limit), _positive(float)),
+            rate_burst=read("RTPLOT_RATE_BURST", str(cls.rate_burst), _at_least_one),
+            max_subscriptions=read(
+                "RTPLOT_MAX_SUBSCRIPTIONS", str(cls.max_subscriptions), _positive(int)
+            ),
+            max_message_bytes=read(
+                "RTPLOT_MAX_MESSAGE_BYTES", str(cls.max_message_bytes), _positive(int)
+            ),
             metrics_host=read("RTPLOT_METRICS_HOST", cls.metrics_host, _non_empty),
             metrics_port=read("RTPLOT_METRICS_PORT", "", _optional_port),
         )
@@ -120,6 +137,21 @@ def _port(raw: str) -> int:
     if not 0 <= port <= 65535:
         raise ValueError("must be a TCP port, 0-65535")
     return port
+
+
+def _at_least_one(raw: str) -> float:
+    value = float(raw)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in origins:
+        if origin != "*" and urlparse(origin).scheme not in ("http", "https"):
+            raise ValueError(f"{origin!r} is not an origin like https://charts.example.com")
+    return origins
 
 
 def _optional_port(raw: str) -> int | None:

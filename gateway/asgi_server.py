@@ -33,13 +33,17 @@ from common.settings import Settings
 from gateway import metrics, routes
 from gateway.managers import CountingAsyncRedisManager
 from gateway.protocol import (
+    RATE_LIMITED,
     UNAVAILABLE,
     BadRequest,
+    Guard,
     Subscriptions,
     figure_string,
     requested_symbol,
     requested_updates,
     rooms_to_leave,
+    server_options,
+    token_matches,
 )
 from gateway.watching import WATCH_SCRIPT, refresh_every, too_many, watch_args
 
@@ -59,11 +63,16 @@ class AsyncGateway:
             redis_options=dict(REDIS_OPTIONS),
         )
         self.sio = socketio.AsyncServer(
-            async_mode="asgi", client_manager=self.manager, json=OrjsonCodec
+            async_mode="asgi",
+            client_manager=self.manager,
+            json=OrjsonCodec,
+            **server_options(settings),
         )
         self.redis: redis.asyncio.Redis = connect_async(settings.redis_url)
         self.watch_script = self.redis.register_script(WATCH_SCRIPT)
         self.subscriptions = Subscriptions()
+        self.guard = Guard(settings.rate_limit, settings.rate_burst, settings.max_subscriptions)
+        self.connected: set[str] = set()
         self._refresher: asyncio.Task[None] | None = None
         self._register_handlers()
         self.app = socketio.ASGIApp(
@@ -111,17 +120,41 @@ class AsyncGateway:
         self.sio.on(UNSUBSCRIBE, self.on_unsubscribe)
         self.sio.on(SNAPSHOT, self.on_snapshot)
         self.sio.on(PING_GRAPH, self.on_ping_graph)
+        self.sio.on("*", self.on_unknown)
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        if not token_matches(self.settings.auth_token, auth, environ.get("QUERY_STRING", "")):
+            metrics.REFUSED.labels("connect", "auth").inc()
+            raise socketio.exceptions.ConnectionRefusedError("authentication failed")
+        self.connected.add(sid)
         metrics.CLIENTS.inc()
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
-        metrics.CLIENTS.dec()
+        if sid in self.connected:
+            self.connected.discard(sid)
+            metrics.CLIENTS.dec()
+        self.guard.forget(sid)
         self.subscriptions.remove_client(sid)
         self._update_gauges()
 
+    async def on_unknown(self, event: str, sid: str, data: Any = None) -> dict[str, Any]:
+        if refused := await self._over_limit(sid, "unknown"):
+            return refused
+        return self._refuse("unknown", "unknown_event", "unknown event")
+
+    async def _over_limit(self, sid: str, event: str) -> dict[str, Any] | None:
+        """Count the event against the connection's rate; the refusal if it is over."""
+        metrics.EVENTS_IN.labels(event).inc()
+        if self.guard.admit(sid):
+            return None
+        if self.guard.should_disconnect(sid):
+            log.warning("disconnecting a flooding client", extra={"sid": sid})
+            await self.sio.disconnect(sid)
+        return self._refuse(event, "rate_limited", RATE_LIMITED)
+
     async def on_subscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
-        metrics.EVENTS_IN.labels(SUBSCRIBE).inc()
+        if refused := await self._over_limit(sid, SUBSCRIBE):
+            return refused
         try:
             symbol = requested_symbol(data)
             room = UPDATE_MODES[requested_updates(data)](symbol)
@@ -130,7 +163,8 @@ class AsyncGateway:
         return await self._join(sid, SUBSCRIBE, symbol, room, self._send_figure)
 
     async def on_ping_graph(self, sid: str, data: Any = None) -> dict[str, Any]:
-        metrics.EVENTS_IN.labels(PING_GRAPH).inc()
+        if refused := await self._over_limit(sid, PING_GRAPH):
+            return refused
         try:
             symbol = requested_symbol(data)
         except BadRequest as exc:
@@ -138,7 +172,8 @@ class AsyncGateway:
         return await self._join(sid, PING_GRAPH, symbol, legacy_room(symbol), self._send_graph_plot)
 
     async def on_unsubscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
-        metrics.EVENTS_IN.labels(UNSUBSCRIBE).inc()
+        if refused := await self._over_limit(sid, UNSUBSCRIBE):
+            return refused
         try:
             symbol = requested_symbol(data)
         except BadRequest as exc:
@@ -150,7 +185,8 @@ class AsyncGateway:
         return ok_ack(symbol)
 
     async def on_snapshot(self, sid: str, data: Any = None) -> dict[str, Any]:
-        metrics.EVENTS_IN.labels(SNAPSHOT).inc()
+        if refused := await self._over_limit(sid, SNAPSHOT):
+            return refused
         try:
             symbol = requested_symbol(data)
             snapshot = await self._snapshot(symbol)
@@ -170,6 +206,10 @@ class AsyncGateway:
     async def _join(
         self, sid: str, event: str, symbol: str, room: str, send: Sender
     ) -> dict[str, Any]:
+        if not self.subscriptions.holds(sid, symbol) and (
+            reason := self.guard.too_many_subscriptions(self.subscriptions.held_by(sid))
+        ):
+            return self._refuse(event, "too_many_subscriptions", reason)
         try:
             if not await self._watch(symbol):
                 return self._refuse(event, "too_many_symbols", too_many(self.settings))

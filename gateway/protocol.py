@@ -1,10 +1,15 @@
 """The gateway's protocol logic, free of I/O, shared by the asyncio and eventlet servers."""
 
+import hmac
+import time
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs
 
 import orjson
 
 from common.messages import UPDATE_MODES, legacy_room
+from common.settings import Settings
 from common.symbols import InvalidSymbol, normalize_symbol
 
 UNAVAILABLE = "temporarily unavailable, try again"
@@ -74,8 +79,118 @@ class Subscriptions:
         for symbol in [s for s, sids in self.by_symbol.items() if sid in sids]:
             self.remove(sid, symbol)
 
+    def holds(self, sid: str, symbol: str) -> bool:
+        return sid in self.by_symbol.get(symbol, ())
+
+    def held_by(self, sid: str) -> int:
+        return sum(sid in sids for sids in self.by_symbol.values())
+
     def symbols(self) -> list[str]:
         return list(self.by_symbol)
 
     def counts(self) -> dict[str, int]:
         return {symbol: len(sids) for symbol, sids in self.by_symbol.items()}
+
+
+class TokenBucket:
+    """``rate`` events a second on average, ``burst`` at once."""
+
+    def __init__(self, rate: float, burst: float, clock: Callable[[], float]) -> None:
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self.tokens = burst
+        self.stamp = clock()
+
+    def take(self) -> bool:
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+RATE_LIMITED = "rate limited: slow down"
+# A client still sending after this many refusals in a row is hostile or broken.
+DISCONNECT_AFTER_REFUSALS = 100
+
+
+class Guard:
+    """Per-connection limits: an event rate, and subscriptions held at once."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float,
+        max_subscriptions: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self.max_subscriptions = max_subscriptions
+        self.buckets: dict[str, TokenBucket] = {}
+        self.refusals: dict[str, int] = {}
+
+    def admit(self, sid: str) -> bool:
+        bucket = self.buckets.get(sid)
+        if bucket is None:
+            bucket = self.buckets[sid] = TokenBucket(self.rate, self.burst, self.clock)
+        if bucket.take():
+            self.refusals.pop(sid, None)
+            return True
+        self.refusals[sid] = self.refusals.get(sid, 0) + 1
+        return False
+
+    def should_disconnect(self, sid: str) -> bool:
+        return self.refusals.get(sid, 0) >= DISCONNECT_AFTER_REFUSALS
+
+    def forget(self, sid: str) -> None:
+        self.buckets.pop(sid, None)
+        self.refusals.pop(sid, None)
+
+    def too_many_subscriptions(self, held: int) -> str | None:
+        if held >= self.max_subscriptions:
+            return f"too many subscriptions on one connection (max {self.max_subscriptions})"
+        return None
+
+
+def token_matches(expected: str | None, auth: Any, query_string: str) -> bool:
+    """No token configured admits everyone; otherwise the client's ``auth`` payload
+    ``{"token": ...}`` or its ``?token=`` query parameter must match exactly."""
+    if not expected:
+        return True
+    offered = auth.get("token") if isinstance(auth, dict) else None
+    if offered is None:
+        offered = parse_qs(query_string).get("token", [None])[0]
+    return isinstance(offered, str) and hmac.compare_digest(offered.encode(), expected.encode())
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """python-socketio server options that enforce the gateway's settings."""
+    return {
+        "cors_allowed_origins": origin_policy(settings.allowed_origins),
+        "max_http_buffer_size": settings.max_message_bytes,
+    }
+
+
+def origin_policy(allowed: tuple[str, ...]) -> Any:
+    """The page's own origin, always (it is served by this gateway, maybe behind a proxy),
+    plus the configured ones; "*" admits any. Clients that send no Origin (not browsers)
+    are not subject to it."""
+    if "*" in allowed:
+        return "*"
+
+    def admits(origin: str | None, environ: dict[str, Any]) -> bool:
+        if not origin:
+            return True
+        origin = origin.rstrip("/")
+        return origin in allowed or origin in _own_origins(environ)
+
+    return admits
+
+
+def _own_origins(environ: dict[str, Any]) -> set[str]:
+    scheme = environ.get("wsgi.url_scheme", "http")
+    host = environ.get("HTTP_HOST", "")
+    forwarded_scheme = environ.get("HTTP_X_FORWARDED_PROTO", scheme).split(",")[0].strip()
+    forwarded_host = environ.get("HTTP_X_FORWARDED_HOST", host).split(",")[0].strip()
+    return {f"{scheme}://{host}", f"{forwarded_scheme}://{forwarded_host}"}

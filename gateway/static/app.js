@@ -23,7 +23,10 @@
   const stats = { snapshots: 0, deltasApplied: 0, gaps: 0 };
   const $ = (id) => document.getElementById(id);
 
+  // A deployment with RTPLOT_AUTH_TOKEN is opened as /?token=...; the token rides along.
+  const token = new URLSearchParams(location.search).get("token");
   const socket = io({
+    auth: token ? { token } : {},
     transports: ["websocket", "polling"],
     reconnectionDelay: 500,
     reconnectionDelayMax: 5000,

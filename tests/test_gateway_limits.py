@@ -1,0 +1,303 @@
+"""Bad input and hostile clients at the gateway, in both modes, against real processes."""
+
+import json
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import socketio
+import websocket
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from support import Listener, RedisServer, Service, free_port, service_env, wait_http_ok
+
+pytestmark = [
+    pytest.mark.e2e,
+    # Here the gateway closes connections on purpose (floods, oversized frames), and the
+    # test's own python-socketio clients (websocket-client underneath) leave the socket of
+    # a connection the server closed to the garbage collector: theirs, not rtplot's.
+    pytest.mark.filterwarnings(
+        "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"
+    ),
+]
+
+TOKEN = "s3cret-token"
+GOOD_ORIGIN = "http://charts.example.com"
+LIMITS = {
+    "auth_token": TOKEN,
+    "allowed_origins": GOOD_ORIGIN,
+    "rate_limit": "5",
+    "rate_burst": "5",
+    "max_subscriptions": "3",
+    "max_message_bytes": "4096",
+}
+
+
+class Gateways:
+    """One strict gateway per mode (the limits above) and one lenient, for fuzzing."""
+
+    def __init__(self) -> None:
+        self.redis = RedisServer().start()
+        self.urls: dict[str, str] = {}
+        self.services: list[Service] = []
+        for mode in ("asyncio", "eventlet"):
+            for kind, extra in (
+                ("strict", LIMITS),
+                ("lenient", {"rate_limit": "10000", "rate_burst": "10000"}),
+            ):
+                port = free_port()
+                env = service_env(self.redis.url, port=str(port), symbols="AAPL", **extra)
+                self.services.append(
+                    Service(f"gateway-{mode}-{kind}", ["gateway", "--mode", mode], env)
+                )
+                self.urls[f"{mode}-{kind}"] = f"http://127.0.0.1:{port}"
+        for url in self.urls.values():
+            wait_http_ok(url + "/healthz")
+
+    def close(self) -> None:
+        for service in self.services:
+            service.stop()
+        self.redis.cleanup()
+
+
+@pytest.fixture(scope="module")
+def gateways() -> Iterator[Gateways]:
+    instance = Gateways()
+    yield instance
+    alive = [s.alive() for s in instance.services]
+    instance.close()
+    assert all(alive), "a gateway died under bad input"
+
+
+@pytest.fixture(params=["asyncio", "eventlet"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def connect(url: str, **kwargs: Any) -> socketio.Client:
+    client = socketio.Client(reconnection=False)
+    client.connect(url, transports=["websocket"], wait_timeout=10, **kwargs)
+    return client
+
+
+def test_a_missing_or_wrong_token_is_refused(gateways: Gateways, mode: str) -> None:
+    url = gateways.urls[f"{mode}-strict"]
+    for auth in (None, {"token": "wrong"}, {"token": 42}, "token"):
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            connect(url, auth=auth)
+    good = connect(url, auth={"token": TOKEN})
+    assert good.call("subscribe", {"symbol": "AAPL"}, timeout=5)["ok"]
+    good.disconnect()
+    via_query = connect(f"{url}?token={TOKEN}")
+    assert via_query.connected
+    via_query.disconnect()
+
+
+def handshake(url: str, origin: str) -> int:
+    """The HTTP status of a raw WebSocket handshake sent with this Origin."""
+    ws_url = (
+        url.replace("http://", "ws://") + f"/socket.io/?EIO=4&transport=websocket&token={TOKEN}"
+    )
+    try:
+        socket = websocket.create_connection(ws_url, origin=origin, timeout=5)
+    except websocket.WebSocketBadStatusException as error:
+        return int(error.status_code)
+    socket.close()
+    return 101
+
+
+def test_a_disallowed_origin_is_refused(gateways: Gateways, mode: str) -> None:
+    url = gateways.urls[f"{mode}-strict"]
+    assert handshake(url, GOOD_ORIGIN) == 101
+    assert handshake(url, "http://evil.example.net") in (400, 403)
+
+
+def test_the_default_admits_only_the_pages_own_origin(gateways: Gateways, mode: str) -> None:
+    url = gateways.urls[f"{mode}-lenient"]
+    assert handshake(url, url) == 101
+    assert handshake(url, "http://evil.example.net") in (400, 403)
+
+
+def test_the_event_rate_is_limited_per_connection(gateways: Gateways, mode: str) -> None:
+    url = gateways.urls[f"{mode}-strict"]
+    client = connect(url, auth={"token": TOKEN})
+    other = connect(url, auth={"token": TOKEN})
+    try:
+        acks = [client.call("unsubscribe", {"symbol": "AAPL"}, timeout=5) for _ in range(12)]
+        refused = [a for a in acks if not a["ok"]]
+        assert 1 <= len(refused) <= 7 and all("rate limited" in a["error"] for a in refused)
+        assert acks[0]["ok"]  # the burst is admitted
+        # Another connection has its own budget.
+        assert other.call("unsubscribe", {"symbol": "AAPL"}, timeout=5)["ok"]
+    finally:
+        client.disconnect()
+        other.disconnect()
+
+
+def test_a_flooding_client_is_disconnected(gateways: Gateways, mode: str) -> None:
+    url = gateways.urls[f"{mode}-strict"]
+    client = connect(url, auth={"token": TOKEN})
+    gone = threading.Event()
+    client.on("disconnect", lambda *args: gone.set())
+    for _ in range(300):
+        if gone.is_set():
+            break
+        client.emit("snapshot", {"symbol": "AAPL"})
+    assert gone.wait(10), "the flood went on"
+    survivor = connect(url, auth={"token": TOKEN})
+    assert survivor.call("subscribe", {"symbol": "AAPL"}, timeout=5)["ok"]
+    survivor.disconnect()
+
+
+def test_subscriptions_per_connection_are_capped(gateways: Gateways, mode: str) -> None:
+    client = connect(gateways.urls[f"{mode}-strict"], auth={"token": TOKEN})
+
+    def call(event: str, symbol: str) -> Any:
+        time.sleep(0.25)  # inside the 5 events/s budget: only the cap may refuse
+        return client.call(event, {"symbol": symbol}, timeout=5)
+
+    try:
+        for symbol in ("AAPL", "MSFT", "TSLA"):
+            assert call("subscribe", symbol)["ok"]
+        assert call("subscribe", "NVDA") == {
+            "ok": False,
+            "error": "too many subscriptions on one connection (max 3)",
+        }
+        assert call("subscribe", "AAPL")["ok"]  # held already: not a new one
+        assert call("unsubscribe", "TSLA")["ok"]
+        assert call("subscribe", "NVDA")["ok"]
+    finally:
+        client.disconnect()
+
+
+def test_a_frame_over_the_limit_closes_only_that_connection(gateways: Gateways, mode: str) -> None:
+    url = gateways.urls[f"{mode}-strict"]
+    big = connect(url, auth={"token": TOKEN})
+    bystander = connect(url, auth={"token": TOKEN})
+    gone = threading.Event()
+    big.on("disconnect", lambda *args: gone.set())
+    big.emit("subscribe", {"symbol": "A" * 100_000})
+    assert gone.wait(10), "a 100 kB frame was accepted"
+    assert bystander.call("subscribe", {"symbol": "AAPL"}, timeout=5)["ok"]
+    bystander.disconnect()
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.dictionaries(
+            st.sampled_from(["symbol", "updates", "x", ""]) | st.text(max_size=8),
+            children,
+            max_size=5,
+        )
+    ),
+    max_leaves=20,
+)
+events = st.sampled_from(
+    [
+        "subscribe",
+        "unsubscribe",
+        "snapshot",
+        "ping_graph",
+        "nonsense",
+        "connect",
+        "disconnect",
+        "figure",
+        "",
+    ]
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(event=events, payload=json_values)
+def test_fuzzed_payloads_are_answered_or_ignored_never_fatal(
+    gateways: Gateways, event: str, payload: Any
+) -> None:
+    for mode in ("asyncio", "eventlet"):
+        client = fuzz_client(gateways.urls[f"{mode}-lenient"])
+        try:
+            ack = client.call(event, payload, timeout=5)
+        except socketio.exceptions.TimeoutError:
+            ack = None  # reserved names ("connect", ...) are not dispatched: no ack
+        except socketio.exceptions.BadNamespaceError:
+            ack = None
+        if ack is not None:
+            assert isinstance(ack, dict) and isinstance(ack.get("ok"), bool)
+            if not ack["ok"]:
+                assert isinstance(ack["error"], str) and ack["error"]
+
+
+_fuzz_clients: dict[str, socketio.Client] = {}
+
+
+def fuzz_client(url: str) -> socketio.Client:
+    client = _fuzz_clients.get(url)
+    if client is None or not client.connected:
+        client = _fuzz_clients[url] = connect(url)
+    return client
+
+
+MALFORMED = [
+    "garbage",
+    "",
+    "4",
+    "42",
+    "42[",
+    '42["subscribe",{"symbol":',
+    "42{}",
+    '42["subscribe"]',
+    "9nonsense",
+    "41",
+    "40/nonexistent,",
+    '42/nonexistent,["subscribe"]',
+    "2probe",
+    "6",
+    '43["subscribe"]',
+    "42" + "[" * 5000,
+    '42["' + "x" * 3000 + '"]',
+    '421["subscribe",{"symbol":"AAPL"}]',
+    "42[1,2,3]",
+    '42[null,{"symbol":"AAPL"}]',
+]
+
+
+@pytest.mark.parametrize("frame", MALFORMED, ids=lambda f: repr(f[:24]))
+def test_malformed_frames_do_not_hurt_anyone_else(
+    gateways: Gateways, mode: str, frame: str
+) -> None:
+    url = gateways.urls[f"{mode}-lenient"]
+    raw = websocket.create_connection(
+        url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket", timeout=5
+    )
+    try:
+        assert raw.recv().startswith("0{")  # engine.io open
+        raw.send("40")  # socket.io connect
+        raw.send(frame)
+        raw.send_binary(b"\x00\xff\xfe garbage")
+    except (websocket.WebSocketException, OSError):
+        pass  # the server may close on us: fine
+    finally:
+        raw.close()
+    listener = Listener(url)
+    try:
+        assert listener.call("subscribe", {"symbol": "AAPL"}) == {"ok": True, "symbol": "AAPL"}
+    finally:
+        listener.close()
+
+
+def test_the_fuzzed_gateways_still_serve_normally(gateways: Gateways) -> None:
+    for client in _fuzz_clients.values():
+        if client.connected:
+            client.disconnect()
+    for mode in ("asyncio", "eventlet"):
+        for kind in ("strict", "lenient"):
+            url = gateways.urls[f"{mode}-{kind}"]
+            with urllib.request.urlopen(url + "/healthz", timeout=5) as response:
+                assert json.loads(response.read())["status"] == "ok"
