@@ -80,8 +80,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from fetcher.health import beat_check, count_sent_ticks
 
         after_task_publish.connect(count_sent_ticks, weak=False)
+        from fetcher.beat import run_beat
+
         _serve_health(settings, "beat", beat_check(settings))
-        app.start(["beat", "--loglevel", settings.log_level])
+        return run_beat(app, settings.log_level)
     elif args.command == "worker":
         from fetcher.celery_app import QUEUE, app
         from fetcher.health import worker_check

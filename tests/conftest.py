@@ -1,10 +1,17 @@
+import shutil
 from collections.abc import Iterator
 
 import pytest
 import redis
 
 from common.settings import Settings
-from support import RedisServer
+from support import ARTIFACTS, RedisServer
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fresh_reliability_rows() -> None:
+    """Each run's reliability tables come from that run alone."""
+    shutil.rmtree(ARTIFACTS / "reliability", ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

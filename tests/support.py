@@ -1,5 +1,6 @@
 """Test helpers: a private redis-server, service processes, Socket.IO listeners."""
 
+import json
 import os
 import queue
 import shutil
@@ -100,6 +101,7 @@ class Service:
         logs = ARTIFACTS / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         self.name = name
+        self.env = env
         self.log_path = logs / f"{name}-{os.getpid()}-{time.monotonic_ns()}.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
@@ -129,6 +131,14 @@ class Service:
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
+
+
+def record_reliability(table: str, row: dict[str, Any]) -> None:
+    """A row for docs/reliability.md (python -m tests.reliability_report)."""
+    path = ARTIFACTS / "reliability" / f"{table}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as out:
+        out.write(json.dumps(row) + "\n")
 
 
 def service_env(redis_url: str, **settings: str) -> dict[str, str]:

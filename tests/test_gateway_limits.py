@@ -13,7 +13,15 @@ import websocket
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from support import Listener, RedisServer, Service, free_port, service_env, wait_http_ok
+from support import (
+    Listener,
+    RedisServer,
+    Service,
+    free_port,
+    record_reliability,
+    service_env,
+    wait_http_ok,
+)
 
 pytestmark = [
     pytest.mark.e2e,
@@ -95,6 +103,12 @@ def test_a_missing_or_wrong_token_is_refused(gateways: Gateways, mode: str) -> N
     via_query = connect(f"{url}?token={TOKEN}")
     assert via_query.connected
     via_query.disconnect()
+    bad_input(
+        mode,
+        "connect with no, a wrong or a non-string token (RTPLOT_AUTH_TOKEN set)",
+        'connection refused: "authentication failed"; the right token, in `auth` or '
+        "`?token=`, connects",
+    )
 
 
 def handshake(url: str, origin: str) -> int:
@@ -114,6 +128,11 @@ def test_a_disallowed_origin_is_refused(gateways: Gateways, mode: str) -> None:
     url = gateways.urls[f"{mode}-strict"]
     assert handshake(url, GOOD_ORIGIN) == 101
     assert handshake(url, "http://evil.example.net") in (400, 403)
+    bad_input(
+        mode,
+        "a WebSocket handshake from an Origin not in RTPLOT_ALLOWED_ORIGINS",
+        "refused (HTTP 400/403); a listed origin and the page's own are admitted",
+    )
 
 
 def test_the_default_admits_only_the_pages_own_origin(gateways: Gateways, mode: str) -> None:
@@ -133,6 +152,12 @@ def test_the_event_rate_is_limited_per_connection(gateways: Gateways, mode: str)
         assert acks[0]["ok"]  # the burst is admitted
         # Another connection has its own budget.
         assert other.call("unsubscribe", {"symbol": "AAPL"}, timeout=5)["ok"]
+        bad_input(
+            mode,
+            "more events than RTPLOT_RATE_LIMIT/RTPLOT_RATE_BURST on one connection",
+            'each excess event acked {"ok": false, "error": "rate limited: slow down"}; '
+            "other connections unaffected",
+        )
     finally:
         client.disconnect()
         other.disconnect()
@@ -148,6 +173,9 @@ def test_a_flooding_client_is_disconnected(gateways: Gateways, mode: str) -> Non
             break
         client.emit("snapshot", {"symbol": "AAPL"})
     assert gone.wait(10), "the flood went on"
+    bad_input(
+        mode, "a flood: 100 refused events in a row", "the connection is closed; others are served"
+    )
     survivor = connect(url, auth={"token": TOKEN})
     assert survivor.call("subscribe", {"symbol": "AAPL"}, timeout=5)["ok"]
     survivor.disconnect()
@@ -170,6 +198,11 @@ def test_subscriptions_per_connection_are_capped(gateways: Gateways, mode: str) 
         assert call("subscribe", "AAPL")["ok"]  # held already: not a new one
         assert call("unsubscribe", "TSLA")["ok"]
         assert call("subscribe", "NVDA")["ok"]
+        bad_input(
+            mode,
+            "more subscriptions than RTPLOT_MAX_SUBSCRIPTIONS on one connection",
+            '{"ok": false, "error": "too many subscriptions on one connection (max N)"}',
+        )
     finally:
         client.disconnect()
 
@@ -184,6 +217,11 @@ def test_a_frame_over_the_limit_closes_only_that_connection(gateways: Gateways, 
     assert gone.wait(10), "a 100 kB frame was accepted"
     assert bystander.call("subscribe", {"symbol": "AAPL"}, timeout=5)["ok"]
     bystander.disconnect()
+    bad_input(
+        mode,
+        "a 100 kB frame, over RTPLOT_MAX_MESSAGE_BYTES",
+        "that connection is closed; a bystander on the same gateway is served",
+    )
 
 
 json_values = st.recursive(
@@ -232,6 +270,13 @@ def test_fuzzed_payloads_are_answered_or_ignored_never_fatal(
             assert isinstance(ack, dict) and isinstance(ack.get("ok"), bool)
             if not ack["ok"]:
                 assert isinstance(ack["error"], str) and ack["error"]
+        bad_input(
+            mode,
+            "fuzzed payloads (hypothesis: any JSON value) to subscribe, "
+            "unsubscribe, snapshot, ping_graph and unknown events",
+            'an ack {"ok": false, "error": "<reason>"} (or none for reserved names); '
+            "the gateway stays up",
+        )
 
 
 _fuzz_clients: dict[str, socketio.Client] = {}
@@ -290,6 +335,12 @@ def test_malformed_frames_do_not_hurt_anyone_else(
         assert listener.call("subscribe", {"symbol": "AAPL"}) == {"ok": True, "symbol": "AAPL"}
     finally:
         listener.close()
+    bad_input(
+        mode,
+        "malformed frames: truncated or invalid JSON, unknown packet types and "
+        "namespaces, 5,000-deep nesting, binary junk",
+        "ignored or that connection closed; the next client is served normally",
+    )
 
 
 def test_the_fuzzed_gateways_still_serve_normally(gateways: Gateways) -> None:
@@ -301,3 +352,7 @@ def test_the_fuzzed_gateways_still_serve_normally(gateways: Gateways) -> None:
             url = gateways.urls[f"{mode}-{kind}"]
             with urllib.request.urlopen(url + "/healthz", timeout=5) as response:
                 assert json.loads(response.read())["status"] == "ok"
+
+
+def bad_input(mode: str, what: str, response: str) -> None:
+    record_reliability("bad_input", {"input": what, "response": response, "mode": mode})
