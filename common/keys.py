@@ -59,7 +59,7 @@ class Keys:
 
     @property
     def source_backoff(self) -> str:
-        # STRING with TTL: present while the source is backing off; value = error kind.
+        # HASH: until (epoch s the source is left alone until), kind (the error's kind).
         return f"{self.prefix}source:backoff"
 
     @property

@@ -58,6 +58,7 @@ class Settings:
     rate_burst: float = 40.0  # ... and at once
     max_subscriptions: int = 50  # symbols one connection may subscribe to
     max_message_bytes: int = 65_536  # largest frame a client may send
+    max_queued: int = 100  # updates waiting for a slow client before it is dropped
     metrics_host: str = "127.0.0.1"  # 0.0.0.0 in containers, so Prometheus can scrape
     metrics_port: int | None = None  # None: the service's own default (METRICS_PORTS)
 
@@ -93,6 +94,7 @@ class Settings:
             max_message_bytes=read(
                 "RTPLOT_MAX_MESSAGE_BYTES", str(cls.max_message_bytes), _positive(int)
             ),
+            max_queued=read("RTPLOT_MAX_QUEUED", str(cls.max_queued), _positive(int)),
             metrics_host=read("RTPLOT_METRICS_HOST", cls.metrics_host, _non_empty),
             metrics_port=read("RTPLOT_METRICS_PORT", "", _optional_port),
         )

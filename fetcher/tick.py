@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 
 import redis
 
-from common.bars import BadBar, Bar, check_bar
+from common.bars import Bar
 from common.keys import Keys
 from common.settings import Settings
 from fetcher import metrics
+from fetcher.cleaning import clean
 from fetcher.sources.base import Source, SourceError
 from fetcher.store import BarStore, Head
 from fetcher.tracking import tracked_symbols
@@ -55,9 +56,9 @@ def run_tick(
     metrics.LAST_TICK.set(now)
 
     heads = store.heads(tracked.symbols)
-    backing_off = client.get(keys.source_backoff)
-    if backing_off is not None:
-        report.skipped = f"backing off after {backing_off!s}"
+    until, kind = client.hmget(keys.source_backoff, ["until", "kind"])
+    if until is not None and now < float(until):
+        report.skipped = f"backing off after {kind!s}"
         metrics.TICKS.labels("skipped").inc()
         _record_staleness(heads, report, now)
         return report
@@ -66,7 +67,7 @@ def run_tick(
     try:
         result = source.fetch(_since(store, heads, now), now)
     except SourceError as exc:
-        _back_off(client, keys, settings.fetch_interval, exc.kind)
+        _back_off(client, keys, settings.fetch_interval, exc.kind, now)
         metrics.SOURCE_ERRORS.labels(exc.kind).inc()
         metrics.TICKS.labels("error").inc()
         log.warning("source failed, backing off", extra={"kind": exc.kind, "error": str(exc)})
@@ -114,20 +115,22 @@ def _record_staleness(heads: dict[str, Head], report: TickReport, now: float) ->
 
 
 def _sane(bars: list[Bar], symbol: str, report: TickReport) -> list[Bar]:
-    good: list[Bar] = []
-    for bar in bars:
-        try:
-            good.append(check_bar(bar))
-        except BadBar as exc:
-            report.rejected += 1
-            log.warning("bad bar rejected", extra={"symbol": symbol, "error": str(exc)})
-    return good
+    cleaned = clean(bars)
+    for bar, reason in cleaned.rejected:
+        report.rejected += 1
+        log.warning("bad bar rejected", extra={"symbol": symbol, "t": bar.t, "error": reason})
+    return cleaned.bars
 
 
-def _back_off(client: "redis.Redis", keys: Keys, interval: float, kind: str) -> None:
+def _back_off(client: "redis.Redis", keys: Keys, interval: float, kind: str, now: float) -> None:
     failures = int(client.incr(keys.source_failures))
     delay = min(interval * 2 ** (failures - 1), MAX_BACKOFF)
-    client.set(keys.source_backoff, kind, px=max(int(delay * 1000), 1))
+    # The deadline is in the tick's own clock (tests run minutes in milliseconds); the
+    # TTL only tidies up after it.
+    pipe = client.pipeline(transaction=True)
+    pipe.hset(keys.source_backoff, mapping={"until": now + delay, "kind": kind})
+    pipe.expire(keys.source_backoff, int(delay) + 60)
+    pipe.execute()
 
 
 def _publish_tracked(client: "redis.Redis", keys: Keys, symbols: list[str]) -> None:

@@ -34,11 +34,14 @@ from gateway import metrics, routes
 from gateway.managers import CountingAsyncRedisManager
 from gateway.protocol import (
     RATE_LIMITED,
+    SLOW_CONSUMER_CHECK,
     UNAVAILABLE,
     BadRequest,
     Guard,
     Subscriptions,
+    drain,
     figure_string,
+    overfull,
     requested_symbol,
     requested_updates,
     rooms_to_leave,
@@ -74,6 +77,7 @@ class AsyncGateway:
         self.guard = Guard(settings.rate_limit, settings.rate_burst, settings.max_subscriptions)
         self.connected: set[str] = set()
         self._refresher: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self._register_handlers()
         self.app = socketio.ASGIApp(
             self.sio,
@@ -91,11 +95,14 @@ class AsyncGateway:
             self.sio.manager_initialized = True
             self.manager.initialize()
         self._refresher = asyncio.create_task(self._refresh_watched())
+        self._sweeper = asyncio.create_task(self._drop_slow_consumers())
         log.info("gateway started", extra={"mode": "asyncio"})
 
     async def shutdown(self) -> None:
         if self._refresher is not None:
             self._refresher.cancel()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         await self.redis.aclose()
 
     async def _refresh_watched(self) -> None:
@@ -110,6 +117,18 @@ class AsyncGateway:
                         extra={"symbol": symbol, "error": str(exc)},
                     )
                     break
+
+    async def _drop_slow_consumers(self) -> None:
+        while True:
+            await asyncio.sleep(SLOW_CONSUMER_CHECK)
+            for sock in overfull(self.sio.eio.sockets, self.settings.max_queued):
+                log.warning(
+                    "dropping a client that stopped reading", extra={"queued": sock.queue.qsize()}
+                )
+                metrics.REFUSED.labels("delivery", "slow_consumer").inc()
+                await sock.close(wait=False, abort=True)
+                drain(sock.queue)
+                await sock.queue.put(None)  # lets its writer end once the socket gives
 
     # -- Socket.IO protocol ----------------------------------------------------------
 

@@ -36,11 +36,14 @@ from gateway import metrics, routes
 from gateway.managers import CountingRedisManager
 from gateway.protocol import (
     RATE_LIMITED,
+    SLOW_CONSUMER_CHECK,
     UNAVAILABLE,
     BadRequest,
     Guard,
     Subscriptions,
+    drain,
     figure_string,
+    overfull,
     requested_symbol,
     requested_updates,
     rooms_to_leave,
@@ -88,6 +91,7 @@ class EventletGateway:
         self.sio.manager_initialized = True
         self.manager.initialize()
         self.sio.start_background_task(self._refresh_watched)
+        self.sio.start_background_task(self._drop_slow_consumers)
 
     def _refresh_watched(self) -> None:
         while True:
@@ -101,6 +105,18 @@ class EventletGateway:
                         extra={"symbol": symbol, "error": str(exc)},
                     )
                     break
+
+    def _drop_slow_consumers(self) -> None:
+        while True:
+            self.sio.sleep(SLOW_CONSUMER_CHECK)
+            for sock in overfull(self.sio.eio.sockets, self.settings.max_queued):
+                log.warning(
+                    "dropping a client that stopped reading", extra={"queued": sock.queue.qsize()}
+                )
+                metrics.REFUSED.labels("delivery", "slow_consumer").inc()
+                sock.close(wait=False, abort=True)
+                drain(sock.queue)
+                sock.queue.put(None)
 
     def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         if not token_matches(self.settings.auth_token, auth, environ.get("QUERY_STRING", "")):

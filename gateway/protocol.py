@@ -194,3 +194,21 @@ def _own_origins(environ: dict[str, Any]) -> set[str]:
     forwarded_scheme = environ.get("HTTP_X_FORWARDED_PROTO", scheme).split(",")[0].strip()
     forwarded_host = environ.get("HTTP_X_FORWARDED_HOST", host).split(",")[0].strip()
     return {f"{scheme}://{host}", f"{forwarded_scheme}://{forwarded_host}"}
+
+
+SLOW_CONSUMER_CHECK = 0.5  # seconds between looks at the clients' send queues
+
+
+def overfull(sockets: dict[str, Any], limit: int) -> list[Any]:
+    """Engine.IO sockets whose send queue holds more than ``limit`` packets: clients
+    that stopped reading. Left alone, each would pin every update it has not taken."""
+    return [
+        sock for sock in list(sockets.values()) if not sock.closed and sock.queue.qsize() > limit
+    ]
+
+
+def drain(queue: Any) -> None:
+    """Drop what a dropped client never read, so its memory goes now."""
+    while not queue.empty():
+        queue.get_nowait()
+        queue.task_done()

@@ -30,7 +30,7 @@ import redis
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from support import ARTIFACTS, ROOT, Listener, free_port, wait_until
+from support import ARTIFACTS, ROOT, Listener, free_port, record_reliability, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -442,6 +442,7 @@ def test_a_gateway_killed_behind_the_balancer_hands_its_clients_to_the_other(
     assert clients_on(deployment, victim) >= 1
     try:
         deployment.processes[victim].stop()
+        killed_at = time.monotonic()
         wait_until(
             lambda: clients_on(deployment, survivor) == len(listeners),
             timeout=30,
@@ -451,6 +452,16 @@ def test_a_gateway_killed_behind_the_balancer_hands_its_clients_to_the_other(
         for listener in listeners:
             update, _ = listener.next("figure", timeout=15, where=lambda d: d["seq"] > latest + 1)
             assert update["symbol"] == "TSLA"
+        record_reliability(
+            "faults",
+            {
+                "fault": "one of two gateways behind HAProxy stopped with clients on it",
+                "outcome": "its clients reconnected through the balancer to the other gateway, "
+                "resubscribed, got a fresh snapshot and live updates",
+                "recovery_s": round(time.monotonic() - killed_at, 1),
+                "lost": "no update after the reconnect (the page asks for a snapshot)",
+            },
+        )
     finally:
         for listener in listeners:
             listener.close()
