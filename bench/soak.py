@@ -25,16 +25,10 @@ from pathlib import Path
 import redis
 import socketio
 
+from rtplot.up import free_port
+
 SYMBOLS = ["AAPL", "MSFT", "TSLA", "BRK-B", "NVDA"]
 SERVICES = ("worker", "beat", "renderer", "gateway")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -30,7 +30,15 @@ import redis
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from support import ARTIFACTS, ROOT, Listener, free_port, record_reliability, wait_until
+from support import (
+    ARTIFACTS,
+    CLIENT_SOCKET_LEAK,
+    ROOT,
+    Listener,
+    free_port,
+    record_reliability,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -426,11 +434,7 @@ def test_alerts_and_dashboard_use_metrics_the_services_export(deployment: Compos
     assert used and used <= exported, used - exported
 
 
-# The test's own python-socketio clients (websocket-client underneath) leave the socket of
-# a connection whose server died to the garbage collector; that is theirs, not rtplot's.
-@pytest.mark.filterwarnings(
-    "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"
-)
+@CLIENT_SOCKET_LEAK
 def test_a_gateway_killed_behind_the_balancer_hands_its_clients_to_the_other(
     deployment: ComposeRun,
 ) -> None:

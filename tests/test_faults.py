@@ -16,6 +16,7 @@ import redis
 
 from common.keys import RENDER_GROUP, Keys
 from support import (
+    CLIENT_SOCKET_LEAK,
     Listener,
     RedisServer,
     Service,
@@ -26,14 +27,7 @@ from support import (
     wait_until,
 )
 
-pytestmark = [
-    pytest.mark.e2e,
-    # The test's python-socketio clients leave the socket of a connection whose server
-    # died to the garbage collector (websocket-client): theirs, not rtplot's.
-    pytest.mark.filterwarnings(
-        "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"
-    ),
-]
+pytestmark = [pytest.mark.e2e, CLIENT_SOCKET_LEAK]
 
 KEYS = Keys()
 

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from support import (
+    CLIENT_SOCKET_LEAK,
     Listener,
     RedisServer,
     Service,
@@ -23,15 +24,7 @@ from support import (
     wait_http_ok,
 )
 
-pytestmark = [
-    pytest.mark.e2e,
-    # Here the gateway closes connections on purpose (floods, oversized frames), and the
-    # test's own python-socketio clients (websocket-client underneath) leave the socket of
-    # a connection the server closed to the garbage collector: theirs, not rtplot's.
-    pytest.mark.filterwarnings(
-        "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"
-    ),
-]
+pytestmark = [pytest.mark.e2e, CLIENT_SOCKET_LEAK]
 
 TOKEN = "s3cret-token"
 GOOD_ORIGIN = "http://charts.example.com"

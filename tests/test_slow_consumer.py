@@ -11,6 +11,7 @@ import pytest
 import websocket
 
 from support import (
+    CLIENT_SOCKET_LEAK,
     Listener,
     RedisServer,
     Service,
@@ -23,9 +24,7 @@ from support import (
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.filterwarnings(  # the test's own clients, as in test_faults
-        "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"
-    ),
+    CLIENT_SOCKET_LEAK,
 ]
 
 SYMBOLS = ["AAPL", "MSFT", "TSLA", "BRK-B"]
