@@ -38,7 +38,8 @@ def y_range(bars: Sequence[Bar]) -> list[float]:
     lo = min(b.c for b in bars)
     hi = max(b.c for b in bars)
     pad = min(5.0, 0.05 * hi)
-    return [lo - pad, hi + pad]
+    # Cents are all a chart shows; more digits only lengthen every update.
+    return [round(lo - pad, 2), round(hi + pad, 2)]
 
 
 def build_figure(symbol: str, bars: Sequence[Bar]) -> dict[str, Any]:

@@ -1,9 +1,11 @@
+import os
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
 from common.bars import MINUTE
+from fetcher.sources.base import SourceError
 from fetcher.sources.csv_replay import CsvFormatError, CsvReplaySource
 
 NOW = 1_794_999_960.0  # on a minute boundary
@@ -57,3 +59,19 @@ def test_a_bad_file_is_refused_with_the_place_named(
 ) -> None:
     with pytest.raises(CsvFormatError, match=message):
         CsvReplaySource(write(tmp_path, text))
+
+
+def test_the_file_is_followed_live_and_its_absence_is_a_source_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "time,open,high,low,close,volume\n1,1,2,0.5,1.5,10\n")
+    source = CsvReplaySource(path)
+    since = {"X": int(NOW) - 60}
+    assert {b.c for b in source.fetch(since, NOW).bars["X"]} == {1.5}
+    path.write_text("time,open,high,low,close,volume\n1,2,3,1.5,2.5,10\n")
+    os.utime(path, ns=(0, 10**18))  # a different mtime, however fast this runs
+    assert {b.c for b in source.fetch(since, NOW).bars["X"]} == {2.5}
+    path.unlink()
+    with pytest.raises(SourceError, match="No such file"):
+        source.fetch(since, NOW)
+    path.write_text("time,open,high,low,close\n")
+    with pytest.raises(SourceError, match="missing column"):
+        source.fetch(since, NOW)

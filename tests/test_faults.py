@@ -9,6 +9,7 @@ import signal
 import time
 from collections.abc import Iterator
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -240,3 +241,78 @@ def _pending_older_than(stack: Stack, idle_ms: int) -> int:
         KEYS.changes, RENDER_GROUP, min="-", max="+", count=1000, idle=idle_ms
     )
     return len(rows)
+
+
+def test_a_source_that_fails_for_a_while_is_backed_off_then_followed_again(
+    tmp_path: Path,
+) -> None:
+    tape = tmp_path / "tape.csv"
+    rows = "".join(
+        f"{i},{100 + i % 7},{101 + i % 7},{99 + i % 7},{100.5 + i % 7},{10 + i}\n"
+        for i in range(60)
+    )
+    tape.write_text("time,open,high,low,close,volume\n" + rows)
+    server = RedisServer().start()
+    env = service_env(server.url, symbols="AAPL", source=f"csv:{tape}")
+    metrics_port = free_port()
+    services = [
+        Service("worker", ["worker"], dict(env, RTPLOT_METRICS_PORT=str(metrics_port))),
+        Service("beat", ["beat"], dict(env, RTPLOT_METRICS_PORT=str(free_port()))),
+    ]
+    client = redis.Redis.from_url(server.url)
+    try:
+        wait_until(
+            lambda: client.zcard(KEYS.bars("AAPL")) == 390,
+            timeout=30,
+            message="the replay to fill the window",
+        )
+        tape.rename(tmp_path / "away.csv")  # the source is gone
+        failing_since = time.monotonic()
+        time.sleep(20)
+        samples = _scrape(metrics_port)
+        errors = samples.get('rtplot_fetcher_source_errors_total{kind="error"}', 0)
+        skipped = samples.get('rtplot_fetcher_ticks_total{outcome="skipped"}', 0)
+        assert 3 <= errors <= 7, errors  # doubling back-off: 1, 2, 4, 8 s...
+        assert skipped >= 10  # the other ticks left the source alone
+        assert all(service.alive() for service in services)  # no crash loop
+        (tmp_path / "away.csv").rename(tape)
+        back_at = time.monotonic()
+        version = int(client.hget(KEYS.meta("AAPL"), "version") or 0)
+        wait_until(
+            lambda: client.get(KEYS.source_failures) is None,
+            timeout=30,
+            message="fetching to resume",
+        )
+        recovered = time.monotonic() - back_at
+        bars = [int(score) for _, score in client.zrange(KEYS.bars("AAPL"), 0, -1, withscores=True)]
+        assert len(bars) == 390 and all(b - a == 60 for a, b in pairwise(bars))
+        assert int(client.hget(KEYS.meta("AAPL"), "version") or 0) >= version
+        record_reliability(
+            "faults",
+            {
+                "fault": "the source failing on every fetch for 20 s (its file removed), "
+                "real worker and beat",
+                "outcome": f"{errors:.0f} attempts in {time.monotonic() - failing_since:.0f} s "
+                f"(doubling back-off), {skipped:.0f} ticks skipped, no crash loop; "
+                "fetching resumed when the file came back, window without a gap",
+                "recovery_s": round(recovered, 1),
+                "lost": "no bar",
+            },
+        )
+    finally:
+        for service in services:
+            service.stop()
+        client.close()
+        server.cleanup()
+
+
+def _scrape(port: int) -> dict[str, float]:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("rtplot_")
+    }

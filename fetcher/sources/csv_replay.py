@@ -5,6 +5,9 @@ The file has the columns ``time,open,high,low,close,volume`` and optionally ``sy
 loop, one row per wall-clock minute and restamped to that minute: the bar for minute
 ``m`` is row ``(m / 60) mod N`` of the symbol's rows. That is stateless and the same in
 every process, so any worker can serve any tick and a restart resumes where it was.
+
+The file is read again when it changes, so a replay can be edited live; while it is
+missing or unreadable every fetch fails with ``SourceError``, as a live source would.
 """
 
 from collections.abc import Mapping
@@ -15,7 +18,7 @@ import pandas as pd
 
 from common.bars import MINUTE, BadBar, Bar, check_bar, floor_minute
 from common.symbols import InvalidSymbol, normalize_symbol
-from fetcher.sources.base import FetchResult
+from fetcher.sources.base import FetchResult, SourceError
 
 REQUIRED = ("time", "open", "high", "low", "close", "volume")
 ANY_SYMBOL = "*"
@@ -67,9 +70,24 @@ class CsvReplaySource:
     name = "csv"
 
     def __init__(self, path: Path) -> None:
+        self.path = path
+        self.stamp = path.stat().st_mtime_ns
         self.tapes = load_tapes(path)
 
+    def _reload_if_changed(self) -> None:
+        try:
+            stamp = self.path.stat().st_mtime_ns
+        except OSError as exc:
+            raise SourceError(f"{self.path}: {exc.strerror or exc}") from None
+        if stamp != self.stamp:
+            try:
+                self.tapes = load_tapes(self.path)
+            except CsvFormatError as exc:
+                raise SourceError(str(exc)) from None
+            self.stamp = stamp
+
     def fetch(self, since: Mapping[str, int], now: float) -> FetchResult:
+        self._reload_if_changed()
         current = floor_minute(now)
         result = FetchResult(bars={})
         for symbol, start in since.items():
