@@ -42,9 +42,9 @@ def faults_table() -> str:
     ]
     latest = {row["fault"]: row for row in rows("faults")}
     for row in latest.values():
-        lines.append(
-            f"| {row['fault']} | {row['outcome']} | {row['recovery_s']} s | {row['lost']} |"
-        )
+        recovery = row["recovery_s"]
+        recovery = f"{recovery} s" if isinstance(recovery, int | float) else recovery
+        lines.append(f"| {row['fault']} | {row['outcome']} | {recovery} | {row['lost']} |")
     return "\n".join(lines)
 
 
