@@ -54,6 +54,7 @@ from gateway.watching import WATCH_SCRIPT, refresh_every, too_many, watch_args
 
 log = logging.getLogger("rtplot.gateway")
 
+MAX_CLIENTS = 100_000  # connections served at once (greenthreads are cheap)
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
 
@@ -279,6 +280,8 @@ class EventletGateway:
 def serve(settings: Settings) -> None:
     gateway = EventletGateway(settings)
     gateway.start()
-    listener = eventlet.listen((settings.host, settings.port))
+    # eventlet's defaults (a backlog of 50, 1,024 connections at most) would cap a gateway
+    # far below what it can serve; the OS's file limit is the real bound.
+    listener = eventlet.listen((settings.host, settings.port), backlog=2048)
     log.info("gateway started", extra={"mode": "eventlet", "port": settings.port})
-    eventlet.wsgi.server(listener, gateway.app, log=log, log_output=False)
+    eventlet.wsgi.server(listener, gateway.app, log=log, log_output=False, max_size=MAX_CLIENTS)
