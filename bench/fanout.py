@@ -18,12 +18,10 @@ import argparse
 import asyncio
 import os
 import resource
-import shutil
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -37,7 +35,7 @@ from common.keys import Keys
 from common.messages import FIGURE, OrjsonCodec, figure_room
 from fetcher.sources.synthetic import SyntheticSource
 from renderer.figure import build_figure
-from rtplot.up import free_port, redis_answers
+from rtplot.up import PrivateRedis, free_port
 
 SYMBOLS = [f"SYM{i:02d}" for i in range(20)]
 CONNECT_CONCURRENCY = 200  # handshakes in flight at once
@@ -188,25 +186,9 @@ def _self_cpu() -> float:
 
 
 def one_run(mode: str, count: int, publish_seconds: float) -> Result:
-    workdir = tempfile.mkdtemp(prefix="rtplot-fanout-")
-    redis_port, port = free_port(), free_port()
-    redis_proc = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(redis_port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            workdir,
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    redis_url = f"redis://127.0.0.1:{redis_port}/0"
+    port = free_port()
+    private_redis = PrivateRedis("redis-server")
+    redis_url = private_redis.url
     env = {k: v for k, v in os.environ.items() if not k.startswith("RTPLOT_")}
     env.update(
         {
@@ -225,16 +207,12 @@ def one_run(mode: str, count: int, publish_seconds: float) -> Result:
     )
     try:
         _wait_http(f"http://127.0.0.1:{port}/healthz")
-        while not redis_answers(redis_url):
-            time.sleep(0.1)
         url = f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"
         measured = asyncio.run(run_clients(url, count, publish_seconds, redis_url, gateway.pid))
     finally:
         gateway.send_signal(signal.SIGTERM)
         gateway.wait(timeout=30)
-        redis_proc.terminate()
-        redis_proc.wait(timeout=10)
-        shutil.rmtree(workdir, ignore_errors=True)
+        private_redis.stop()
     ordered = sorted(measured.latencies) or [float("nan")]
     return Result(
         mode=mode,

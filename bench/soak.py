@@ -17,7 +17,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from pathlib import Path
 import redis
 import socketio
 
-from rtplot.up import free_port
+from rtplot.up import PrivateRedis, free_port
 
 SYMBOLS = ["AAPL", "MSFT", "TSLA", "BRK-B", "NVDA"]
 SERVICES = ("worker", "beat", "renderer", "gateway")
@@ -90,28 +89,12 @@ def main() -> int:
         print("redis-server is not on PATH", file=sys.stderr)
         return 1
 
-    workdir = tempfile.mkdtemp(prefix="rtplot-soak-")
-    redis_port, gateway_port = free_port(), free_port()
-    redis_proc = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(redis_port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            workdir,
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    gateway_port = free_port()
+    private_redis = PrivateRedis("redis-server")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RTPLOT_")}
     env.update(
         {
-            "RTPLOT_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "RTPLOT_REDIS_URL": private_redis.url,
             "RTPLOT_SYMBOLS": ",".join(SYMBOLS),
             "RTPLOT_WINDOW_MINUTES": "390",
             "RTPLOT_PORT": str(gateway_port),
@@ -129,7 +112,7 @@ def main() -> int:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-    client = redis.Redis(port=redis_port)
+    client = redis.Redis(port=private_redis.port)
     url = f"http://127.0.0.1:{gateway_port}"
     series: dict[str, Series] = {}
     received = [0]
@@ -156,9 +139,7 @@ def main() -> int:
         for proc in procs.values():
             proc.wait(timeout=30)
         client.close()
-        redis_proc.terminate()
-        redis_proc.wait(timeout=10)
-        shutil.rmtree(workdir, ignore_errors=True)
+        private_redis.stop()
 
     report = _report(args, series, received[0])
     print(report)

@@ -45,6 +45,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def redis_argv(executable: str, port: int, directory: str, *extra: str) -> list[str]:
+    """A redis-server on loopback that keeps nothing on disk, unless ``extra`` says so
+    (later arguments win)."""
+    return [
+        executable,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        directory,
+        *extra,
+    ]
+
+
 class PrivateRedis:
     """A throwaway redis-server for this run; its data goes with it."""
 
@@ -52,19 +71,7 @@ class PrivateRedis:
         self.port = free_port()
         self.dir = tempfile.TemporaryDirectory(prefix="rtplot-redis-")
         self.process = subprocess.Popen(
-            [
-                executable,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                self.dir.name,
-            ],
+            redis_argv(executable, self.port, self.dir.name),
             stdout=subprocess.DEVNULL,
             start_new_session=True,
         )

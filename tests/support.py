@@ -18,7 +18,7 @@ import pytest
 import redis
 import socketio
 
-from rtplot.up import free_port
+from rtplot.up import free_port, redis_argv
 
 __all__ = ["free_port"]  # re-exported for the tests
 
@@ -61,20 +61,7 @@ class RedisServer:
 
     def start(self) -> "RedisServer":
         self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                self.dir,
-                *self.extra,
-            ],
+            redis_argv("redis-server", self.port, self.dir, *self.extra),
             stdout=subprocess.DEVNULL,
         )
         client = redis.Redis.from_url(self.url)
