@@ -28,7 +28,7 @@ import plotly.io as pio
 from common.bars import Bar
 from fetcher.sources.synthetic import SyntheticSource
 from renderer.delta import build_delta
-from renderer.figure import build_figure
+from renderer.figure import build_figure, style_of
 from renderer.snapshots import Window
 
 NOW = 1_794_999_960.0 + 30
@@ -126,7 +126,13 @@ def bytes_rows() -> list[dict[str, Any]]:
         last = bars[-1]
         close = round(last.c + 0.01, 2)  # a tick's move, in cents as sources quote
         moved = Bar(last.t, last.o, max(last.h, close), last.l, close, last.v + 7)
-        window = Window(version=2, bars=[*bars[:-1], moved], previous_seq=1, changelog={2: moved.t})
+        window = Window(
+            version=2,
+            bars=[*bars[:-1], moved],
+            previous_seq=1,
+            changelog={2: moved.t},
+            previous_style=style_of(bars),
+        )
         full = orjson.dumps(
             {"symbol": "AAPL", "seq": 2, "figure": build_figure("AAPL", window.bars)}
         )

@@ -2,13 +2,14 @@
 
 A delta is ``{symbol, seq, base_seq, start, bars, style}``. A client holding the figure
 of ``base_seq`` drops its points from the first delta bar on, appends the delta's bars,
-drops points before ``start`` (the window's first minute) and applies ``style``; it then
+drops points before ``start`` (the window's first minute) and applies ``style`` (only the
+keys that changed: ``color``, ``y_range``); it then
 holds exactly the figure of ``seq``. A client at any other seq asks for a snapshot.
 """
 
 from typing import Any
 
-from renderer.figure import direction_colour, y_range
+from renderer.figure import style_of
 from renderer.snapshots import Window
 
 
@@ -26,6 +27,13 @@ def first_changed(window: Window) -> int | None:
     return min(changed) if changed else window.bars[-1].t + 1
 
 
+def changed_style(window: Window) -> dict[str, Any]:
+    """Only what differs from the base snapshot's style: usually nothing, or the colour."""
+    style = style_of(window.bars)
+    before = window.previous_style or {}
+    return {key: value for key, value in style.items() if before.get(key) != value}
+
+
 def build_delta(symbol: str, window: Window) -> dict[str, Any] | None:
     since = first_changed(window)
     if since is None or not window.bars:
@@ -36,5 +44,5 @@ def build_delta(symbol: str, window: Window) -> dict[str, Any] | None:
         "base_seq": window.previous_seq,
         "start": window.bars[0].t,
         "bars": [bar.as_list() for bar in window.bars if bar.t >= since],
-        "style": {"color": direction_colour(window.bars), "y_range": y_range(window.bars)},
+        "style": changed_style(window),
     }

@@ -42,6 +42,11 @@ def y_range(bars: Sequence[Bar]) -> list[float]:
     return [round(lo - pad, 2), round(hi + pad, 2)]
 
 
+def style_of(bars: Sequence[Bar]) -> dict[str, Any]:
+    """The parts of the chart's look that follow the data; deltas carry their changes."""
+    return {"color": direction_colour(bars), "y_range": y_range(bars)}
+
+
 def build_figure(symbol: str, bars: Sequence[Bar]) -> dict[str, Any]:
     # x in epoch milliseconds: plotly.js reads numbers on a date axis as UTC ms.
     trace = {

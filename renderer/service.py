@@ -21,7 +21,7 @@ import redis
 from common.keys import RENDER_GROUP, Keys
 from renderer import metrics
 from renderer.delta import build_delta
-from renderer.figure import build_figure
+from renderer.figure import build_figure, style_of
 from renderer.publish import Publisher
 from renderer.snapshots import OLDER, SAME, STORED, SnapshotStore
 
@@ -126,7 +126,7 @@ class Renderer:
             window.version,
             figure_json,
         )
-        outcome = self.snapshots.store(symbol, window.version, payload_json)
+        outcome = self.snapshots.store(symbol, window.version, payload_json, style_of(window.bars))
         if outcome == OLDER or (outcome == SAME and not republish):
             return None
         assert outcome in (STORED, SAME)

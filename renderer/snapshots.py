@@ -1,6 +1,7 @@
 """Reading a symbol's bars and storing its figure snapshot, on the Redis contract."""
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 import redis
@@ -14,7 +15,7 @@ _STORE = """
 local current = tonumber(redis.call('HGET', KEYS[1], 'seq') or '-1')
 local seq = tonumber(ARGV[1])
 if seq > current then
-  redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'payload', ARGV[2])
+  redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'payload', ARGV[2], 'style', ARGV[3])
   return 1
 end
 if seq == current then return 0 end
@@ -30,6 +31,7 @@ class Window:
     bars: list[Bar]
     as_of: float | None = None  # when the fetcher stored these bars (source time)
     previous_seq: int | None = None  # the seq of the snapshot stored before this render
+    previous_style: dict[str, Any] | None = None  # that snapshot's style (see figure.style_of)
     # version -> first minute that version changed (-1: only trimmed), recent versions only
     changelog: dict[int, int] = field(default_factory=dict)
 
@@ -45,9 +47,9 @@ class SnapshotStore:
         pipe = self.client.pipeline(transaction=True)
         pipe.zrange(self.keys.bars(symbol), 0, -1)
         pipe.hmget(self.keys.meta(symbol), ["version", "as_of"])
-        pipe.hget(self.keys.snapshot(symbol), "seq")
+        pipe.hmget(self.keys.snapshot(symbol), ["seq", "style"])
         pipe.zrange(self.keys.changelog(symbol), 0, -1)
-        rows, (version, as_of), previous, log = pipe.execute()
+        rows, (version, as_of), (previous, style), log = pipe.execute()
         # Members are JSON arrays: join them and parse once instead of per bar.
         decoded = orjson.loads(b"[" + b",".join(rows) + b"]")
         bars = [Bar(int(t), o, h, lo, c, int(v)) for t, o, h, lo, c, v in decoded]
@@ -60,11 +62,13 @@ class SnapshotStore:
             bars=bars,
             as_of=None if as_of is None else float(as_of),
             previous_seq=None if previous is None else int(previous),
+            previous_style=None if style is None else orjson.loads(style),
             changelog=changelog,
         )
 
-    def store(self, symbol: str, seq: int, payload_json: bytes) -> int:
-        return int(self._store(keys=[self.keys.snapshot(symbol)], args=[seq, payload_json]))
+    def store(self, symbol: str, seq: int, payload_json: bytes, style: dict[str, Any]) -> int:
+        args: list[int | bytes] = [seq, payload_json, orjson.dumps(style)]
+        return int(self._store(keys=[self.keys.snapshot(symbol)], args=args))
 
     def seq(self, symbol: str) -> int | None:
         raw = self.client.hget(self.keys.snapshot(symbol), "seq")

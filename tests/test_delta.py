@@ -46,7 +46,10 @@ def test_a_changed_last_bar_is_a_one_bar_delta(client: "redis.Redis") -> None:
     recorder = Recorder()
     renderer = Renderer(client, KEYS, recorder, name="r")
     now = START + 10
-    write(store, [Bar(START - 60 * i, 10, 11, 9, 10, 1) for i in range(5)], now)
+    closes = [9, 12, 10, 10, 10]  # oldest first: the range is 9..12 whatever the last does
+    write(
+        store, [Bar(START - 60 * (4 - i), c, c + 1, c - 1, c, 1) for i, c in enumerate(closes)], now
+    )
     renderer.render("AAPL")
     assert recorder.deltas == [None]  # nothing to be a delta from yet
     write(store, [Bar(START, 10, 12, 9, 11.5, 2)], now + 1)
@@ -55,7 +58,19 @@ def test_a_changed_last_bar_is_a_one_bar_delta(client: "redis.Redis") -> None:
     assert delta is not None
     assert (delta["seq"], delta["base_seq"]) == (2, 1)
     assert delta["bars"] == [[START, 10.0, 12.0, 9.0, 11.5, 2]]
-    assert delta["style"]["color"] == "lime"
+    assert delta["style"] == {"color": "lime"}  # was flat; the range did not move
+    write(store, [Bar(START, 10, 12, 9, 11.5, 3)], now + 2)  # only the volume moved
+    renderer.render("AAPL")
+    assert recorder.deltas[-1] is not None
+    assert recorder.deltas[-1]["style"] == {}  # nothing about the look changed
+    write(store, [Bar(START, 10, 12, 9, 9.5, 4)], now + 3)
+    renderer.render("AAPL")
+    assert recorder.deltas[-1] is not None
+    assert recorder.deltas[-1]["style"] == {"color": "red"}
+    write(store, [Bar(START, 10, 14, 9, 13.5, 5)], now + 4)  # a new high moves the range
+    renderer.render("AAPL")
+    assert recorder.deltas[-1] is not None
+    assert recorder.deltas[-1]["style"] == {"color": "lime", "y_range": [8.32, 14.18]}
     full = len(orjson.dumps(recorder.figures[-1]))
     assert len(orjson.dumps(delta)) * 20 < full
 

@@ -13,6 +13,7 @@ from renderer.snapshots import OLDER, SAME, STORED, SnapshotStore
 
 NOW = 1_794_999_960.0 + 10
 KEYS = Keys()
+STYLE = {"color": "lime", "y_range": [1.0, 2.0]}
 
 
 class FakePublisher:
@@ -61,9 +62,9 @@ def test_a_burst_of_changes_is_one_render_of_the_latest_state(client: "redis.Red
 
 def test_the_snapshot_seq_only_grows(client: "redis.Redis") -> None:
     snapshots = SnapshotStore(client, KEYS)
-    assert snapshots.store("AAPL", 5, b"five") == STORED
-    assert snapshots.store("AAPL", 5, b"again") == SAME
-    assert snapshots.store("AAPL", 4, b"late") == OLDER
+    assert snapshots.store("AAPL", 5, b"five", STYLE) == STORED
+    assert snapshots.store("AAPL", 5, b"again", STYLE) == SAME
+    assert snapshots.store("AAPL", 4, b"late", STYLE) == OLDER
     assert client.hget(KEYS.snapshot("AAPL"), "payload") == b"five"
     assert snapshots.seq("AAPL") == 5
 
@@ -115,7 +116,7 @@ def test_a_claimed_notice_is_republished_even_if_its_snapshot_was_stored(
     client.xreadgroup(RENDER_GROUP, "dead", {KEYS.changes: ">"}, count=10)
     # The dead renderer had stored the snapshot but died before publishing it.
     dead, _ = renderer(client, "dead")
-    dead.snapshots.store("AAPL", 1, b"{}")
+    dead.snapshots.store("AAPL", 1, b"{}", STYLE)
     survivor, publisher = renderer(client, "survivor")
     survivor.step(block_ms=10)
     assert publisher.published == [("AAPL", 1)]

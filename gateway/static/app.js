@@ -179,8 +179,11 @@
       const y = delta.bars.map((bar) => bar[4]);
       Plotly.extendTraces(chart.plot, { x: [x], y: [y] }, [0]);
     }
-    const layout = chart.userZoomedY ? {} : { "yaxis.range": delta.style.y_range };
-    Plotly.update(chart.plot, { "line.color": delta.style.color }, layout, [0]);
+    // The style carries only what changed since the base snapshot.
+    const { color, y_range: yRange } = delta.style;
+    const restyle = color ? { "line.color": color } : {};
+    const layout = yRange && !chart.userZoomedY ? { "yaxis.range": yRange } : {};
+    Plotly.update(chart.plot, restyle, layout, [0]);
     chart.applying = false;
   }
 
