@@ -1,6 +1,7 @@
 """``rtplot beat | worker | renderer | gateway | up``."""
 
 import argparse
+import logging
 import sys
 import urllib.error
 import urllib.request
@@ -9,6 +10,8 @@ from collections.abc import Sequence
 from common.health import HealthCheck, serve_health
 from common.logs import configure_logging
 from common.settings import Settings, SettingsError
+
+CHATTY_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,6 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rtplot {args.command}: bad setting: {exc}", file=sys.stderr)
         return 2
     configure_logging(args.command, settings.log_level, settings.log_json)
+    if settings.log_level != "DEBUG":
+        # Celery logs every task received and run at INFO: at a tick a second that
+        # drowns the one line per tick rtplot writes itself.
+        for name in CHATTY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
     return _run(args, settings)
 
 
