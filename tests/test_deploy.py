@@ -7,7 +7,9 @@ command, environment and healthcheck, exactly as compose would run it, except th
 service hostnames map to 127.0.0.1 and each container port to a free local port (one
 host stands in for many containers). Redis runs with the compose file's own arguments;
 HAProxy with the repo's own config, its DNS-driven server template replaced by the
-local gateway replicas.
+local gateway replicas; Prometheus (Debian's binary) with the compose arguments and the
+repo's config and alerts. Grafana has no Debian package: its dashboard is checked against
+the metrics the services really export instead.
 """
 
 import json
@@ -195,6 +197,7 @@ class ComposeRun:
             self.ports[replica] = free_port()
             self.start("gateway", replica)
         self.start_lb()
+        self.start_prometheus()
 
     # Each container has its own address; here one host holds them all, so hostnames
     # become 127.0.0.1 and each container port becomes that replica's local port.
@@ -234,6 +237,27 @@ class ComposeRun:
         argv += ["--port", str(self.ports["redis"]), "--bind", "127.0.0.1", "--dir", self.tmp.name]
         self.processes["redis"] = Process("redis", argv, self.environment("redis", "redis"))
         self.wait_healthy("redis", "redis")
+
+    def start_prometheus(self) -> None:
+        """The image's entrypoint is the prometheus binary; compose gives the arguments.
+        Its volumes map onto the repo's files and a scratch directory here."""
+        self.ports["prometheus"] = free_port()
+        volumes = {
+            "/etc/prometheus/prometheus.yml": str(ROOT / "deploy/prometheus.yml"),
+            "/prometheus": str(Path(self.tmp.name) / "prometheus"),
+        }
+        argv = ["prometheus"]
+        for part in self.services["prometheus"]["command"]:
+            for inside, here in volumes.items():
+                part = part.replace(f"={inside}", f"={here}")
+            argv.append(part)
+        argv.append(f"--web.listen-address=127.0.0.1:{self.ports['prometheus']}")
+        self.processes["prometheus"] = Process("prometheus", argv, dict(self.host_env))
+        test = [
+            t.replace("127.0.0.1:9090", f"127.0.0.1:{self.ports['prometheus']}")
+            for t in self.services["prometheus"]["healthcheck"]["test"]
+        ]
+        self.run_check(test, dict(self.host_env), wait=True)
 
     def start_lb(self) -> None:
         self.ports["lb"], self.ports["lb-stats"] = free_port(), free_port()
@@ -334,6 +358,22 @@ def test_every_service_passes_its_own_healthcheck(deployment: ComposeRun) -> Non
         assert deployment.run_check(
             deployment.healthcheck("gateway", replica), deployment.environment("gateway", replica)
         ), replica
+
+
+def test_prometheus_runs_with_the_compose_command_and_loads_the_alerts(
+    deployment: ComposeRun,
+) -> None:
+    url = f"http://127.0.0.1:{deployment.ports['prometheus']}/api/v1/rules"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        groups = json.loads(response.read())["data"]["groups"]
+    names = {rule["name"] for group in groups for rule in group["rules"]}
+    assert names == {
+        "RtplotSymbolStale",
+        "RtplotRendererLag",
+        "RtplotGatewayListenerDown",
+        "RtplotSourceErrors",
+        "RtplotServiceDown",
+    }
 
 
 def test_redis_runs_with_the_compose_settings(deployment: ComposeRun) -> None:
