@@ -58,7 +58,8 @@ def run_tick(
     heads = store.heads(tracked.symbols)
     until, kind = client.hmget(keys.source_backoff, ["until", "kind"])
     if until is not None and now < float(until):
-        report.skipped = f"backing off after {kind!s}"
+        reason = kind.decode() if isinstance(kind, bytes) else str(kind)
+        report.skipped = f"backing off after {reason}"
         metrics.TICKS.labels("skipped").inc()
         _record_staleness(heads, report, now)
         return report

@@ -97,7 +97,7 @@ def test_rate_limiting_backs_off_with_doubling_then_recovers(
     report = run_tick(settings, client, source, now=NOW)
     assert report.skipped and "rate_limited" in report.skipped
     skipped = run_tick(settings, client, source, now=NOW + 0.5)
-    assert skipped.skipped and "backing off" in skipped.skipped
+    assert skipped.skipped == "backing off after rate_limited"
     assert len(source.asked) == 1  # the source was left alone while backing off
     run_tick(settings, client, source, now=NOW + 1)  # asked again: fails, waits 2 s
     assert len(source.asked) == 2
