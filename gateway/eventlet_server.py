@@ -27,20 +27,17 @@ from common.messages import (
     UNSUBSCRIBE,
     UPDATE_MODES,
     OrjsonCodec,
-    error_ack,
     legacy_room,
     ok_ack,
 )
 from common.settings import Settings
 from gateway import metrics, routes
+from gateway.clients import ClientBook
 from gateway.managers import CountingRedisManager
 from gateway.protocol import (
-    RATE_LIMITED,
     SLOW_CONSUMER_CHECK,
     UNAVAILABLE,
     BadRequest,
-    Guard,
-    Subscriptions,
     drain,
     figure_string,
     overfull,
@@ -48,7 +45,6 @@ from gateway.protocol import (
     requested_updates,
     rooms_to_leave,
     server_options,
-    token_matches,
 )
 from gateway.watching import WATCH_SCRIPT, refresh_every, too_many, watch_args
 
@@ -75,9 +71,7 @@ class EventletGateway:
         )
         self.redis = connect(settings.redis_url)
         self.watch_script = self.redis.register_script(WATCH_SCRIPT)
-        self.subscriptions = Subscriptions()
-        self.guard = Guard(settings.rate_limit, settings.rate_burst, settings.max_subscriptions)
-        self.connected: set[str] = set()
+        self.clients = ClientBook(settings)
         self.sio.on("connect", self.on_connect)
         self.sio.on("disconnect", self.on_disconnect)
         self.sio.on(SUBSCRIBE, self.on_subscribe)
@@ -97,7 +91,7 @@ class EventletGateway:
     def _refresh_watched(self) -> None:
         while True:
             self.sio.sleep(refresh_every(self.settings))
-            for symbol in self.subscriptions.symbols():
+            for symbol in self.clients.subscriptions.symbols():
                 try:
                     self._watch(symbol)
                 except redis.RedisError as exc:
@@ -120,34 +114,24 @@ class EventletGateway:
                 sock.queue.put(None)
 
     def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        if not token_matches(self.settings.auth_token, auth, environ.get("QUERY_STRING", "")):
-            metrics.REFUSED.labels("connect", "auth").inc()
+        if not self.clients.admit(sid, environ, auth):
             raise socketio.exceptions.ConnectionRefusedError("authentication failed")
-        self.connected.add(sid)
-        metrics.CLIENTS.inc()
 
     def on_disconnect(self, sid: str, reason: Any = None) -> None:
-        if sid in self.connected:
-            self.connected.discard(sid)
-            metrics.CLIENTS.dec()
-        self.guard.forget(sid)
-        self.subscriptions.remove_client(sid)
-        self._update_gauges()
+        self.clients.forget(sid)
 
     def on_unknown(self, event: str, sid: str, data: Any = None) -> dict[str, Any]:
         if refused := self._over_limit(sid, "unknown"):
             return refused
-        return self._refuse("unknown", "unknown_event", "unknown event")
+        return self.clients.refuse("unknown", "unknown_event", "unknown event")
 
     def _over_limit(self, sid: str, event: str) -> dict[str, Any] | None:
         """Count the event against the connection's rate; the refusal if it is over."""
-        metrics.EVENTS_IN.labels(event).inc()
-        if self.guard.admit(sid):
-            return None
-        if self.guard.should_disconnect(sid):
+        refused = self.clients.over_limit(sid, event)
+        if refused is not None and self.clients.flooding(sid):
             log.warning("disconnecting a flooding client", extra={"sid": sid})
             self.sio.disconnect(sid)
-        return self._refuse(event, "rate_limited", RATE_LIMITED)
+        return refused
 
     def on_subscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
         if refused := self._over_limit(sid, SUBSCRIBE):
@@ -156,7 +140,7 @@ class EventletGateway:
             symbol = requested_symbol(data)
             room = UPDATE_MODES[requested_updates(data)](symbol)
         except BadRequest as exc:
-            return self._refuse(SUBSCRIBE, "invalid", str(exc))
+            return self.clients.refuse(SUBSCRIBE, "invalid", str(exc))
         return self._join(sid, SUBSCRIBE, symbol, room, self._send_figure)
 
     def on_ping_graph(self, sid: str, data: Any = None) -> dict[str, Any]:
@@ -165,7 +149,7 @@ class EventletGateway:
         try:
             symbol = requested_symbol(data)
         except BadRequest as exc:
-            return self._refuse(PING_GRAPH, "invalid", str(exc))
+            return self.clients.refuse(PING_GRAPH, "invalid", str(exc))
         return self._join(sid, PING_GRAPH, symbol, legacy_room(symbol), self._send_graph_plot)
 
     def on_unsubscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
@@ -174,11 +158,10 @@ class EventletGateway:
         try:
             symbol = requested_symbol(data)
         except BadRequest as exc:
-            return self._refuse(UNSUBSCRIBE, "invalid", str(exc))
+            return self.clients.refuse(UNSUBSCRIBE, "invalid", str(exc))
         for room in rooms_to_leave(symbol):
             self.sio.leave_room(sid, room)
-        self.subscriptions.remove(sid, symbol)
-        self._update_gauges()
+        self.clients.left(sid, symbol)
         return ok_ack(symbol)
 
     def on_snapshot(self, sid: str, data: Any = None) -> dict[str, Any]:
@@ -188,37 +171,30 @@ class EventletGateway:
             symbol = requested_symbol(data)
             snapshot = self._snapshot(symbol)
         except BadRequest as exc:
-            return self._refuse(SNAPSHOT, "invalid", str(exc))
+            return self.clients.refuse(SNAPSHOT, "invalid", str(exc))
         except redis.RedisError:
-            return self._refuse(SNAPSHOT, "unavailable", UNAVAILABLE)
+            return self.clients.refuse(SNAPSHOT, "unavailable", UNAVAILABLE)
         if snapshot is None:
-            return self._refuse(SNAPSHOT, "no_snapshot", f"no snapshot of {symbol} yet")
+            return self.clients.refuse(SNAPSHOT, "no_snapshot", f"no snapshot of {symbol} yet")
         self._send_figure(sid, snapshot)
         return ok_ack(symbol)
-
-    def _refuse(self, event: str, reason: str, message: str) -> dict[str, Any]:
-        metrics.REFUSED.labels(event, reason).inc()
-        return error_ack(message)
 
     def _join(
         self, sid: str, event: str, symbol: str, room: str, send: Callable[[str, bytes], None]
     ) -> dict[str, Any]:
-        if not self.subscriptions.holds(sid, symbol) and (
-            reason := self.guard.too_many_subscriptions(self.subscriptions.held_by(sid))
-        ):
-            return self._refuse(event, "too_many_subscriptions", reason)
+        if refused := self.clients.subscription_refusal(sid, event, symbol):
+            return refused
         try:
             if not self._watch(symbol):
-                return self._refuse(event, "too_many_symbols", too_many(self.settings))
+                return self.clients.refuse(event, "too_many_symbols", too_many(self.settings))
             for other in rooms_to_leave(symbol, keep=room):
                 self.sio.leave_room(sid, other)
             self.sio.enter_room(sid, room)
-            self.subscriptions.add(sid, symbol)
-            self._update_gauges()
+            self.clients.joined(sid, symbol)
             snapshot = self._snapshot(symbol)
         except redis.RedisError as exc:
             log.warning("redis error on subscribe", extra={"symbol": symbol, "error": str(exc)})
-            return self._refuse(event, "unavailable", UNAVAILABLE)
+            return self.clients.refuse(event, "unavailable", UNAVAILABLE)
         if snapshot is not None:
             send(sid, snapshot)
         return ok_ack(symbol)
@@ -240,11 +216,6 @@ class EventletGateway:
     def _send_graph_plot(self, sid: str, snapshot: bytes) -> None:
         self.sio.emit(GRAPH_PLOT, figure_string(snapshot), to=sid, ignore_queue=True)
         metrics.SNAPSHOTS_OUT.inc()
-
-    def _update_gauges(self) -> None:
-        metrics.SUBSCRIPTIONS.clear()
-        for symbol, count in self.subscriptions.counts().items():
-            metrics.SUBSCRIPTIONS.labels(symbol).set(count)
 
     def listener_alive(self) -> bool:
         green = getattr(getattr(self.manager, "thread", None), "g", None)
