@@ -27,14 +27,16 @@ def first_changed(window: Window) -> int | None:
     return min(changed) if changed else window.bars[-1].t + 1
 
 
-def changed_style(window: Window) -> dict[str, Any]:
+def changed_style(window: Window, style: dict[str, Any]) -> dict[str, Any]:
     """Only what differs from the base snapshot's style: usually nothing, or the colour."""
-    style = style_of(window.bars)
     before = window.previous_style or {}
     return {key: value for key, value in style.items() if before.get(key) != value}
 
 
-def build_delta(symbol: str, window: Window) -> dict[str, Any] | None:
+def build_delta(
+    symbol: str, window: Window, style: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """``style`` is ``style_of(window.bars)``, passed in by a caller that already has it."""
     since = first_changed(window)
     if since is None or not window.bars:
         return None
@@ -44,5 +46,5 @@ def build_delta(symbol: str, window: Window) -> dict[str, Any] | None:
         "base_seq": window.previous_seq,
         "start": window.bars[0].t,
         "bars": [bar.as_list() for bar in window.bars if bar.t >= since],
-        "style": changed_style(window),
+        "style": changed_style(window, style_of(window.bars) if style is None else style),
     }

@@ -44,10 +44,17 @@ def y_range(bars: Sequence[Bar]) -> list[float]:
 
 def style_of(bars: Sequence[Bar]) -> dict[str, Any]:
     """The parts of the chart's look that follow the data; deltas carry their changes."""
-    return {"color": direction_colour(bars), "y_range": y_range(bars)}
+    style: dict[str, Any] = {"color": direction_colour(bars)}
+    if bars:
+        style["y_range"] = y_range(bars)
+    return style
 
 
-def build_figure(symbol: str, bars: Sequence[Bar]) -> dict[str, Any]:
+def build_figure(
+    symbol: str, bars: Sequence[Bar], style: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """``style`` is ``style_of(bars)``, passed in by a caller that already has it."""
+    style = style_of(bars) if style is None else style
     # x in epoch milliseconds: plotly.js reads numbers on a date axis as UTC ms.
     trace = {
         "type": "scatter",
@@ -56,7 +63,7 @@ def build_figure(symbol: str, bars: Sequence[Bar]) -> dict[str, Any]:
         "y": [b.c for b in bars],
         "mode": "lines",
         "fill": "tozeroy",
-        "line": {"color": direction_colour(bars)},
+        "line": {"color": style["color"]},
     }
     layout: dict[str, Any] = {
         "template": _DARK_TEMPLATE,
@@ -70,6 +77,6 @@ def build_figure(symbol: str, bars: Sequence[Bar]) -> dict[str, Any]:
         },
         "yaxis": {"title": {"text": "Price"}},
     }
-    if bars:
-        layout["yaxis"]["range"] = y_range(bars)
+    if "y_range" in style:
+        layout["yaxis"]["range"] = style["y_range"]
     return {"data": [trace], "layout": layout}

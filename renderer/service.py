@@ -117,7 +117,8 @@ class Renderer:
         window = self.snapshots.read_window(symbol)
         if not window.bars:
             return None  # dropped, or not fetched yet
-        figure = build_figure(symbol, window.bars)
+        style = style_of(window.bars)  # once: the figure, the snapshot and the delta use it
+        figure = build_figure(symbol, window.bars, style)
         figure_json = orjson.dumps(figure)
         payload = {"symbol": symbol, "seq": window.version, "figure": figure}
         # The same bytes orjson.dumps(payload) gives, without encoding the figure twice.
@@ -126,11 +127,11 @@ class Renderer:
             window.version,
             figure_json,
         )
-        outcome = self.snapshots.store(symbol, window.version, payload_json, style_of(window.bars))
+        outcome = self.snapshots.store(symbol, window.version, payload_json, style)
         if outcome == OLDER or (outcome == SAME and not republish):
             return None
         assert outcome in (STORED, SAME)
-        delta = build_delta(symbol, window)
+        delta = build_delta(symbol, window, style)
         metrics.RENDER_SECONDS.observe(time.perf_counter() - started)
         self.publisher.publish(symbol, payload, figure_json.decode(), delta)
         metrics.RENDERS.inc()
