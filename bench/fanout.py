@@ -17,28 +17,34 @@ so it can be seen not to be the bottleneck.
 import argparse
 import asyncio
 import os
-import resource
 import signal
-import statistics
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
-import websockets
 
+from bench.loadgen import (
+    Crowd,
+    OnEvent,
+    cpu_seconds,
+    event_frame,
+    percentile,
+    rss_kb,
+    self_cpu,
+    socketio_url,
+    wait_http,
+)
 from common.keys import Keys
-from common.messages import FIGURE, OrjsonCodec, figure_room
+from common.messages import FIGURE, SUBSCRIBE, OrjsonCodec, figure_room
 from fetcher.sources.synthetic import SyntheticSource
 from renderer.figure import build_figure
 from rtplot.up import PrivateRedis, free_port
 
 SYMBOLS = [f"SYM{i:02d}" for i in range(20)]
-CONNECT_CONCURRENCY = 200  # handshakes in flight at once
 
 
 @dataclass
@@ -54,33 +60,17 @@ class Result:
     loadgen_cpu: float  # % of one core while publishing
 
 
-class Client:
-    """Just enough Engine.IO v4 / Socket.IO v5 to subscribe and time `figure` events."""
+def figure_receipts(latencies: list[float]) -> OnEvent:
+    """Times each `figure` frame: its publish time is the payload's first field, so the
+    rest of the frame is never parsed."""
+    prefix = '42["figure",{"sent":'
 
-    def __init__(self, latencies: list[float]) -> None:
-        self.latencies = latencies
-        self.ready = asyncio.Event()
+    def on_event(frame: str, received: float) -> None:
+        if frame.startswith(prefix):
+            end = frame.index(",", len(prefix))
+            latencies.append(received - float(frame[len(prefix) : end]))
 
-    async def run(self, url: str, symbol: str, stop: asyncio.Event) -> None:
-        async with websockets.connect(
-            url, max_size=None, compression=None, ping_interval=None
-        ) as ws:
-            await ws.recv()  # 0{...}: open
-            await ws.send("40")
-            await ws.recv()  # 40{...}: connected
-            await ws.send(f'42["subscribe",{{"symbol":"{symbol}"}}]')
-            self.ready.set()
-            while not stop.is_set():
-                try:
-                    message = await asyncio.wait_for(ws.recv(), timeout=1)
-                except TimeoutError:
-                    continue
-                if message == "2":
-                    await ws.send("3")  # pong
-                elif isinstance(message, str) and message.startswith('42["figure",{"sent":'):
-                    # The publish time is the payload's first field: no need to parse the rest.
-                    end = message.index(",", 20)
-                    self.latencies.append(time.time() - float(message[20:end]))
+    return on_event
 
 
 def figure_payload(symbol: str, seq: int) -> dict[str, Any]:
@@ -111,18 +101,6 @@ def publisher(redis_url: str, stop: threading.Event, seconds: float) -> None:
         stop.wait(max(0.0, 1.0 - (time.monotonic() - tick)))
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
 @dataclass
 class Measured:
     connected: int
@@ -136,53 +114,33 @@ async def run_clients(
     url: str, count: int, publish_seconds: float, redis_url: str, gateway_pid: int
 ) -> Measured:
     latencies: list[float] = []
-    stop = asyncio.Event()
-    clients = [Client(latencies) for _ in range(count)]
-    gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
 
-    async def start(client: Client, i: int) -> None:
-        async with gate:
-            task = asyncio.create_task(client.run(url, SYMBOLS[i % len(SYMBOLS)], stop))
-            await asyncio.wait(
-                [task, asyncio.create_task(client.ready.wait())],
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        await task
+    def subscribe(i: int) -> list[str]:
+        return [
+            event_frame(SUBSCRIBE, orjson.dumps({"symbol": SYMBOLS[i % len(SYMBOLS)]}).decode())
+        ]
 
+    crowd = Crowd(url, count, subscribe, figure_receipts(latencies))
     base_rss = rss_kb(gateway_pid)
-    tasks = [asyncio.create_task(start(c, i)) for i, c in enumerate(clients)]
-    await _wait_ready(clients, timeout=120)
+    connected = await crowd.connect()
     await asyncio.sleep(2)
-    connected = sum(c.ready.is_set() for c in clients)
     idle_rss = rss_kb(gateway_pid)
 
     publish_stop = threading.Event()
     thread = threading.Thread(
         target=publisher, args=(redis_url, publish_stop, publish_seconds), daemon=True
     )
-    gateway_cpu0, self0, wall0 = cpu_seconds(gateway_pid), _self_cpu(), time.monotonic()
+    gateway_cpu0, self0, wall0 = cpu_seconds(gateway_pid), self_cpu(), time.monotonic()
     thread.start()
     await asyncio.sleep(publish_seconds + 1)
     publish_stop.set()
     wall = time.monotonic() - wall0
     gateway_cpu = (cpu_seconds(gateway_pid) - gateway_cpu0) / wall * 100
-    loadgen_cpu = (_self_cpu() - self0) / wall * 100
-    stop.set()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    loadgen_cpu = (self_cpu() - self0) / wall * 100
+    await crowd.close()
     return Measured(
         connected, (idle_rss - base_rss) / max(connected, 1), gateway_cpu, loadgen_cpu, latencies
     )
-
-
-async def _wait_ready(clients: list[Client], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not all(c.ready.is_set() for c in clients):
-        await asyncio.sleep(0.2)
-
-
-def _self_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def one_run(mode: str, count: int, publish_seconds: float) -> Result:
@@ -206,38 +164,25 @@ def one_run(mode: str, count: int, publish_seconds: float) -> Result:
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_http(f"http://127.0.0.1:{port}/healthz")
-        url = f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"
+        wait_http(f"http://127.0.0.1:{port}/healthz")
+        url = socketio_url(port)
         measured = asyncio.run(run_clients(url, count, publish_seconds, redis_url, gateway.pid))
     finally:
         gateway.send_signal(signal.SIGTERM)
         gateway.wait(timeout=30)
         private_redis.stop()
-    ordered = sorted(measured.latencies) or [float("nan")]
+    ordered = sorted(measured.latencies)
     return Result(
         mode=mode,
         clients=count,
         connected=measured.connected,
-        p50_ms=statistics.median(ordered) * 1000,
-        p99_ms=ordered[max(int(len(ordered) * 0.99) - 1, 0)] * 1000,
+        p50_ms=percentile(ordered, 0.5) * 1000,
+        p99_ms=percentile(ordered, 0.99) * 1000,
         delivered_per_s=len(measured.latencies) / publish_seconds,
         gateway_cpu=measured.gateway_cpu,
         rss_kb_per_conn=measured.rss_kb_per_conn,
         loadgen_cpu=measured.loadgen_cpu,
     )
-
-
-def _wait_http(url: str) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"{url} did not come up")
 
 
 def markdown(results: list[Result], publish_seconds: float) -> str:
