@@ -14,9 +14,22 @@ REDIS_OPTIONS: dict[str, Any] = {
 }
 
 
+# A burst of requests (every browser resubscribing after a gateway restart) asks for more
+# connections at once than a pool holds. redis-py's plain pool then raises "Too many
+# connections"; a blocking pool queues the request until a connection is free.
+POOL_SIZE = 50
+POOL_WAIT = 10  # seconds a request may wait for a free connection
+
+
 def connect(url: str) -> "redis.Redis":
-    return redis.Redis.from_url(url, socket_timeout=10, **REDIS_OPTIONS)
+    pool = redis.BlockingConnectionPool.from_url(
+        url, max_connections=POOL_SIZE, timeout=POOL_WAIT, socket_timeout=10, **REDIS_OPTIONS
+    )
+    return redis.Redis.from_pool(pool)
 
 
 def connect_async(url: str) -> "redis.asyncio.Redis":
-    return redis.asyncio.Redis.from_url(url, socket_timeout=10, **REDIS_OPTIONS)
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
+        url, max_connections=POOL_SIZE, timeout=POOL_WAIT, socket_timeout=10, **REDIS_OPTIONS
+    )
+    return redis.asyncio.Redis.from_pool(pool)
