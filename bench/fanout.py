@@ -23,10 +23,12 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
 
+from bench import profiles
 from bench.loadgen import (
     Crowd,
     OnEvent,
@@ -111,7 +113,12 @@ class Measured:
 
 
 async def run_clients(
-    url: str, count: int, publish_seconds: float, redis_url: str, gateway_pid: int
+    url: str,
+    count: int,
+    publish_seconds: float,
+    redis_url: str,
+    gateway_pid: int,
+    profile: Path | None = None,
 ) -> Measured:
     latencies: list[float] = []
 
@@ -132,7 +139,10 @@ async def run_clients(
     )
     gateway_cpu0, self0, wall0 = cpu_seconds(gateway_pid), self_cpu(), time.monotonic()
     thread.start()
+    sampler = profiles.record(gateway_pid, publish_seconds, profile) if profile else None
     await asyncio.sleep(publish_seconds + 1)
+    if sampler is not None:
+        await asyncio.to_thread(sampler.wait, 60)
     publish_stop.set()
     wall = time.monotonic() - wall0
     gateway_cpu = (cpu_seconds(gateway_pid) - gateway_cpu0) / wall * 100
@@ -143,7 +153,9 @@ async def run_clients(
     )
 
 
-def one_run(mode: str, count: int, publish_seconds: float) -> Result:
+def one_run(mode: str, count: int, publish_seconds: float, profile: Path | None = None) -> Result:
+    """One gateway process under ``count`` clients; with ``profile``, py-spy samples the
+    gateway while updates are published and writes collapsed stacks there."""
     port = free_port()
     private_redis = PrivateRedis("redis-server")
     redis_url = private_redis.url
@@ -166,7 +178,9 @@ def one_run(mode: str, count: int, publish_seconds: float) -> Result:
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz")
         url = socketio_url(port)
-        measured = asyncio.run(run_clients(url, count, publish_seconds, redis_url, gateway.pid))
+        measured = asyncio.run(
+            run_clients(url, count, publish_seconds, redis_url, gateway.pid, profile)
+        )
     finally:
         gateway.send_signal(signal.SIGTERM)
         gateway.wait(timeout=30)
@@ -210,11 +224,17 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[1000, 2000])
     parser.add_argument("--modes", nargs="+", default=["asyncio", "eventlet"])
     parser.add_argument("--seconds", type=float, default=10.0, help="publishing time per run")
+    parser.add_argument(
+        "--profile", type=Path, help="folder for py-spy collapsed stacks of each gateway run"
+    )
     args = parser.parse_args()
     results = []
     for count in args.clients:
         for mode in args.modes:
-            result = one_run(mode, count, args.seconds)
+            out = args.profile / f"fanout-{mode}-{count}.txt" if args.profile else None
+            result = one_run(mode, count, args.seconds, out)
+            if out is not None and out.exists():
+                print(profiles.markdown(profiles.top(out)))
             print(result, flush=True)
             results.append(result)
     print(markdown(results, args.seconds))

@@ -45,11 +45,11 @@ class LeanClient:
             for frame in frames:
                 await ws.send(frame)
             self.ready.set()
-            while not stop.is_set():
-                try:
-                    message = await asyncio.wait_for(ws.recv(), timeout=1)
-                except TimeoutError:
-                    continue
+            # No timeout per receive: on Python 3.11 ``wait_for`` costs a task per
+            # message. ``Crowd.close`` cancels the clients instead.
+            async for message in ws:
+                if stop.is_set():
+                    break
                 if message == "2":
                     await ws.send("3")  # pong
                 elif isinstance(message, str) and message.startswith("42"):
@@ -90,6 +90,8 @@ class Crowd:
 
     async def close(self) -> None:
         self.stop.set()
+        for task in self._tasks:
+            task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 

@@ -29,7 +29,7 @@ from common.messages import (
     ok_ack,
 )
 from common.settings import Settings
-from gateway import metrics, routes
+from gateway import metrics, routes, socket_poll
 from gateway.clients import ClientBook
 from gateway.managers import CountingAsyncRedisManager
 from gateway.protocol import (
@@ -283,6 +283,7 @@ class AsyncGateway:
 def serve(settings: Settings) -> None:
     import uvicorn
 
+    socket_poll.install()
     gateway = AsyncGateway(settings)
     uvicorn.run(
         gateway.app,
@@ -290,4 +291,10 @@ def serve(settings: Settings) -> None:
         port=settings.port,
         log_level=settings.log_level.lower(),
         lifespan="on",
+        # Engine.IO pings every client itself; a second, WebSocket-level ping per
+        # connection only costs a timer and a frame each.
+        ws_ping_interval=None,
+        # Compression is per connection: it would make each update cost CPU once per
+        # viewer, where rtplot's work is meant to grow with symbols, not viewers.
+        ws_per_message_deflate=False,
     )

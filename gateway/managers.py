@@ -6,6 +6,7 @@ from typing import Any
 import socketio
 
 from gateway import metrics
+from gateway.fanout import DirectFanout
 
 
 def _record(manager: Any, message: dict[str, Any], started: float) -> None:
@@ -17,7 +18,7 @@ def _record(manager: Any, message: dict[str, Any], started: float) -> None:
     metrics.EVENTS_OUT.labels(event).inc(recipients)
 
 
-class CountingAsyncRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
+class CountingAsyncRedisManager(socketio.AsyncRedisManager, DirectFanout):  # type: ignore[misc]
     async def _handle_emit(self, message: dict[str, Any]) -> None:
         started = time.perf_counter()
         await super()._handle_emit(message)
