@@ -1,0 +1,53 @@
+"""The gateway's Engine.IO poll behaves as python-engineio's does, one seam at a time."""
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from engineio import exceptions
+
+from gateway.socket_poll import poll
+
+
+def socket(*queued: Any, wait: float = 5.0) -> Any:
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    for item in queued:
+        queue.put_nowait(item)
+    server = SimpleNamespace(ping_interval=wait / 2, ping_timeout=wait / 2)
+    return SimpleNamespace(queue=queue, server=server)
+
+
+def run(coroutine: Any) -> Any:
+    return asyncio.run(coroutine)
+
+
+def test_everything_queued_goes_out_in_one_poll() -> None:
+    sock = socket("a", "b", "c")
+    assert run(poll(sock)) == ["a", "b", "c"]
+    assert sock.queue.empty()
+
+
+def test_the_close_marker_ends_the_writer() -> None:
+    assert run(poll(socket(None))) == []
+
+
+def test_packets_before_the_close_marker_go_out_and_the_marker_stays() -> None:
+    sock = socket("a", None, "late")
+    assert run(poll(sock)) == ["a"]
+    remaining = [sock.queue.get_nowait() for _ in range(sock.queue.qsize())]
+    assert remaining == ["late", None]  # the next poll still sees the marker
+
+
+def test_a_packet_arriving_later_wakes_the_poll() -> None:
+    async def scenario() -> list[Any]:
+        sock = socket()
+        asyncio.get_running_loop().call_later(0.05, sock.queue.put_nowait, "x")
+        return list(await poll(sock))
+
+    assert run(scenario()) == ["x"]
+
+
+def test_silence_longer_than_ping_interval_and_timeout_ends_the_writer() -> None:
+    with pytest.raises(exceptions.QueueEmpty):
+        run(poll(socket(wait=0.05)))
