@@ -37,6 +37,7 @@ from gateway.protocol import (
     UNAVAILABLE,
     BadRequest,
     drain,
+    event_packet,
     figure_string,
     overfull,
     requested_symbol,
@@ -209,14 +210,19 @@ class AsyncGateway:
         try:
             if not await self._watch(symbol):
                 return self.clients.refuse(event, "too_many_symbols", too_many(self.settings))
-            for other in rooms_to_leave(symbol, keep=room):
-                await self.sio.leave_room(sid, other)
-            await self.sio.enter_room(sid, room)
-            self.clients.joined(sid, symbol)
             snapshot = await self._snapshot(symbol)
         except redis.RedisError as exc:
             log.warning("redis error on subscribe", extra={"symbol": symbol, "error": str(exc)})
             return self.clients.refuse(event, "unavailable", UNAVAILABLE)
+        # From here to the snapshot being queued nothing yields to the message-queue
+        # listener, so the snapshot is queued before any update to the room: the client
+        # gets the snapshot first, then every update after it. (An update published
+        # between the read and the join shows up as a seq gap, which clients repair
+        # with a `snapshot` request.)
+        for other in rooms_to_leave(symbol, keep=room):
+            await self.sio.leave_room(sid, other)
+        await self.sio.enter_room(sid, room)
+        self.clients.joined(sid, symbol)
         if snapshot is not None:
             await send(sid, snapshot)
         return ok_ack(symbol)
@@ -232,13 +238,18 @@ class AsyncGateway:
         return bool(await self.watch_script(keys=keys, args=args))
 
     async def _send_figure(self, sid: str, snapshot: bytes) -> None:
-        # ignore_queue: a snapshot is for this one client, on this gateway only.
-        await self.sio.emit(FIGURE, orjson.loads(snapshot), to=sid, ignore_queue=True)
-        metrics.SNAPSHOTS_OUT.inc()
+        await self._send_event(sid, FIGURE, snapshot)
 
     async def _send_graph_plot(self, sid: str, snapshot: bytes) -> None:
-        await self.sio.emit(GRAPH_PLOT, figure_string(snapshot), to=sid, ignore_queue=True)
-        metrics.SNAPSHOTS_OUT.inc()
+        await self._send_event(sid, GRAPH_PLOT, orjson.dumps(figure_string(snapshot)))
+
+    async def _send_event(self, sid: str, event: str, payload_json: bytes) -> None:
+        # Straight to this client's Engine.IO socket: a snapshot is for this one client,
+        # on this gateway only, and its JSON is sent as stored.
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+        if eio_sid is not None:
+            await self.sio.eio.send_packet(eio_sid, event_packet(event, payload_json))
+            metrics.SNAPSHOTS_OUT.inc()
 
     # -- plain HTTP ------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from gateway.protocol import (
     UNAVAILABLE,
     BadRequest,
     drain,
+    event_packet,
     figure_string,
     overfull,
     requested_symbol,
@@ -187,14 +188,19 @@ class EventletGateway:
         try:
             if not self._watch(symbol):
                 return self.clients.refuse(event, "too_many_symbols", too_many(self.settings))
-            for other in rooms_to_leave(symbol, keep=room):
-                self.sio.leave_room(sid, other)
-            self.sio.enter_room(sid, room)
-            self.clients.joined(sid, symbol)
             snapshot = self._snapshot(symbol)
         except redis.RedisError as exc:
             log.warning("redis error on subscribe", extra={"symbol": symbol, "error": str(exc)})
             return self.clients.refuse(event, "unavailable", UNAVAILABLE)
+        # From here to the snapshot being queued nothing yields to the message-queue
+        # listener, so the snapshot is queued before any update to the room: the client
+        # gets the snapshot first, then every update after it. (An update published
+        # between the read and the join shows up as a seq gap, which clients repair
+        # with a `snapshot` request.)
+        for other in rooms_to_leave(symbol, keep=room):
+            self.sio.leave_room(sid, other)
+        self.sio.enter_room(sid, room)
+        self.clients.joined(sid, symbol)
         if snapshot is not None:
             send(sid, snapshot)
         return ok_ack(symbol)
@@ -210,12 +216,18 @@ class EventletGateway:
         return bool(self.watch_script(keys=keys, args=args))
 
     def _send_figure(self, sid: str, snapshot: bytes) -> None:
-        self.sio.emit(FIGURE, orjson.loads(snapshot), to=sid, ignore_queue=True)
-        metrics.SNAPSHOTS_OUT.inc()
+        self._send_event(sid, FIGURE, snapshot)
 
     def _send_graph_plot(self, sid: str, snapshot: bytes) -> None:
-        self.sio.emit(GRAPH_PLOT, figure_string(snapshot), to=sid, ignore_queue=True)
-        metrics.SNAPSHOTS_OUT.inc()
+        self._send_event(sid, GRAPH_PLOT, orjson.dumps(figure_string(snapshot)))
+
+    def _send_event(self, sid: str, event: str, payload_json: bytes) -> None:
+        # Straight to this client's Engine.IO socket: a snapshot is for this one client,
+        # on this gateway only, and its JSON is sent as stored.
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+        if eio_sid is not None:
+            self.sio.eio.send_packet(eio_sid, event_packet(event, payload_json))
+            metrics.SNAPSHOTS_OUT.inc()
 
     def listener_alive(self) -> bool:
         green = getattr(getattr(self.manager, "thread", None), "g", None)

@@ -7,6 +7,8 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
+from engineio import packet as eio_packet
+from socketio import packet as sio_packet
 
 from common.messages import UPDATE_MODES, legacy_room
 from common.settings import Settings
@@ -50,6 +52,14 @@ def rooms_to_leave(symbol: str, keep: str | None = None) -> list[str]:
     """Every room of a symbol but ``keep``: a subscription lives in one room at a time."""
     rooms = [room(symbol) for room in UPDATE_MODES.values()] + [legacy_room(symbol)]
     return [room for room in rooms if room != keep]
+
+
+def event_packet(event: str, payload_json: bytes) -> eio_packet.Packet:
+    """A Socket.IO event on the default namespace whose payload is JSON already, as the
+    Engine.IO packet that carries it. A stored snapshot goes out as stored: ``emit``
+    would parse it and encode it again, once per subscriber."""
+    text = payload_json.decode()
+    return eio_packet.Packet(eio_packet.MESSAGE, f'{sio_packet.EVENT}["{event}",{text}]')
 
 
 def figure_string(snapshot_payload: bytes) -> str:

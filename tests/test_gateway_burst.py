@@ -1,18 +1,26 @@
-"""A crowd arriving at once: every subscribe of a burst is served, in both modes.
+"""A crowd arriving at once, in both modes: every subscribe of a burst is served, and
+every subscriber gets its snapshot before any update.
 
 After a gateway restart or a network blip, every browser reconnects and subscribes
 within the same moment. Each subscribe needs Redis (the watch script and the snapshot),
 so a burst asks for more Redis connections at once than a pool holds; the gateway must
-queue those requests, not refuse them as "unavailable".
+queue those requests, not refuse them as "unavailable". Meanwhile updates keep coming,
+and a client that got a delta before its snapshot would have to ask for another one.
 """
 
 import asyncio
+import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import orjson
 import pytest
+import redis
+import socketio
 import websockets
 
+from common.keys import Keys
+from common.messages import BARS, OrjsonCodec, delta_room
 from support import RedisServer, Service, free_port, service_env, wait_http_ok
 
 pytestmark = pytest.mark.e2e
@@ -20,23 +28,39 @@ pytestmark = pytest.mark.e2e
 CROWD = 400  # well over redis-py's default pool of 100 connections
 
 
+@dataclass
+class Gateway:
+    port: int
+    redis_url: str
+
+
 @pytest.fixture(params=["asyncio", "eventlet"])
-def gateway_port(request: pytest.FixtureRequest) -> Iterator[int]:
+def gateway(request: pytest.FixtureRequest) -> Iterator[Gateway]:
     redis_server = RedisServer().start()
     port = free_port()
     env = service_env(redis_server.url, port=str(port), symbols="AAPL", rate_limit="1000")
-    gateway = Service(f"gateway-{request.param}", ["gateway", "--mode", request.param], env)
+    service = Service(f"gateway-{request.param}", ["gateway", "--mode", request.param], env)
     try:
         wait_http_ok(f"http://127.0.0.1:{port}/healthz")
-        yield port
+        yield Gateway(port, redis_server.url)
     finally:
-        gateway.stop()
+        service.stop()
         redis_server.cleanup()
 
 
-async def subscribe_ack(
-    port: int, symbol: str, connected: list[int], start: asyncio.Event
-) -> dict[str, object]:
+@dataclass
+class Subscribed:
+    ack: dict[str, object]
+    events: list[str]  # the events received up to the ack (and the first figure and update)
+
+
+async def subscribe(
+    port: int,
+    request: dict[str, str],
+    connected: list[int],
+    start: asyncio.Event,
+    snapshot: bool,
+) -> Subscribed:
     url = f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"
     async with websockets.connect(url, open_timeout=60, ping_interval=None) as ws:
         await ws.recv()  # Engine.IO open
@@ -44,20 +68,29 @@ async def subscribe_ack(
         await ws.recv()  # Socket.IO connected
         connected.append(1)
         await start.wait()  # every client subscribes in the same instant
-        await ws.send("421" + orjson.dumps(["subscribe", {"symbol": symbol}]).decode())
-        while True:
+        await ws.send("421" + orjson.dumps(["subscribe", request]).decode())
+        events: list[str] = []
+        ack: dict[str, object] | None = None
+        while ack is None or (snapshot and ack.get("ok") and not {"figure", "bars"} <= set(events)):
             frame = await asyncio.wait_for(ws.recv(), timeout=60)
             if isinstance(frame, str) and frame.startswith("431"):
-                ack: dict[str, object] = orjson.loads(frame[3:])[0]
-                return ack
+                ack = orjson.loads(frame[3:])[0]
+            elif isinstance(frame, str) and frame.startswith("42"):
+                events.append(orjson.loads(frame[2:])[0])
+        return Subscribed(ack, events)
 
 
-async def burst(port: int) -> list[dict[str, object]]:
+async def burst(
+    port: int, requests: list[dict[str, str]], snapshot: bool = False
+) -> list[Subscribed]:
+    """Every client subscribes at the same instant; with ``snapshot``, each waits for
+    its snapshot and an update too."""
     start = asyncio.Event()
     connected: list[int] = []
-    symbols = [f"S{i:03d}" for i in range(40)]  # each new symbol also runs the watch script
     tasks = [
-        asyncio.create_task(subscribe_ack(port, symbols[i % len(symbols)], connected, start))
+        asyncio.create_task(
+            subscribe(port, requests[i % len(requests)], connected, start, snapshot)
+        )
         for i in range(CROWD)
     ]
     while len(connected) < CROWD and not any(t.done() for t in tasks):
@@ -66,7 +99,43 @@ async def burst(port: int) -> list[dict[str, object]]:
     return await asyncio.gather(*tasks)
 
 
-def test_every_subscribe_of_a_burst_is_served(gateway_port: int) -> None:
-    acks = asyncio.run(burst(gateway_port))
+def test_every_subscribe_of_a_burst_is_served(gateway: Gateway) -> None:
+    # 40 symbols without snapshots: each subscribe also runs the watch script.
+    requests = [{"symbol": f"S{i:03d}"} for i in range(40)]
+    acks = [s.ack for s in asyncio.run(burst(gateway.port, requests))]
     refused = [a for a in acks if a.get("ok") is not True]
     assert not refused, f"{len(refused)} of {CROWD} refused, e.g. {refused[:3]}"
+
+
+def test_a_burst_of_subscribers_gets_the_snapshot_before_any_update(gateway: Gateway) -> None:
+    symbols = ["AAA", "BBB", "CCC", "DDD"]
+    client = redis.Redis.from_url(gateway.redis_url)
+    for symbol in symbols:
+        payload = {"symbol": symbol, "seq": 1, "figure": {"data": [], "layout": {}}}
+        client.hset(Keys().snapshot(symbol), mapping={"seq": 1, "payload": orjson.dumps(payload)})
+    stop = threading.Event()
+    updates = threading.Thread(target=publish_deltas, args=(gateway.redis_url, symbols, stop))
+    updates.start()
+    try:
+        requests = [{"symbol": symbol, "updates": "delta"} for symbol in symbols]
+        subscribed = asyncio.run(burst(gateway.port, requests, snapshot=True))
+    finally:
+        stop.set()
+        updates.join()
+    assert all(s.ack.get("ok") is True for s in subscribed)
+    assert all(BARS in s.events for s in subscribed)
+    early = [s.events for s in subscribed if s.events[0] != "figure"]
+    assert not early, f"{len(early)} of {CROWD} got an update before the snapshot: {early[0]}"
+
+
+def publish_deltas(redis_url: str, symbols: list[str], stop: threading.Event) -> None:
+    """Updates to every symbol's delta room, every 5 ms, through the message queue."""
+    manager = socketio.RedisManager(
+        redis_url, channel=Keys().socketio_channel, write_only=True, json=OrjsonCodec
+    )
+    seq = 1
+    while not stop.wait(0.005):
+        seq += 1
+        for symbol in symbols:
+            delta = {"symbol": symbol, "seq": seq, "base_seq": seq - 1, "bars": []}
+            manager.emit(BARS, delta, room=delta_room(symbol), namespace="/")
