@@ -10,12 +10,12 @@ from engineio import exceptions
 from gateway.socket_poll import poll
 
 
-def socket(*queued: Any, wait: float = 5.0) -> Any:
+def socket(*queued: Any, wait: float = 5.0, websocket: bool = False) -> Any:
     queue: asyncio.Queue[Any] = asyncio.Queue()
     for item in queued:
         queue.put_nowait(item)
     server = SimpleNamespace(ping_interval=wait / 2, ping_timeout=wait / 2)
-    return SimpleNamespace(queue=queue, server=server)
+    return SimpleNamespace(queue=queue, server=server, upgraded=websocket)
 
 
 def run(coroutine: Any) -> Any:
@@ -51,3 +51,22 @@ def test_a_packet_arriving_later_wakes_the_poll() -> None:
 def test_silence_longer_than_ping_interval_and_timeout_ends_the_writer() -> None:
     with pytest.raises(exceptions.QueueEmpty):
         run(poll(socket(wait=0.05)))
+
+
+def test_a_websocket_writer_waits_past_the_timeout_for_its_reader_to_end_it() -> None:
+    async def scenario() -> list[Any]:
+        sock = socket(wait=0.05, websocket=True)
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.2, sock.queue.put_nowait, "late")
+        return list(await poll(sock))
+
+    assert run(scenario()) == ["late"]
+
+
+def test_a_websocket_writer_ends_on_the_marker_its_reader_queues() -> None:
+    async def scenario() -> list[Any]:
+        sock = socket(wait=0.05, websocket=True)
+        asyncio.get_running_loop().call_later(0.1, sock.queue.put_nowait, None)
+        return list(await poll(sock))
+
+    assert run(scenario()) == []
