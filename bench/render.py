@@ -119,20 +119,30 @@ def render_rows(repeat: int) -> list[dict[str, Any]]:
     return rows
 
 
+def moved_window(count: int) -> Window:
+    """A window of ``count`` bars whose minute in progress just moved by a cent."""
+    bars = bars_for(count)
+    last = bars[-1]
+    close = round(last.c + 0.01, 2)  # a tick's move, in cents as sources quote
+    moved = Bar(last.t, last.o, max(last.h, close), last.l, close, last.v + 7)
+    return Window(
+        version=2,
+        bars=[*bars[:-1], moved],
+        previous_seq=1,
+        changelog={2: moved.t},
+        previous_style=style_of(bars),
+    )
+
+
+def sample_delta(count: int = 390) -> dict[str, Any]:
+    """The delta the renderer publishes for the common change, as a dict."""
+    return build_delta("AAPL", moved_window(count)) or {}
+
+
 def bytes_rows() -> list[dict[str, Any]]:
     rows = []
     for label, count in SIZES.items():
-        bars = bars_for(count)
-        last = bars[-1]
-        close = round(last.c + 0.01, 2)  # a tick's move, in cents as sources quote
-        moved = Bar(last.t, last.o, max(last.h, close), last.l, close, last.v + 7)
-        window = Window(
-            version=2,
-            bars=[*bars[:-1], moved],
-            previous_seq=1,
-            changelog={2: moved.t},
-            previous_style=style_of(bars),
-        )
+        window = moved_window(count)
         full = orjson.dumps(
             {"symbol": "AAPL", "seq": 2, "figure": build_figure("AAPL", window.bars)}
         )
@@ -150,7 +160,14 @@ def bytes_rows() -> list[dict[str, Any]]:
     return rows
 
 
-def markdown(repeat: int) -> str:
+def markdown(
+    repeat: int,
+    renders: list[dict[str, Any]] | None = None,
+    sizes: list[dict[str, Any]] | None = None,
+) -> str:
+    """The two sections; measures whatever rows are not given."""
+    renders = render_rows(repeat) if renders is None else renders
+    sizes = bytes_rows() if sizes is None else sizes
     lines = [
         "## Render cost per update",
         "",
@@ -160,7 +177,7 @@ def markdown(repeat: int) -> str:
         "| window | article (go.Figure + to_json) | rtplot (dict + orjson) | rtplot faster by |",
         "| --- | ---: | ---: | ---: |",
     ]
-    for row in render_rows(repeat):
+    for row in renders:
         lines.append(
             f"| {row['window']} | {row['article_ms']:.2f} ms | {row['rtplot_ms']:.3f} ms "
             f"| {row['ratio']:.0f}x |"
@@ -174,7 +191,7 @@ def markdown(repeat: int) -> str:
         "| window | article's figure | rtplot full figure | rtplot delta | delta smaller by |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
-    for row in bytes_rows():
+    for row in sizes:
         lines.append(
             f"| {row['window']} | {row['article']:,} B | {row['full']:,} B "
             f"| {row['delta']:,} B | {row['ratio']:.0f}x |"

@@ -1,0 +1,38 @@
+"""The baseline for the fan-out benchmark: stock python-socketio, as its docs set it up.
+
+    .venv/bin/python -m bench.stock_gateway PORT REDIS_URL
+
+An ``AsyncServer`` with an ``AsyncRedisManager`` under uvicorn's defaults, whose
+``subscribe`` handler only enters the symbol's figure room. No limits, no metrics, none
+of rtplot's changes to the fan-out path: what rtplot's gateway is measured against.
+"""
+
+import sys
+from typing import Any
+
+import socketio
+import uvicorn
+
+from common.keys import Keys
+from common.messages import OrjsonCodec, figure_room
+
+
+def app(redis_url: str) -> Any:
+    manager = socketio.AsyncRedisManager(redis_url, channel=Keys().socketio_channel)
+    sio = socketio.AsyncServer(async_mode="asgi", client_manager=manager, json=OrjsonCodec)
+
+    @sio.on("subscribe")  # type: ignore[untyped-decorator]
+    async def subscribe(sid: str, data: dict[str, Any]) -> dict[str, Any]:
+        await sio.enter_room(sid, figure_room(str(data["symbol"]).upper()))
+        return {"ok": True, "symbol": data["symbol"]}
+
+    async def healthz(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    return socketio.ASGIApp(sio, other_asgi_app=healthz)
+
+
+if __name__ == "__main__":
+    port, redis_url = int(sys.argv[1]), sys.argv[2]
+    uvicorn.run(app(redis_url), host="127.0.0.1", port=port, log_level="warning")

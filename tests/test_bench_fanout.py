@@ -1,0 +1,42 @@
+"""The fan-out benchmark's own parts: a tiny real run per gateway, and its summaries."""
+
+from pathlib import Path
+
+import pytest
+
+from bench import fanout, profiles, run
+
+CLIENTS, SECONDS = 20, 2.0
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("mode", "payload"), [("stock", "figure"), ("asyncio", "delta")])
+def test_a_tiny_run_times_every_update_each_client_is_sent(mode: str, payload: str) -> None:
+    result = fanout.one_run(mode, CLIENTS, SECONDS, payload)
+    assert result.connected == CLIENTS
+    # 20 symbols, one client each, one update per symbol per second.
+    assert result.delivered_per_s == pytest.approx(CLIENTS, rel=0.25)
+    assert 0 < result.p50_ms <= result.p99_ms < 5000
+    assert 0 <= result.spread_p50_ms <= result.spread_p99_ms
+    assert result.rss_kb_per_conn > 0 and result.gateway_cpu > 0
+
+
+def test_the_profile_summary_counts_self_and_total_time(tmp_path: Path) -> None:
+    stacks = tmp_path / "stacks.txt"
+    stacks.write_text(
+        "main (app.py:1);loop (app.py:9);send (ws.py:3) 6\n"
+        "main (app.py:1);loop (app.py:10);encode (json.py:7) 3\n"
+        "main (app.py:1) 1\n"
+    )
+    rows = {h.function: (h.self_pct, h.total_pct) for h in profiles.top(stacks)}
+    assert rows["send (ws.py)"] == (60.0, 60.0)
+    assert rows["encode (json.py)"] == (30.0, 30.0)
+    assert rows["main (app.py)"] == (10.0, 100.0)
+    assert "loop (app.py)" not in rows  # never on top of a stack: no self time
+
+
+def test_rewriting_the_document_keeps_the_hand_kept_log(tmp_path: Path) -> None:
+    document = tmp_path / "benchmarks.md"
+    document.write_text(f"# Old tables\n\n{run.CHANGES}\n\n- one change, before and after\n")
+    assert run.kept_changes(document) == f"{run.CHANGES}\n\n- one change, before and after\n"
+    assert run.kept_changes(tmp_path / "missing.md") == ""
