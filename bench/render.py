@@ -119,6 +119,34 @@ def render_rows(repeat: int) -> list[dict[str, Any]]:
     return rows
 
 
+def round_rows(repeat: int) -> list[dict[str, Any]]:
+    """A whole render round against a real Redis: read the window, build, store the
+    snapshot, publish: what one change costs the renderer, beyond ``build_figure``."""
+    import redis
+
+    from common.keys import Keys
+    from fetcher.store import BarStore
+    from renderer.publish import SocketIOPublisher
+    from renderer.service import Renderer
+    from rtplot.up import PrivateRedis
+
+    rows = []
+    private = PrivateRedis("redis-server")
+    try:
+        client = redis.Redis.from_url(private.url)
+        keys = Keys()
+        for label, count in SIZES.items():
+            BarStore(client, keys, count).upsert("AAPL", bars_for(count), as_of=NOW, now=NOW)
+            renderer = Renderer(client, keys, SocketIOPublisher(client, keys.socketio_channel))
+            renderer.ensure_group()
+            seconds = median_seconds(lambda r=renderer: r.render("AAPL", republish=True), repeat)
+            rows.append({"window": label, "round_ms": seconds * 1000})
+            client.flushall()
+    finally:
+        private.stop()
+    return rows
+
+
 def moved_window(count: int) -> Window:
     """A window of ``count`` bars whose minute in progress just moved by a cent."""
     bars = bars_for(count)
@@ -164,10 +192,12 @@ def markdown(
     repeat: int,
     renders: list[dict[str, Any]] | None = None,
     sizes: list[dict[str, Any]] | None = None,
+    rounds: list[dict[str, Any]] | None = None,
 ) -> str:
     """The two sections; measures whatever rows are not given."""
     renders = render_rows(repeat) if renders is None else renders
     sizes = bytes_rows() if sizes is None else sizes
+    rounds = round_rows(repeat) if rounds is None else rounds
     lines = [
         "## Render cost per update",
         "",
@@ -182,6 +212,15 @@ def markdown(
             f"| {row['window']} | {row['article_ms']:.2f} ms | {row['rtplot_ms']:.3f} ms "
             f"| {row['ratio']:.0f}x |"
         )
+    lines += [
+        "",
+        "The renderer's whole round for one change, against a real Redis on loopback "
+        f"(read the window, build, store the snapshot, publish; median of {repeat}):",
+        "",
+        "| window | render round |",
+        "| --- | ---: |",
+    ]
+    lines += [f"| {row['window']} | {row['round_ms']:.2f} ms |" for row in rounds]
     lines += [
         "",
         "## Bytes per update",

@@ -43,11 +43,8 @@ def health_check(renderer: Renderer) -> HealthCheck:
 
 def run(settings: Settings) -> None:
     keys = Keys(settings.key_prefix)
-    renderer = Renderer(
-        connect(settings.redis_url),
-        keys,
-        SocketIOPublisher(settings.redis_url, keys.socketio_channel),
-    )
+    client = connect(settings.redis_url)
+    renderer = Renderer(client, keys, SocketIOPublisher(client, keys.socketio_channel))
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -1,75 +1,65 @@
-"""Publishing a rendered figure through the Socket.IO Redis message queue.
+"""Publishing a render on the gateways' Socket.IO Redis message queue.
 
-python-socketio's write-only ``RedisManager`` speaks the gateways' message-queue
-protocol, so one publish reaches every subscriber on every gateway.
+Every gateway's python-socketio Redis manager relays what arrives on the channel to its
+clients in the named room, so one publish reaches every subscriber on every gateway. A
+message here is exactly what python-socketio's ``RedisManager.emit`` publishes, built
+around JSON the renderer has already encoded: ``emit`` would encode the 15 kB figure
+again, after walking every value in it looking for binary data, and publishing cost
+more than rendering. A render's three messages go out in one round trip.
+tests/test_publish.py holds this format to python-socketio's own.
 """
 
-from typing import Any, Protocol
+import uuid
+from typing import Protocol
 
+import orjson
 import redis
-import socketio
 
-from common.messages import (
-    BARS,
-    FIGURE,
-    GRAPH_PLOT,
-    OrjsonCodec,
-    delta_room,
-    figure_room,
-    legacy_room,
-)
+from common.messages import BARS, FIGURE, GRAPH_PLOT, delta_room, figure_room, legacy_room
 from renderer import metrics
 
 
 class Publisher(Protocol):
     def publish(
-        self,
-        symbol: str,
-        payload: dict[str, Any],
-        figure_json: str,
-        delta: dict[str, Any] | None,
+        self, symbol: str, payload_json: bytes, figure_json: bytes, delta_json: bytes | None
     ) -> None: ...
 
 
-class _RaisingRedisManager(socketio.RedisManager):  # type: ignore[misc]
-    """python-socketio's manager logs and drops a publish that fails twice; this one
-    raises, so the renderer leaves the change unacknowledged and it is rendered again."""
-
-    connected: bool
-
-    def _publish(self, data: Any) -> Any:
-        for attempt in (1, 2):
-            try:
-                if not self.connected:
-                    self._redis_connect()
-                return self.redis.publish(self.channel, self.json.dumps(data))
-            except redis.RedisError:
-                self.connected = False
-                if attempt == 2:
-                    metrics.PUBLISH_ERRORS.inc()
-                    raise
-        return None
+def queue_message(event: str, room: str, data_json: bytes, host_id: str) -> bytes:
+    """python-socketio's message-queue ``emit`` of one JSON argument to a room."""
+    return (
+        b'{"method":"emit","event":%b,"data":[%b],"binary":false,"namespace":"/",'
+        b'"room":%b,"skip_sid":null,"callback":null,"host_id":%b}'
+    ) % (orjson.dumps(event), data_json, orjson.dumps(room), orjson.dumps(host_id))
 
 
 class SocketIOPublisher:
-    def __init__(self, redis_url: str, channel: str) -> None:
-        self.manager = _RaisingRedisManager(
-            redis_url, channel=channel, write_only=True, json=OrjsonCodec
-        )
+    def __init__(self, client: "redis.Redis", channel: str) -> None:
+        self.client = client
+        self.channel = channel
+        self.host_id = uuid.uuid4().hex  # as a manager's: gateways skip their own
 
     def publish(
-        self,
-        symbol: str,
-        payload: dict[str, Any],
-        figure_json: str,
-        delta: dict[str, Any] | None,
+        self, symbol: str, payload_json: bytes, figure_json: bytes, delta_json: bytes | None
     ) -> None:
-        self.manager.emit(FIGURE, payload, room=figure_room(symbol), namespace="/")
-        # A render with nothing to be a delta from (the symbol's first) reaches delta
-        # subscribers as a full figure, their snapshot.
-        if delta is not None:
-            self.manager.emit(BARS, delta, room=delta_room(symbol), namespace="/")
+        """Raises ``redis.RedisError`` if the messages could not be published, so the
+        renderer leaves the change unacknowledged and it is rendered again."""
+        pipe = self.client.pipeline(transaction=False)
+        # Delta subscribers (the web page) first. A render with nothing to be a delta
+        # from (the symbol's first) reaches them as a full figure, their snapshot.
+        if delta_json is not None:
+            pipe.publish(self.channel, self._message(BARS, delta_room(symbol), delta_json))
         else:
-            self.manager.emit(FIGURE, payload, room=delta_room(symbol), namespace="/")
+            pipe.publish(self.channel, self._message(FIGURE, delta_room(symbol), payload_json))
+        pipe.publish(self.channel, self._message(FIGURE, figure_room(symbol), payload_json))
         # The article's client JSON.parse()s a string, so it gets the figure as one.
-        self.manager.emit(GRAPH_PLOT, figure_json, room=legacy_room(symbol), namespace="/")
+        legacy = orjson.dumps(figure_json.decode())
+        pipe.publish(self.channel, self._message(GRAPH_PLOT, legacy_room(symbol), legacy))
+        try:
+            pipe.execute()
+        except redis.RedisError:
+            metrics.PUBLISH_ERRORS.inc()
+            raise
+
+    def _message(self, event: str, room: str, data_json: bytes) -> bytes:
+        return queue_message(event, room, data_json, self.host_id)

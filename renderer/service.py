@@ -120,8 +120,8 @@ class Renderer:
         style = style_of(window.bars)  # once: the figure, the snapshot and the delta use it
         figure = build_figure(symbol, window.bars, style)
         figure_json = orjson.dumps(figure)
-        payload = {"symbol": symbol, "seq": window.version, "figure": figure}
-        # The same bytes orjson.dumps(payload) gives, without encoding the figure twice.
+        # The same bytes orjson.dumps({"symbol", "seq", "figure"}) gives, without
+        # encoding the figure twice.
         payload_json = b'{"symbol":%b,"seq":%d,"figure":%b}' % (
             orjson.dumps(symbol),
             window.version,
@@ -132,12 +132,13 @@ class Renderer:
             return None
         assert outcome in (STORED, SAME)
         delta = build_delta(symbol, window, style)
+        delta_json = None if delta is None else orjson.dumps(delta)
         metrics.RENDER_SECONDS.observe(time.perf_counter() - started)
-        self.publisher.publish(symbol, payload, figure_json.decode(), delta)
+        self.publisher.publish(symbol, payload_json, figure_json, delta_json)
         metrics.RENDERS.inc()
         metrics.PAYLOAD_BYTES.labels("figure").observe(len(payload_json))
-        if delta is not None:
-            metrics.PAYLOAD_BYTES.labels("delta").observe(len(orjson.dumps(delta)))
+        if delta_json is not None:
+            metrics.PAYLOAD_BYTES.labels("delta").observe(len(delta_json))
         if window.as_of is not None:
             metrics.LAG.observe(max(time.time() - window.as_of, 0.0))
         log.info(

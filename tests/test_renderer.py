@@ -24,11 +24,12 @@ class FakePublisher:
         self.deltas: list[dict[str, Any] | None] = []
 
     def publish(
-        self, symbol: str, payload: dict[str, Any], figure_json: str, delta: dict[str, Any] | None
+        self, symbol: str, payload_json: bytes, figure_json: bytes, delta_json: bytes | None
     ) -> None:
+        payload = orjson.loads(payload_json)
         assert orjson.loads(figure_json) == payload["figure"]
         self.published.append((symbol, payload["seq"]))
-        self.deltas.append(delta)
+        self.deltas.append(None if delta_json is None else orjson.loads(delta_json))
 
 
 def write(client: "redis.Redis", symbol: str, close: float, at: float) -> int:
