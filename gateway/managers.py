@@ -7,6 +7,16 @@ import socketio
 
 from gateway import metrics
 from gateway.fanout import DirectFanout
+from gateway.room_index import RoomIndex
+
+
+def _nobody_here(manager: Any, message: dict[str, Any]) -> bool:
+    """Whether an update is for a room with no client on this gateway. python-socketio
+    would still walk the whole figure for binary data and encode it before finding the
+    room empty, and every gateway gets every symbol's updates."""
+    room = message.get("room")
+    namespace = message.get("namespace") or "/"
+    return room is not None and not manager.rooms.get(namespace, {}).get(room)
 
 
 def _record(manager: Any, message: dict[str, Any], started: float) -> None:
@@ -18,15 +28,19 @@ def _record(manager: Any, message: dict[str, Any], started: float) -> None:
     metrics.EVENTS_OUT.labels(event).inc(recipients)
 
 
-class CountingAsyncRedisManager(socketio.AsyncRedisManager, DirectFanout):  # type: ignore[misc]
+class CountingAsyncRedisManager(socketio.AsyncRedisManager, DirectFanout, RoomIndex):  # type: ignore[misc]
     async def _handle_emit(self, message: dict[str, Any]) -> None:
+        if _nobody_here(self, message):
+            return
         started = time.perf_counter()
         await super()._handle_emit(message)
         _record(self, message, started)
 
 
-class CountingRedisManager(socketio.RedisManager):  # type: ignore[misc]
+class CountingRedisManager(socketio.RedisManager, RoomIndex):  # type: ignore[misc]
     def _handle_emit(self, message: dict[str, Any]) -> None:
+        if _nobody_here(self, message):
+            return
         started = time.perf_counter()
         super()._handle_emit(message)
         _record(self, message, started)

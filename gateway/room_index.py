@@ -1,0 +1,48 @@
+"""Which rooms each client is in, so a disconnect costs its own rooms, not every room.
+
+python-socketio finds a disconnecting client's rooms by scanning (and copying) every
+room of the namespace, and every client has a room of its own. When 6,000 clients
+dropped at once, the gateway spent 19 s doing nothing else (py-spy: 77 % of the time in
+``BaseManager.basic_disconnect``); a network blip or a load balancer restart does that.
+This index is kept beside python-socketio's rooms, updated by the same three methods
+that change them.
+"""
+
+from typing import Any
+
+from socketio import base_manager
+
+
+class RoomIndex(base_manager.BaseManager):  # type: ignore[misc]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._rooms_of: dict[tuple[str, str], set[Any]] = {}  # (namespace, sid) -> rooms
+
+    def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: Any = None) -> None:
+        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+        self._rooms_of.setdefault((namespace, sid), set()).add(room)
+
+    def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
+        super().basic_leave_room(sid, namespace, room)
+        rooms = self._rooms_of.get((namespace, sid))
+        if rooms is not None:
+            rooms.discard(room)
+            if not rooms:
+                del self._rooms_of[(namespace, sid)]
+
+    def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
+        """python-socketio 5.x's ``basic_disconnect``, with the rooms from the index."""
+        if namespace not in self.rooms:
+            return
+        for room in list(self._rooms_of.get((namespace, sid), ())):
+            self.basic_leave_room(sid, namespace, room)
+        self._rooms_of.pop((namespace, sid), None)
+        self.callbacks.pop(sid, None)
+        for pending in (self.pending_connect, self.pending_disconnect):
+            if sid in pending.get(namespace, ()):
+                pending[namespace].remove(sid)
+                if not pending[namespace]:
+                    del pending[namespace]
+
+    def rooms_of(self, sid: str, namespace: str = "/") -> set[Any]:
+        return set(self._rooms_of.get((namespace, sid), ()))

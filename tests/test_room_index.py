@@ -1,0 +1,80 @@
+"""The gateway's room index leaves python-socketio's rooms exactly as its own code would.
+
+Any sequence of connects, joins, leaves, room closes and disconnects is applied to a stock
+``socketio.Manager`` and to one with the index; their rooms must never differ, and the
+index must always name exactly the rooms each client is in.
+"""
+
+from types import SimpleNamespace
+from typing import Any
+
+import socketio
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.room_index import RoomIndex
+
+CLIENTS = [f"c{i}" for i in range(6)]
+ROOMS = ["figure:AAPL", "bars:AAPL", "figure:MSFT", "graph_plot:AAPL"]
+
+
+class Indexed(socketio.Manager, RoomIndex):  # type: ignore[misc]
+    pass
+
+
+def manager(kind: type[Any]) -> Any:
+    instance = kind()
+    ids = iter(range(10**6))
+    eio = SimpleNamespace(generate_id=lambda: f"s{next(ids)}")
+    instance.set_server(SimpleNamespace(eio=eio, packet_class=socketio.packet.Packet))
+    return instance
+
+
+operations = st.lists(
+    st.tuples(
+        st.sampled_from(["connect", "enter", "leave", "close", "disconnect"]),
+        st.sampled_from(CLIENTS),
+        st.sampled_from(ROOMS),
+    ),
+    max_size=60,
+)
+
+
+def apply(target: Any, sids: dict[str, str], op: str, client: str, room: str) -> None:
+    sid = sids.get(client)
+    if op == "connect" and sid is None:
+        sids[client] = target.pre_connect(f"eio-{client}", "/")
+        target.connect(sids[client], "/")
+    elif op == "enter" and sid is not None:
+        target.enter_room(sid, "/", room)
+    elif op == "leave" and sid is not None:
+        target.leave_room(sid, "/", room)
+    elif op == "close":
+        target.close_room(room, "/")
+    elif op == "disconnect" and sid is not None:
+        target.disconnect(sid, "/")
+        del sids[client]
+
+
+@settings(max_examples=300, deadline=None)
+@given(operations)
+def test_rooms_match_python_socketios_own_after_any_sequence(ops: list[Any]) -> None:
+    stock, indexed = manager(socketio.Manager), manager(Indexed)
+    stock_sids: dict[str, str] = {}
+    indexed_sids: dict[str, str] = {}
+    for op, client, room in ops:
+        apply(stock, stock_sids, op, client, room)
+        apply(indexed, indexed_sids, op, client, room)
+        assert _shape(indexed.rooms, indexed_sids) == _shape(stock.rooms, stock_sids)
+        for client_name, sid in indexed_sids.items():
+            expected = {r for r, members in indexed.rooms.get("/", {}).items() if sid in members}
+            assert indexed.rooms_of(sid) == expected, client_name
+
+
+def _shape(rooms: dict[str, Any], sids: dict[str, str]) -> dict[Any, set[str]]:
+    """Rooms by name with members by client name (sids differ between the managers)."""
+    names = {sid: client for client, sid in sids.items()}
+    return {
+        names.get(room, room): {names.get(sid, sid) for sid in members}
+        for room, members in rooms.get("/", {}).items()
+    }
