@@ -308,4 +308,7 @@ def serve(settings: Settings) -> None:
         # Compression is per connection: it would make each update cost CPU once per
         # viewer, where rtplot's work is meant to grow with symbols, not viewers.
         ws_per_message_deflate=False,
+        # On SIGTERM, thousands of open WebSockets would each be closed politely; after
+        # this many seconds the rest are dropped, within compose's 10 s stop grace.
+        timeout_graceful_shutdown=5,
     )
