@@ -6,7 +6,7 @@ from typing import Any
 import socketio
 
 from gateway import metrics
-from gateway.fanout import DirectFanout
+from gateway.fanout import DirectFanout, encode_once, from_queue
 from gateway.room_index import RoomIndex
 
 
@@ -33,7 +33,12 @@ class CountingAsyncRedisManager(socketio.AsyncRedisManager, DirectFanout, RoomIn
         if _nobody_here(self, message):
             return
         started = time.perf_counter()
-        await super()._handle_emit(message)
+        if (plain := from_queue(message)) is not None:
+            event, args, namespace, room, skip_sid = plain
+            frames = encode_once(self.server, event, args, namespace, binary=False)
+            await self.deliver(frames, namespace, room, skip_sid)
+        else:
+            await super()._handle_emit(message)
         _record(self, message, started)
 
 
@@ -42,5 +47,14 @@ class CountingRedisManager(socketio.RedisManager, RoomIndex):  # type: ignore[mi
         if _nobody_here(self, message):
             return
         started = time.perf_counter()
-        super()._handle_emit(message)
+        if (plain := from_queue(message)) is not None:
+            event, args, namespace, room, skip_sid = plain
+            frames = encode_once(self.server, event, args, namespace, binary=False)
+            skipped = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+            for sid, eio_sid in self.get_participants(namespace, room):
+                if sid not in skipped:
+                    for frame in frames:
+                        self.server._send_eio_packet(eio_sid, frame)
+        else:
+            super()._handle_emit(message)
         _record(self, message, started)
