@@ -45,6 +45,7 @@ from typing import IO, Any
 import orjson
 import redis
 
+from bench import profiles
 from bench.loadgen import Crowd, cpu_seconds, event_frame, percentile, self_cpu, socketio_url
 from common.bars import MINUTE, floor_minute
 from common.keys import Keys
@@ -603,8 +604,9 @@ def summarize(mode: str, count: int, ticks: int, measured: Measured) -> RunResul
     )
 
 
-def one_run(mode: str, count: int, seconds: float) -> RunResult:
-    """A fresh redis-server, renderer and gateway for each run, all stopped after it."""
+def one_run(mode: str, count: int, seconds: float, profile: Path | None = None) -> RunResult:
+    """A fresh redis-server, renderer and gateway for each run, all stopped after it;
+    with ``profile``, py-spy samples the renderer from the clients' arrival on."""
     ticks = max(1, round(seconds))
     private_redis = PrivateRedis("redis-server")
     services: list[Service] = []
@@ -621,7 +623,10 @@ def one_run(mode: str, count: int, seconds: float) -> RunResult:
         gateway.wait_healthy(f"http://127.0.0.1:{port}/healthz")
         wait_snapshots(client)
         pids = Pids(renderer.process.pid, gateway.process.pid, private_redis.process.pid)
+        sampler = profiles.record(renderer.process.pid, ticks + 5, profile) if profile else None
         measured = asyncio.run(measure(port, private_redis.url, pids, ticks, count))
+        if sampler is not None:
+            sampler.wait(60)
     finally:
         for service in reversed(services):
             service.stop()
@@ -662,13 +667,22 @@ def median_row(runs: list[RunResult], repeats: int) -> ResultRow:
 
 
 def run(
-    clients: list[int], seconds: float, repeats: int, modes: Sequence[str] = ("asyncio",)
+    clients: list[int],
+    seconds: float,
+    repeats: int,
+    modes: Sequence[str] = ("asyncio",),
+    profile: Path | None = None,
 ) -> list[ResultRow]:
-    """One row per mode and client count: the median of ``repeats`` fresh runs."""
+    """One row per mode and client count: the median of ``repeats`` fresh runs. With
+    ``profile``, the renderer of the very last run is sampled there (the largest load)."""
     rows = []
+    last = (clients[-1], modes[-1], repeats - 1)
     for count in clients:
         for mode in modes:
-            runs = [one_run(mode, count, seconds) for _ in range(repeats)]
+            runs = [
+                one_run(mode, count, seconds, profile if (count, mode, i) == last else None)
+                for i in range(repeats)
+            ]
             rows.append(median_row(runs, repeats))
     return rows
 

@@ -1,54 +1,281 @@
-"""Run the benchmarks and write docs/benchmarks.md.
+"""Run every benchmark and write docs/benchmarks.md, with plots and profiles.
 
-    .venv/bin/python -m bench.run           # 1k, 2k, 5k and 10k clients
-    .venv/bin/python -m bench.run --quick   # 1k and 2k clients, fewer repeats (~2 min)
+    .venv/bin/python -m bench.run           # the full suite (about half an hour)
+    .venv/bin/python -m bench.run --quick   # the same tables, smaller and once (< 3 min)
 
-Every figure comes from this one run on this machine; ratios are measured in the same
-process. Still to come (issue 6): scaling with viewers against the article's per-client
-loop, end-to-end latency under load, plots and profiles.
+Every figure comes from this one run on this machine; each ratio is measured in the
+same run. The section "Changes, before and after" is a hand-kept log: it is carried over
+from the existing document unchanged.
 """
 
 import argparse
 import os
 import platform
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from bench import fanout, render
+from bench import e2e, fanout, memory, plots, profiles, render, viewers
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+CHANGES = "## Changes, before and after"
+
+
+@dataclass
+class Plan:
+    render_repeat: int
+    fanout_counts: list[int]
+    delta_counts: list[int]
+    fanout_seconds: float
+    repeats: int
+    memory_clients: int
+    viewer_counts: list[int]
+    viewer_seconds: float
+    e2e_clients: list[int]
+    e2e_seconds: float
+
+
+QUICK = Plan(
+    render_repeat=50,
+    fanout_counts=[1000],
+    delta_counts=[1000],
+    fanout_seconds=4.0,
+    repeats=1,
+    memory_clients=1000,
+    viewer_counts=[10, 100, 1000],
+    viewer_seconds=3.0,
+    e2e_clients=[1000],
+    e2e_seconds=4.0,
+)
+FULL = Plan(
+    render_repeat=200,
+    fanout_counts=[1000, 2000, 5000, 10_000],
+    delta_counts=[1000, 10_000],
+    fanout_seconds=10.0,
+    repeats=3,
+    memory_clients=2000,
+    viewer_counts=[10, 100, 1000],
+    viewer_seconds=10.0,
+    e2e_clients=[1000, 5000],
+    e2e_seconds=10.0,
+)
+
+
+def say(message: str) -> None:
+    print(f"[bench.run] {message}", file=sys.stderr, flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--write", type=Path, default=DOC)
+    parser.add_argument("--write", type=Path, default=DOCS / "benchmarks.md")
     args = parser.parse_args()
-    counts = [1000, 2000] if args.quick else [1000, 2000, 5000, 10_000]
-    repeat = 50 if args.quick else 200
-    seconds = 5.0 if args.quick else 10.0
+    plan = QUICK if args.quick else FULL
+    images = args.write.parent / "images"
+    profile_dir = args.write.parent / "profiles"
     started = time.monotonic()
-    sections = [render.markdown(repeat)]
-    results = [
-        fanout.one_run(mode, count, seconds) for count in counts for mode in ("asyncio", "eventlet")
-    ]
-    sections.append(fanout.markdown(results, seconds))
+
+    say("render cost and bytes per update")
+    renders = render.render_rows(plan.render_repeat)
+    rounds = render.round_rows(plan.render_repeat)
+    sizes = render.bytes_rows()
+
+    say("fan-out")
+    biggest = plan.fanout_counts[-1]
+    results = []
+    for count in plan.fanout_counts:
+        for mode in fanout.MODES:
+            profile = profile_dir / f"fanout-{mode}.txt" if count == biggest else None
+            if profile is not None and not profiles.available():
+                profile = None
+            say(f"fan-out {mode} {count:,} clients")
+            results.append(
+                fanout.measure(mode, count, plan.fanout_seconds, "figure", plan.repeats, profile)
+            )
+    for count in plan.delta_counts:
+        for mode in ("asyncio", "eventlet"):
+            say(f"fan-out {mode} {count:,} clients, deltas")
+            results.append(fanout.measure(mode, count, plan.fanout_seconds, "delta", plan.repeats))
+
+    say("memory per connection")
+    shares, traced_kb = memory.measure(plan.memory_clients)
+
+    say("scaling with viewers")
+    viewer_rows = viewers.run(plan.viewer_counts, plan.viewer_seconds, plan.repeats)
+    say("end to end")
+    renderer_profile = profile_dir / "e2e-renderer.txt" if profiles.available() else None
+    e2e_rows = e2e.run(plan.e2e_clients, plan.e2e_seconds, plan.repeats, profile=renderer_profile)
+
+    say("plots")
+    pictures = {
+        "render": plots.render_cost(renders, images),
+        "fanout": plots.fanout_latency(results, images),
+        "memory": plots.fanout_memory(results, images),
+        "viewers": plots.lines(
+            [r.viewers for r in viewer_rows],
+            {
+                "article, CPU needed (extrapolated)": [r.article_cpu_needed for r in viewer_rows],
+                "article, CPU used": [r.article_cpu for r in viewer_rows],
+                "rtplot, whole pipeline": [r.rtplot_cpu for r in viewer_rows],
+            },
+            images,
+            "bench-viewers.png",
+            "viewers (5 symbols, one update per viewer per second)",
+            "CPU, % of one core",
+        ),
+        "e2e": plots.distribution(
+            {
+                f"{r.clients:,} clients": [ms for run in r.runs for ms in run.latencies_ms]
+                for r in e2e_rows
+            },
+            images,
+            "bench-e2e.png",
+            "bar written to Redis → client receipt, ms",
+        ),
+    }
+
+    elapsed = time.monotonic() - started
     command = "python -m bench.run" + (" --quick" if args.quick else "")
-    header = (
+    sections = [
+        header(command, elapsed),
+        targets(renders, sizes, results),
+        render.markdown(plan.render_repeat, renders, sizes, rounds),
+        f"![render cost]({pictures['render']})\n",
+        fanout_section(results, plan, profile_dir),
+        memory.markdown(shares, traced_kb, plan.memory_clients),
+        f"![fan-out latency]({pictures['fanout']})\n\n![RSS per connection]"
+        f"({pictures['memory']})\n",
+        viewers.markdown(viewer_rows),
+        f"![scaling with viewers]({pictures['viewers']})\n",
+        e2e.markdown(e2e_rows),
+        renderer_profile_section(profile_dir / "e2e-renderer.txt", plan),
+        f"![end-to-end latency]({pictures['e2e']})\n",
+        kept_changes(args.write),
+    ]
+    args.write.write_text("\n".join(s for s in sections if s))
+    say(f"wrote {args.write} in {elapsed:.0f} s")
+
+
+def header(command: str, elapsed: float) -> str:
+    return (
         "# Benchmarks\n\n"
-        f"Written by `.venv/bin/{command}` in {time.monotonic() - started:.0f} s on "
-        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}.\n"
-        "Each render figure is a median over repeated runs; each ratio is measured in the "
-        "same run.\n\n"
+        f"Written by `.venv/bin/{command}` in {elapsed:.0f} s on {platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}. "
+        "Every figure is a median over repeated runs (the run count is given with each "
+        "table); every ratio is measured in the same run.\n\n"
         "Targets (issue 6): render at least 20x faster than the article and under 1 ms p50 "
         "for a day; a delta at least 100x smaller than a full figure; 10,000 clients on one "
         "gateway process with p99 under 250 ms and at most 30 KB RSS per idle connection. "
-        "The load generator runs on the same machine: where its CPU nears 100 % it and the "
-        "gateway each hold one of the two cores, and latency measures the machine as much "
-        "as the gateway.\n\n"
+        "The load generator runs on the same 2-core machine as what it measures and "
+        "reports its own CPU: where it nears 100 %, it and the gateway each hold a core "
+        "and latency measures the machine as much as the gateway.\n"
     )
-    args.write.write_text(header + "\n".join(sections))
-    print(args.write.read_text())
+
+
+def targets(
+    renders: list[dict[str, Any]], sizes: list[dict[str, Any]], results: list[fanout.Result]
+) -> str:
+    """Issue 6's targets against this run's figures."""
+    day_render, day_bytes = renders[0], sizes[0]
+    top = max(r.clients for r in results)
+    rows = [
+        (
+            "render at least 20x faster than the article, 1 day",
+            f"{day_render['ratio']:.0f}x",
+            day_render["ratio"] >= 20,
+        ),
+        (
+            "render p50 under 1 ms, 1 day",
+            f"{day_render['rtplot_ms']:.3f} ms",
+            day_render["rtplot_ms"] < 1,
+        ),
+        (
+            "a delta at least 100x smaller than a full figure, 1 day",
+            f"{day_bytes['ratio']:.0f}x",
+            day_bytes["ratio"] >= 100,
+        ),
+    ]
+    for r in results:
+        if r.clients == top and r.mode != "stock":
+            rows.append(
+                (
+                    f"{top:,} clients on one {r.mode} gateway, p99 under 250 ms ({r.payload})",
+                    f"{r.p99_ms:,.0f} ms",
+                    r.p99_ms < 250 and r.connected == top,
+                )
+            )
+    for mode in ("asyncio", "eventlet"):
+        idle = [r.rss_kb_per_conn for r in results if r.mode == mode and r.clients == top]
+        if idle:
+            rows.append(
+                (
+                    f"at most 30 KB RSS per idle connection, {mode}",
+                    f"{min(idle):.1f} KB",
+                    min(idle) <= 30,
+                )
+            )
+    lines = ["## Targets", "", "| target | this run | met |", "| --- | ---: | :---: |"]
+    lines += [f"| {name} | {value} | {'yes' if ok else 'no'} |" for name, value, ok in rows]
+    return "\n".join(lines) + "\n"
+
+
+def fanout_section(results: list[fanout.Result], plan: Plan, profile_dir: Path) -> str:
+    lines = [
+        "## Fan-out: one gateway process",
+        "",
+        f"20 symbols, one update per symbol per second for {plan.fanout_seconds:g} s; "
+        "clients subscribed round-robin; loopback. *figure*: a 390-point figure (15 kB), "
+        "as the issue specifies; *delta*: the small update the web page subscribes to. "
+        "*stock* is python-socketio as its docs set it up (bench/stock_gateway.py), for "
+        "comparison; *spread* is one update's time from its first client to its last. "
+        f"Median of {plan.repeats} run(s) per row. Reproduce one row with "
+        "`.venv/bin/python -m bench.fanout --clients 10000 --modes asyncio "
+        "--payload figure --repeats 3`.",
+        "",
+        fanout.table(results),
+    ]
+    for path in sorted(profile_dir.glob("fanout-*.txt")):
+        mode = path.stem.removeprefix("fanout-")
+        hotspots = profiles.top(path, 12)
+        if not hotspots:
+            continue
+        lines += [
+            f"### Where the {mode} gateway's time goes, at {plan.fanout_counts[-1]:,} clients",
+            "",
+            f"py-spy, {profiles.RATE} samples/s while figures were published "
+            f"(collapsed stacks in `docs/profiles/{path.name}`; "
+            f"`.venv/bin/python -m bench.profiles docs/profiles/{path.name}` prints this).",
+            "",
+            profiles.markdown(hotspots),
+        ]
+    return "\n".join(lines)
+
+
+def renderer_profile_section(path: Path, plan: Plan) -> str:
+    hotspots = profiles.top(path, 12) if path.exists() else []
+    if not hotspots:
+        return ""
+    return "\n".join(
+        [
+            f"### Where the renderer's time goes, under {plan.e2e_clients[-1]:,} clients",
+            "",
+            f"py-spy, {profiles.RATE} samples/s during the last end-to-end run (collapsed "
+            f"stacks in `docs/profiles/{path.name}`). The renderer waits for change "
+            "notices most of the time; what it does between is below.",
+            "",
+            profiles.markdown(hotspots),
+        ]
+    )
+
+
+def kept_changes(document: Path) -> str:
+    """The hand-kept log of optimisations, from the document being replaced."""
+    if not document.exists():
+        return ""
+    text = document.read_text()
+    return text[text.index(CHANGES) :] if CHANGES in text else ""
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import fanout, profiles, run
+from bench import fanout, memory, profiles, run
 
 CLIENTS, SECONDS = 20, 2.0
 
@@ -40,3 +40,12 @@ def test_rewriting_the_document_keeps_the_hand_kept_log(tmp_path: Path) -> None:
     document.write_text(f"# Old tables\n\n{run.CHANGES}\n\n- one change, before and after\n")
     assert run.kept_changes(document) == f"{run.CHANGES}\n\n- one change, before and after\n"
     assert run.kept_changes(tmp_path / "missing.md") == ""
+
+
+@pytest.mark.e2e
+def test_the_memory_breakdown_finds_each_connections_allocations() -> None:
+    shares, total_kb = memory.measure(CLIENTS)
+    by_library = {s.library: s.bytes_per_connection for s in shares}
+    assert total_kb > 1  # a connection costs kilobytes, whatever the libraries
+    assert by_library["python-engineio"] > 0 and by_library["rtplot's gateway"] > 0
+    assert "| python-engineio |" in memory.markdown(shares, total_kb, CLIENTS)
