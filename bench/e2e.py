@@ -606,7 +606,7 @@ def summarize(mode: str, count: int, ticks: int, measured: Measured) -> RunResul
 
 def one_run(mode: str, count: int, seconds: float, profile: Path | None = None) -> RunResult:
     """A fresh redis-server, renderer and gateway for each run, all stopped after it;
-    with ``profile``, py-spy samples the renderer from the clients' arrival on."""
+    with ``profile``, py-spy samples the renderer from the clients' arrival to the end."""
     ticks = max(1, round(seconds))
     private_redis = PrivateRedis("redis-server")
     services: list[Service] = []
@@ -623,9 +623,12 @@ def one_run(mode: str, count: int, seconds: float, profile: Path | None = None) 
         gateway.wait_healthy(f"http://127.0.0.1:{port}/healthz")
         wait_snapshots(client)
         pids = Pids(renderer.process.pid, gateway.process.pid, private_redis.process.pid)
-        sampler = profiles.record(renderer.process.pid, ticks + 5, profile) if profile else None
+        # Sampled until the run ends, however long the clients take to connect: py-spy
+        # writes what it has when interrupted.
+        sampler = profiles.record(renderer.process.pid, 3600, profile) if profile else None
         measured = asyncio.run(measure(port, private_redis.url, pids, ticks, count))
         if sampler is not None:
+            sampler.send_signal(signal.SIGINT)
             sampler.wait(60)
     finally:
         for service in reversed(services):
