@@ -31,17 +31,26 @@ def event_frame(event: str, payload_json: str) -> str:
 
 
 class LeanClient:
-    def __init__(self, on_event: OnEvent) -> None:
+    """With ``go``, the client connects, then waits for it before sending its frames:
+    a crowd is connected before anything is asked for, so a busy server cannot stall
+    the handshakes, and every client starts at the same time."""
+
+    def __init__(self, on_event: OnEvent, go: asyncio.Event | None = None) -> None:
         self.on_event = on_event
+        self.go = go
         self.ready = asyncio.Event()
 
     async def run(self, url: str, frames: Sequence[str], stop: asyncio.Event) -> None:
+        # close_timeout: a saturated server answers a close late; do not wait 10 s for it.
         async with websockets.connect(
-            url, max_size=None, compression=None, ping_interval=None
+            url, max_size=None, compression=None, ping_interval=None, close_timeout=1
         ) as ws:
             await ws.recv()  # 0{...}: open
             await ws.send("40")
             await ws.recv()  # 40{...}: connected
+            if self.go is not None:
+                self.ready.set()
+                await self.go.wait()
             for frame in frames:
                 await ws.send(frame)
             self.ready.set()

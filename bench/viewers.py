@@ -39,7 +39,6 @@ from typing import Any
 
 import orjson
 import redis
-import websockets
 
 from bench.loadgen import (
     Crowd,
@@ -296,38 +295,6 @@ def serve_article(port: int, tick: float = TICK) -> None:
 # -- viewers -------------------------------------------------------------------------------
 
 
-class GatedClient(LeanClient):
-    """A lean client that connects, then sends its frames once ``go`` is set: the crowd
-    is connected before any chart is asked for, so a busy server cannot stall the
-    handshakes and every viewer starts at the same time."""
-
-    def __init__(self, on_event: OnEvent, go: asyncio.Event) -> None:
-        super().__init__(on_event)
-        self.go = go
-
-    async def run(self, url: str, frames: Sequence[str], stop: asyncio.Event) -> None:
-        # A saturated server answers a close late: do not wait 10 s for it.
-        async with websockets.connect(
-            url, max_size=None, compression=None, ping_interval=None, close_timeout=1
-        ) as ws:
-            await ws.recv()  # 0{...}: open
-            await ws.send("40")
-            await ws.recv()  # 40{...}: connected
-            self.ready.set()
-            await self.go.wait()
-            for frame in frames:
-                await ws.send(frame)
-            while not stop.is_set():
-                try:
-                    message = await asyncio.wait_for(ws.recv(), timeout=1)
-                except TimeoutError:
-                    continue
-                if message == "2":
-                    await ws.send("3")  # pong
-                elif isinstance(message, str) and message.startswith("42"):
-                    self.on_event(message, time.time())
-
-
 class Tally:
     """Per viewer: updates received, and whether its first ``settle`` frame came."""
 
@@ -359,7 +326,7 @@ async def watch(
     """Connects ``count`` viewers, lets them ask, then reads CPU and updates over the window."""
     go = asyncio.Event()
     crowd = Crowd(url, 0, frames_for, lambda _frame, _at: None)
-    crowd.clients = [GatedClient(tally.on_event(i), go) for i in range(count)]
+    crowd.clients = [LeanClient(tally.on_event(i), go) for i in range(count)]
     try:
         connected = await crowd.connect(timeout=60)
         go.set()

@@ -22,10 +22,10 @@ class Recorder:
         self.deltas: list[dict[str, Any] | None] = []
 
     def publish(
-        self, symbol: str, payload: dict[str, Any], figure_json: str, delta: dict[str, Any] | None
+        self, symbol: str, payload_json: bytes, figure_json: bytes, delta_json: bytes | None
     ) -> None:
-        self.figures.append(payload)
-        self.deltas.append(delta)
+        self.figures.append(orjson.loads(payload_json))
+        self.deltas.append(None if delta_json is None else orjson.loads(delta_json))
 
 
 def apply(x: list[int], y: list[float], delta: dict[str, Any]) -> tuple[list[int], list[float]]:
