@@ -42,9 +42,10 @@ def test_a_tiny_run_times_every_update_it_delivers() -> None:
     assert result.unmatched == 0
     assert all(0 < latency < 3000 for latency in result.latencies_ms), result.latencies_ms
     assert 0 < row.p50_ms <= row.p99_ms <= row.max_ms < 3000
-    # The probe saw every delta published, between the write and the receipt.
-    assert 0 < row.queue_p50_ms <= row.queue_p99_ms < row.max_ms
-    assert 0 < row.relay_p50_ms <= row.relay_p99_ms < row.max_ms
+    # The halves are timed by a probe on the channel, which sees a publish a little after
+    # the gateway does: each half is bounded by the run, not by the slowest receipt.
+    assert 0 < row.queue_p50_ms <= row.queue_p99_ms < 3000
+    assert 0 < row.relay_p50_ms <= row.relay_p99_ms < 3000
     assert row.delivered_share == 1.0
     assert min(row.renderer_cpu, row.gateway_cpu, row.loadgen_cpu) >= 0
     assert row.renderer_cpu > 0  # it rendered every write
