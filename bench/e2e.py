@@ -52,7 +52,7 @@ from common.keys import Keys
 from common.messages import BARS, FIGURE, SUBSCRIBE
 from fetcher.sources.synthetic import SyntheticSource
 from fetcher.store import BarStore
-from rtplot.up import PrivateRedis, free_port
+from rtplot.up import PrivateRedis, free_port, terminate
 
 ROOT = Path(__file__).resolve().parent.parent
 SYMBOLS = [f"SYM{i:02d}" for i in range(20)]
@@ -414,13 +414,7 @@ class Service:
         return self.stderr.read().decode(errors="replace")[-2000:]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_GRACE)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate([self.process], grace=STOP_GRACE)
         self.stderr.close()
 
 

@@ -21,7 +21,6 @@ not to be the bottleneck. With ``--repeats`` each figure is the median over the 
 import argparse
 import asyncio
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -50,7 +49,7 @@ from common.keys import Keys
 from common.messages import BARS, FIGURE, SUBSCRIBE, OrjsonCodec, delta_room, figure_room
 from fetcher.sources.synthetic import SyntheticSource
 from renderer.figure import build_figure
-from rtplot.up import PrivateRedis, free_port
+from rtplot.up import PrivateRedis, free_port, terminate
 
 SYMBOLS = [f"SYM{i:02d}" for i in range(20)]
 
@@ -218,14 +217,9 @@ def one_run(
             run_clients(url, count, kind, publish_seconds, redis_url, gateway.pid, profile)
         )
     finally:
-        gateway.send_signal(signal.SIGTERM)
-        try:
-            # Stock python-socketio takes minutes to drop 10,000 clients (it scans every
-            # room per disconnect); the run is over, so do not wait for it.
-            gateway.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            gateway.kill()
-            gateway.wait()
+        # Stock python-socketio takes minutes to drop 10,000 clients (it scans every
+        # room per disconnect); the run is over, so do not wait for it.
+        terminate([gateway], grace=30)
         private_redis.stop()
     ordered = sorted(measured.receipts.latencies)
     spreads = measured.receipts.spreads()

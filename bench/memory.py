@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.loadgen import Crowd, event_frame, socketio_url, wait_http
-from rtplot.up import PrivateRedis, free_port
+from rtplot.up import PrivateRedis, free_port, terminate
 
 LIBRARIES = {  # a path fragment -> the library it belongs to
     "/engineio/": "python-engineio",
@@ -84,8 +84,7 @@ def measure(clients: int) -> tuple[list[Share], float]:
         before = _snapshot(gateway, out)
         after = asyncio.run(_connected_snapshot(port, clients, gateway, out))
     finally:
-        gateway.send_signal(signal.SIGTERM)
-        gateway.wait(timeout=60)
+        terminate([gateway], grace=60)
         private.stop()
     size: Counter[str] = Counter()
     count: Counter[str] = Counter()

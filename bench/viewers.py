@@ -52,7 +52,7 @@ from bench.loadgen import (
 )
 from common.keys import Keys
 from common.messages import BARS, FIGURE, GRAPH_PLOT, PING_GRAPH, SUBSCRIBE
-from rtplot.up import PrivateRedis, free_port
+from rtplot.up import PrivateRedis, free_port, terminate
 
 ROOT = Path(__file__).resolve().parent.parent
 SYMBOLS = ["AAPL", "MSFT", "TSLA", "BRK-B", "NVDA"]
@@ -148,15 +148,7 @@ class Processes:
                 raise RuntimeError(f"{name} exited with {process.returncode}:\n{tail}")
 
     def stop(self) -> None:
-        for _, process in reversed(self.started):
-            if process.poll() is None:
-                process.terminate()
-        for _, process in reversed(self.started):
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        terminate([process for _, process in reversed(self.started)])
         self.started.clear()
         self.logs.cleanup()
 

@@ -84,15 +84,17 @@ class PrivateRedis:
             time.sleep(0.1)
 
     def stop(self) -> None:
-        _terminate([self.process])
+        terminate([self.process])
         self.dir.cleanup()
 
 
-def _terminate(processes: list["subprocess.Popen[bytes]"]) -> None:
+def terminate(processes: list["subprocess.Popen[bytes]"], grace: float = STOP_GRACE) -> None:
+    """SIGTERM to each, in order; whichever has not exited ``grace`` seconds later is
+    killed."""
     for process in processes:
         if process.poll() is None:
             process.terminate()
-    deadline = time.monotonic() + STOP_GRACE
+    deadline = time.monotonic() + grace
     for process in processes:
         try:
             process.wait(timeout=max(deadline - time.monotonic(), 0.1))
@@ -161,7 +163,7 @@ def up(settings: Settings) -> int:
         return 0
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        _terminate(list(reversed(children)))
+        terminate(list(reversed(children)))
         if private is not None:
             private.stop()
 
