@@ -4,6 +4,9 @@ from typing import Any
 
 import redis
 import redis.asyncio
+import redis.asyncio.retry
+import redis.retry
+from redis.backoff import NoBackoff
 
 # Pub/sub listeners block for as long as nothing is published, so only the connect and
 # command timeouts are bounded; a periodic health check notices a dead connection.
@@ -33,3 +36,17 @@ def connect_async(url: str) -> "redis.asyncio.Redis":
         url, max_connections=POOL_SIZE, timeout=POOL_WAIT, socket_timeout=10, **REDIS_OPTIONS
     )
     return redis.asyncio.Redis.from_pool(pool)
+
+
+# A pub/sub listener owns its reconnection: a command retried inside redis-py would
+# resubscribe behind its back, so a failure must reach it at once.
+LISTENER_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 5, "socket_keepalive": True}
+
+
+def connect_listener(url: str) -> "redis.Redis":
+    return redis.Redis.from_url(url, retry=redis.retry.Retry(NoBackoff(), 0), **LISTENER_OPTIONS)
+
+
+def connect_listener_async(url: str) -> "redis.asyncio.Redis":
+    retry = redis.asyncio.retry.Retry(NoBackoff(), 0)
+    return redis.asyncio.Redis.from_url(url, retry=retry, **LISTENER_OPTIONS)

@@ -44,8 +44,14 @@ class Keys:
 
     @property
     def socketio_channel(self) -> str:
-        # PUB/SUB channel of the Socket.IO message queue shared by renderers and gateways.
+        # PUB/SUB channel of python-socketio's message queue: emits from any process's
+        # RedisManager (the stock channel); rtplot's own updates use room channels.
         return f"{self.prefix}socketio"
+
+    def room_channel(self, room: str) -> str:
+        # PUB/SUB channel of one room's updates, each message a Socket.IO event packet
+        # (common.messages.event_packet); a gateway subscribes while a client is in it.
+        return f"{self.prefix}room:{room}"
 
     @property
     def beat_prefix(self) -> str:

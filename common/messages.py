@@ -42,6 +42,19 @@ class FigurePayload(TypedDict):
     figure: dict[str, Any]
 
 
+def event_packet(event: str, payload_json: bytes) -> bytes:
+    """A Socket.IO EVENT on the default namespace whose one argument is JSON already, as
+    the packet's text: ``2["figure",{...}]``. This is what the renderer publishes on a
+    room's channel, and what a gateway relays, unparsed, inside an Engine.IO message
+    (a WebSocket frame reads ``42["figure",{...}]``)."""
+    return b'2["%b",%b]' % (event.encode(), payload_json)
+
+
+def graph_plot_payload(figure_json: bytes) -> bytes:
+    """The article's ``graph_plot`` argument: the figure as a JSON *string*, encoded."""
+    return orjson.dumps(figure_json.decode())
+
+
 def ok_ack(symbol: str) -> dict[str, Any]:
     return {"ok": True, "symbol": symbol}
 

@@ -61,6 +61,7 @@ class Settings:
     max_queued: int = 100  # updates waiting for a slow client before it is dropped
     metrics_host: str = "127.0.0.1"  # 0.0.0.0 in containers, so Prometheus can scrape
     metrics_port: int | None = None  # None: the service's own default (METRICS_PORTS)
+    fast_path: bool = True  # the gateway's fenced library internals, where tested
 
     def metrics_port_for(self, service: str) -> int:
         return METRICS_PORTS[service] if self.metrics_port is None else self.metrics_port
@@ -97,6 +98,7 @@ class Settings:
             max_queued=read("RTPLOT_MAX_QUEUED", str(cls.max_queued), _positive(int)),
             metrics_host=read("RTPLOT_METRICS_HOST", cls.metrics_host, _non_empty),
             metrics_port=read("RTPLOT_METRICS_PORT", "", _optional_port),
+            fast_path=read("RTPLOT_FAST_PATH", "true", _bool),
         )
         if len(settings.symbols) > settings.max_symbols:
             raise SettingsError(

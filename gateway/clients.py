@@ -1,16 +1,57 @@
-"""The gateway's per-client bookkeeping, shared by the asyncio and eventlet servers.
-
-Everything here is decided without I/O: who may connect, whether an event is within the
-connection's rate, whether a subscription fits the caps, and the metrics that follow.
-The servers do the Redis and Socket.IO calls around these decisions.
-"""
+"""The gateway's per-client bookkeeping: who is connected, what each watches, and the
+limits on what they may do, with the metrics that follow. Decided without I/O."""
 
 from typing import Any
 
 from common.messages import error_ack
 from common.settings import Settings
 from gateway import metrics
-from gateway.protocol import RATE_LIMITED, Guard, Subscriptions, token_matches
+from gateway.auth import token_matches
+from gateway.limits import RATE_LIMITED, Guard
+
+
+class Subscriptions:
+    """Which symbols each client of this gateway watches (rooms do the delivery; this
+    is for the caps, re-stamping watched symbols and metrics)."""
+
+    def __init__(self) -> None:
+        self.by_client: dict[str, set[str]] = {}
+        self.viewers: dict[str, int] = {}  # symbol -> clients watching it here
+
+    def add(self, sid: str, symbol: str) -> None:
+        held = self.by_client.setdefault(sid, set())
+        if symbol not in held:
+            held.add(symbol)
+            self.viewers[symbol] = self.viewers.get(symbol, 0) + 1
+
+    def remove(self, sid: str, symbol: str) -> None:
+        held = self.by_client.get(sid)
+        if held is None or symbol not in held:
+            return
+        held.discard(symbol)
+        if not held:
+            del self.by_client[sid]
+        self.viewers[symbol] -= 1
+        if not self.viewers[symbol]:
+            del self.viewers[symbol]
+
+    def remove_client(self, sid: str) -> list[str]:
+        symbols = list(self.by_client.get(sid, ()))
+        for symbol in symbols:
+            self.remove(sid, symbol)
+        return symbols
+
+    def holds(self, sid: str, symbol: str) -> bool:
+        return symbol in self.by_client.get(sid, ())
+
+    def held_by(self, sid: str) -> int:
+        return len(self.by_client.get(sid, ()))
+
+    def symbols(self) -> list[str]:
+        return list(self.viewers)
+
+    def counts(self) -> dict[str, int]:
+        return dict(self.viewers)
 
 
 class ClientBook:
@@ -34,8 +75,8 @@ class ClientBook:
             self.connected.discard(sid)
             metrics.CLIENTS.dec()
         self.guard.forget(sid)
-        self.subscriptions.remove_client(sid)
-        self._update_gauges()
+        for symbol in self.subscriptions.remove_client(sid):
+            self._update_gauge(symbol)
 
     def over_limit(self, sid: str, event: str) -> dict[str, Any] | None:
         """Count the event against the connection's rate; the refusal if it is over."""
@@ -55,17 +96,19 @@ class ClientBook:
 
     def joined(self, sid: str, symbol: str) -> None:
         self.subscriptions.add(sid, symbol)
-        self._update_gauges()
+        self._update_gauge(symbol)
 
     def left(self, sid: str, symbol: str) -> None:
         self.subscriptions.remove(sid, symbol)
-        self._update_gauges()
+        self._update_gauge(symbol)
 
     def refuse(self, event: str, reason: str, message: str) -> dict[str, Any]:
         metrics.REFUSED.labels(event, reason).inc()
         return error_ack(message)
 
-    def _update_gauges(self) -> None:
-        metrics.SUBSCRIPTIONS.clear()
-        for symbol, count in self.subscriptions.counts().items():
+    def _update_gauge(self, symbol: str) -> None:
+        count = self.subscriptions.viewers.get(symbol, 0)
+        if count:
             metrics.SUBSCRIPTIONS.labels(symbol).set(count)
+        else:
+            metrics.SUBSCRIPTIONS.remove(symbol)  # a symbol nobody watches has no series

@@ -77,8 +77,10 @@ def static(path: str) -> Response | None:
 NOT_FOUND: Response = (404, "text/plain", b"Not Found")
 
 
-def route(path: str, settings: Settings) -> Response | None:
-    """Responses that need no I/O; /healthz and /metrics are served by the caller."""
+def route(path: str, settings: Settings) -> Response:
+    """Every response but /healthz, which needs I/O and is served by the caller."""
     if path == "/":
         return index(settings)
-    return static(path)
+    if path == "/metrics":
+        return metrics()
+    return static(path) or NOT_FOUND

@@ -13,7 +13,7 @@ from common.connection import connect
 from common.health import HealthCheck, serve_health
 from common.keys import Keys
 from common.settings import Settings
-from renderer.publish import SocketIOPublisher
+from renderer.publish import RoomPublisher
 from renderer.service import Renderer
 
 log = logging.getLogger("rtplot.renderer")
@@ -44,7 +44,7 @@ def health_check(renderer: Renderer) -> HealthCheck:
 def run(settings: Settings) -> None:
     keys = Keys(settings.key_prefix)
     client = connect(settings.redis_url)
-    renderer = Renderer(client, keys, SocketIOPublisher(client, keys.socketio_channel))
+    renderer = Renderer(client, keys, RoomPublisher(client, keys))
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

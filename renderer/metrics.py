@@ -21,3 +21,6 @@ LAG = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 NOTICES = Counter("rtplot_renderer_notices_total", "Change notices handled", ["origin"])
+PUBLISHED_BYTES = Counter(
+    "rtplot_renderer_published_bytes_total", "Bytes published on room channels", ["event"]
+)

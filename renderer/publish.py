@@ -1,65 +1,108 @@
-"""Publishing a render on the gateways' Socket.IO Redis message queue.
+"""Publishing a render on its rooms' channels, where someone watches them.
 
-Every gateway's python-socketio Redis manager relays what arrives on the channel to its
-clients in the named room, so one publish reaches every subscriber on every gateway. A
-message here is exactly what python-socketio's ``RedisManager.emit`` publishes, built
-around JSON the renderer has already encoded: ``emit`` would encode the 15 kB figure
-again, after walking every value in it looking for binary data, and publishing cost
-more than rendering. A render's three messages go out in one round trip.
-tests/test_publish.py holds this format to python-socketio's own.
+Each room has a channel of its own (``Keys.room_channel``), to which only the gateways
+with a client in the room subscribe; a message is the Socket.IO event packet itself
+(``common.messages.event_packet``), which a gateway relays unparsed. A render goes out
+as up to three messages, in one round trip, the delta first:
+
+- the delta room (the web page): the small ``bars`` update, always, since a page may
+  join at any moment; a symbol's first render, with nothing to be a delta from, goes
+  there as a full ``figure``;
+- the figure room: the full figure, and the article's ``graph_plot`` room: the figure
+  as a JSON string; each only while some gateway subscribes to it (``PUBSUB NUMSUB``,
+  asked once per round for every symbol of the round), and at most once per
+  ``RTPLOT_FULL_FIGURE_EVERY`` seconds per room.
+
+The renderer stores the snapshot before it asks who watches, and a gateway subscribes
+to a room before it reads the snapshot, so a subscriber the count missed reads a
+snapshot at least as new as the update it was not sent.
 """
 
-import uuid
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Protocol
 
-import orjson
 import redis
 
-from common.messages import BARS, FIGURE, GRAPH_PLOT, delta_room, figure_room, legacy_room
+from common.keys import Keys
+from common.messages import (
+    BARS,
+    FIGURE,
+    GRAPH_PLOT,
+    delta_room,
+    event_packet,
+    figure_room,
+    graph_plot_payload,
+    legacy_room,
+)
 from renderer import metrics
 
 
+@dataclass(frozen=True)
+class Render:
+    """One render's JSON, as the publisher needs it."""
+
+    symbol: str
+    payload_json: bytes  # the `figure` event payload {symbol, seq, figure}
+    figure_json: bytes  # the figure alone
+    delta_json: bytes | None  # the `bars` event payload, None for a symbol's first render
+
+
 class Publisher(Protocol):
-    def publish(
-        self, symbol: str, payload_json: bytes, figure_json: bytes, delta_json: bytes | None
-    ) -> None: ...
+    def watched(self, symbols: Iterable[str]) -> set[str]: ...
+
+    def publish(self, render: Render, watched: set[str]) -> None: ...
 
 
-def queue_message(event: str, room: str, data_json: bytes, host_id: str) -> bytes:
-    """python-socketio's message-queue ``emit`` of one JSON argument to a room."""
-    return (
-        b'{"method":"emit","event":%b,"data":[%b],"binary":false,"namespace":"/",'
-        b'"room":%b,"skip_sid":null,"callback":null,"host_id":%b}'
-    ) % (orjson.dumps(event), data_json, orjson.dumps(room), orjson.dumps(host_id))
+def full_rooms(symbol: str) -> list[str]:
+    """The rooms that are sent whole figures."""
+    return [figure_room(symbol), legacy_room(symbol)]
 
 
-class SocketIOPublisher:
-    def __init__(self, client: "redis.Redis", channel: str) -> None:
-        self.client = client
-        self.channel = channel
-        self.host_id = uuid.uuid4().hex  # as a manager's: gateways skip their own
+@dataclass
+class RoomPublisher:
+    client: "redis.Redis"
+    keys: Keys
+    full_figure_every: float = 0.0  # seconds between whole figures to a room; 0: every render
+    _last_full: dict[str, float] = field(default_factory=dict)  # room -> when last sent
 
-    def publish(
-        self, symbol: str, payload_json: bytes, figure_json: bytes, delta_json: bytes | None
-    ) -> None:
-        """Raises ``redis.RedisError`` if the messages could not be published, so the
-        renderer leaves the change unacknowledged and it is rendered again."""
+    def watched(self, symbols: Iterable[str]) -> set[str]:
+        """The rooms, among the symbols' whole-figure rooms, with a subscriber now."""
+        rooms = [room for symbol in symbols for room in full_rooms(symbol)]
+        if not rooms:
+            return set()
+        counts = self.client.pubsub_numsub(*(self.keys.room_channel(r) for r in rooms))
+        return {room for room, (_, count) in zip(rooms, counts, strict=True) if count}
+
+    def publish(self, render: Render, watched: set[str]) -> None:
+        """Raises ``redis.RedisError`` if nothing could be published, so the renderer
+        leaves the change unacknowledged and it is rendered again. ``watched`` are the
+        whole-figure rooms to send the figure to."""
+        symbol = render.symbol
         pipe = self.client.pipeline(transaction=False)
-        # Delta subscribers (the web page) first. A render with nothing to be a delta
-        # from (the symbol's first) reaches them as a full figure, their snapshot.
-        if delta_json is not None:
-            pipe.publish(self.channel, self._message(BARS, delta_room(symbol), delta_json))
+        if render.delta_json is not None:
+            self._publish(pipe, delta_room(symbol), BARS, render.delta_json)
         else:
-            pipe.publish(self.channel, self._message(FIGURE, delta_room(symbol), payload_json))
-        pipe.publish(self.channel, self._message(FIGURE, figure_room(symbol), payload_json))
-        # The article's client JSON.parse()s a string, so it gets the figure as one.
-        legacy = orjson.dumps(figure_json.decode())
-        pipe.publish(self.channel, self._message(GRAPH_PLOT, legacy_room(symbol), legacy))
+            self._publish(pipe, delta_room(symbol), FIGURE, render.payload_json)
+        now = time.monotonic()
+        for room in full_rooms(symbol):
+            if room not in watched:
+                continue
+            if now - self._last_full.get(room, -1e9) < self.full_figure_every:
+                continue
+            self._last_full[room] = now
+            if room == figure_room(symbol):
+                self._publish(pipe, room, FIGURE, render.payload_json)
+            else:
+                self._publish(pipe, room, GRAPH_PLOT, graph_plot_payload(render.figure_json))
         try:
             pipe.execute()
         except redis.RedisError:
             metrics.PUBLISH_ERRORS.inc()
             raise
 
-    def _message(self, event: str, room: str, data_json: bytes) -> bytes:
-        return queue_message(event, room, data_json, self.host_id)
+    def _publish(self, pipe: "redis.client.Pipeline", room: str, event: str, data: bytes) -> None:
+        packet = event_packet(event, data)
+        pipe.publish(self.keys.room_channel(room), packet)
+        metrics.PUBLISHED_BYTES.labels(event).inc(len(packet))

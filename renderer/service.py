@@ -22,7 +22,7 @@ from common.keys import RENDER_GROUP, Keys
 from renderer import metrics
 from renderer.delta import build_delta
 from renderer.figure import build_figure, style_of
-from renderer.publish import Publisher
+from renderer.publish import Publisher, Render
 from renderer.snapshots import OLDER, SAME, STORED, SnapshotStore
 
 log = logging.getLogger("rtplot.renderer")
@@ -134,7 +134,8 @@ class Renderer:
         delta = build_delta(symbol, window, style)
         delta_json = None if delta is None else orjson.dumps(delta)
         metrics.RENDER_SECONDS.observe(time.perf_counter() - started)
-        self.publisher.publish(symbol, payload_json, figure_json, delta_json)
+        render = Render(symbol, payload_json, figure_json, delta_json)
+        self.publisher.publish(render, self.publisher.watched([symbol]))
         metrics.RENDERS.inc()
         metrics.PAYLOAD_BYTES.labels("figure").observe(len(payload_json))
         if delta_json is not None:

@@ -1,5 +1,6 @@
 """Deltas: a client applying them holds exactly the figure a full snapshot would give."""
 
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 from common.bars import MINUTE, Bar
 from common.keys import Keys
 from fetcher.store import BarStore
+from renderer.publish import Render
 from renderer.service import Renderer
 
 START = 1_794_999_960
@@ -21,11 +23,12 @@ class Recorder:
         self.figures: list[dict[str, Any]] = []
         self.deltas: list[dict[str, Any] | None] = []
 
-    def publish(
-        self, symbol: str, payload_json: bytes, figure_json: bytes, delta_json: bytes | None
-    ) -> None:
-        self.figures.append(orjson.loads(payload_json))
-        self.deltas.append(None if delta_json is None else orjson.loads(delta_json))
+    def watched(self, symbols: Iterable[str]) -> set[str]:
+        return set()
+
+    def publish(self, render: Render, watched: set[str]) -> None:
+        self.figures.append(orjson.loads(render.payload_json))
+        self.deltas.append(None if render.delta_json is None else orjson.loads(render.delta_json))
 
 
 def apply(x: list[int], y: list[float], delta: dict[str, Any]) -> tuple[list[int], list[float]]:

@@ -6,6 +6,7 @@ from itertools import pairwise
 
 import pytest
 import redis
+import socketio
 
 from common.keys import Keys
 from support import Listener, RedisServer, Service, free_port, service_env, wait_http_ok, wait_until
@@ -244,6 +245,27 @@ def test_delta_subscribers_get_small_updates_that_rebuild_the_figure(
         fresh["figure"]["data"][0]["x"],
         fresh["figure"]["data"][0]["y"],
     )
+
+
+def test_emits_through_python_socketios_own_queue_reach_the_rooms_on_every_gateway(
+    pipeline: Pipeline,
+) -> None:
+    """A user's own process emitting as python-socketio documents it still reaches the
+    clients in that room, on every gateway, beside rtplot's room channels."""
+    clients = [Listener(pipeline.gateways[mode]) for mode in ("asyncio", "eventlet")]
+    emitter = socketio.RedisManager(
+        pipeline.redis.url, channel=Keys().socketio_channel, write_only=True
+    )
+    try:
+        for client in clients:
+            assert client.call("subscribe", {"symbol": "MSFT"})["ok"]
+        emitter.emit("note", {"text": "hello"}, room="figure:MSFT", namespace="/")
+        for client in clients:
+            note, _ = client.next("note", timeout=5)
+            assert note == {"text": "hello"}
+    finally:
+        for client in clients:
+            client.close()
 
 
 def test_bad_update_modes_and_snapshots_are_refused(listener: Listener) -> None:

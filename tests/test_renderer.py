@@ -1,4 +1,5 @@
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -8,6 +9,7 @@ from common.bars import MINUTE, Bar
 from common.keys import RENDER_GROUP, Keys
 from fetcher.store import BarStore
 from renderer import service
+from renderer.publish import Render
 from renderer.service import Renderer
 from renderer.snapshots import OLDER, SAME, STORED, SnapshotStore
 
@@ -23,13 +25,14 @@ class FakePublisher:
         self.published: list[tuple[str, int]] = []
         self.deltas: list[dict[str, Any] | None] = []
 
-    def publish(
-        self, symbol: str, payload_json: bytes, figure_json: bytes, delta_json: bytes | None
-    ) -> None:
-        payload = orjson.loads(payload_json)
-        assert orjson.loads(figure_json) == payload["figure"]
-        self.published.append((symbol, payload["seq"]))
-        self.deltas.append(None if delta_json is None else orjson.loads(delta_json))
+    def watched(self, symbols: Iterable[str]) -> set[str]:
+        return set()
+
+    def publish(self, render: Render, watched: set[str]) -> None:
+        payload = orjson.loads(render.payload_json)
+        assert orjson.loads(render.figure_json) == payload["figure"]
+        self.published.append((render.symbol, payload["seq"]))
+        self.deltas.append(None if render.delta_json is None else orjson.loads(render.delta_json))
 
 
 def write(client: "redis.Redis", symbol: str, close: float, at: float) -> int:

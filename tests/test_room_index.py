@@ -12,7 +12,7 @@ import socketio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.room_index import RoomIndex
+from gateway.internals.rooms import RoomIndex
 
 CLIENTS = [f"c{i}" for i in range(6)]
 ROOMS = ["figure:AAPL", "bars:AAPL", "figure:MSFT", "graph_plot:AAPL"]

@@ -1,4 +1,8 @@
-"""The gateway's Engine.IO poll behaves as python-engineio's does, one seam at a time."""
+"""The gateway's Engine.IO poll behaves as python-engineio's own does.
+
+A differential test runs both on the same queue contents; the cases after it pin down
+each behaviour, including the one intended difference (a WebSocket writer waits past
+the poll timeout, since its reader ends it)."""
 
 import asyncio
 from types import SimpleNamespace
@@ -6,8 +10,10 @@ from typing import Any
 
 import pytest
 from engineio import exceptions
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from gateway.socket_poll import poll
+from gateway.internals.poll import LIBRARY_POLL, poll
 
 
 def socket(*queued: Any, wait: float = 5.0, websocket: bool = False) -> Any:
@@ -20,6 +26,33 @@ def socket(*queued: Any, wait: float = 5.0, websocket: bool = False) -> Any:
 
 def run(coroutine: Any) -> Any:
     return asyncio.run(coroutine)
+
+
+queued = st.lists(st.sampled_from(["a", "b", "c", None]), min_size=1, max_size=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(contents=queued, websocket=st.booleans())
+def test_both_polls_take_the_same_packets_and_leave_the_same_queue(
+    contents: list[Any], websocket: bool
+) -> None:
+    async def both() -> tuple[Any, Any]:
+        outcomes = []
+        for implementation in (LIBRARY_POLL, poll):
+            sock = socket(*contents, websocket=websocket)
+            taken = await implementation(sock)
+            left = [sock.queue.get_nowait() for _ in range(sock.queue.qsize())]
+            outcomes.append((list(taken), left))
+        return outcomes[0], outcomes[1]
+
+    theirs, ours = run(both())
+    assert ours == theirs
+
+
+def test_both_polls_end_a_silent_long_poll() -> None:
+    for implementation in (LIBRARY_POLL, poll):
+        with pytest.raises(exceptions.QueueEmpty):
+            run(implementation(socket(wait=0.05)))
 
 
 def test_everything_queued_goes_out_in_one_poll() -> None:

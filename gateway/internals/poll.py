@@ -1,4 +1,5 @@
-"""Engine.IO's socket writer, waiting for its next packet without a task per packet.
+"""python-engineio's ``AsyncSocket.poll``, waiting for the next packet without a task
+per packet (see ``gateway.internals`` for the terms of this reach).
 
 Each client's writer awaits ``AsyncSocket.poll``, which waits with ``asyncio.wait_for``.
 On Python 3.11 ``wait_for`` wraps the queue's ``get`` in a new task every time, so every
@@ -19,9 +20,11 @@ from typing import Any
 
 from engineio import async_socket, exceptions
 
+LIBRARY_POLL = async_socket.AsyncSocket.poll  # the library's own, for the differential test
+
 
 async def poll(self: Any) -> list[Any]:
-    """python-engineio 4.x's ``AsyncSocket.poll``, less the task per packet."""
+    """python-engineio 4.15's ``AsyncSocket.poll``, less the task per packet."""
     queue: asyncio.Queue[Any] = self.queue
     try:
         if not queue.empty():
@@ -47,5 +50,6 @@ async def poll(self: Any) -> list[Any]:
 
 
 def install() -> None:
+    """Only where it saves something: Python 3.12's own ``wait_for`` has no task."""
     if sys.version_info < (3, 12):
         async_socket.AsyncSocket.poll = poll

@@ -1,4 +1,5 @@
-"""Which rooms each client is in, so a disconnect costs its own rooms, not every room.
+"""Which rooms each client is in, so a disconnect costs its own rooms, not every room
+(see ``gateway.internals`` for the terms of this reach).
 
 python-socketio finds a disconnecting client's rooms by scanning (and copying) every
 room of the namespace, and every client has a room of its own. When 6,000 clients
@@ -11,6 +12,8 @@ that change them.
 from typing import Any
 
 from socketio import base_manager
+
+from gateway import internals
 
 
 class RoomIndex(base_manager.BaseManager):  # type: ignore[misc]
@@ -31,7 +34,11 @@ class RoomIndex(base_manager.BaseManager):  # type: ignore[misc]
                 del self._rooms_of[(namespace, sid)]
 
     def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
-        """python-socketio 5.x's ``basic_disconnect``, with the rooms from the index."""
+        """python-socketio 5.18's ``basic_disconnect``, with the rooms from the index."""
+        if not internals.enabled():
+            super().basic_disconnect(sid, namespace, **kwargs)
+            self._rooms_of.pop((namespace, sid), None)
+            return
         if namespace not in self.rooms:
             return
         for room in list(self._rooms_of.get((namespace, sid), ())):

@@ -3,10 +3,12 @@ import logging
 
 import orjson
 import pytest
+import socketio
 
 from common.logs import JsonFormatter, TextFormatter
-from common.messages import OrjsonCodec
-from gateway.protocol import BadRequest, Subscriptions, figure_string, requested_symbol
+from common.messages import OrjsonCodec, event_packet, graph_plot_payload
+from gateway.clients import Subscriptions
+from gateway.requests import BadRequest, requested_symbol, requested_updates, symbol_rooms
 
 
 @pytest.mark.parametrize(("data", "symbol"), [({"symbol": "aapl"}, "AAPL"), ("brk-b", "BRK-B")])
@@ -29,7 +31,10 @@ def test_subscriptions_track_clients_per_symbol() -> None:
     subs.add("b", "AAPL")
     subs.add("a", "MSFT")
     assert subs.counts() == {"AAPL": 2, "MSFT": 1}
-    subs.remove_client("a")
+    assert subs.held_by("a") == 2 and subs.holds("a", "MSFT")
+    subs.add("a", "MSFT")  # again: still one
+    assert subs.counts() == {"AAPL": 2, "MSFT": 1}
+    assert sorted(subs.remove_client("a")) == ["AAPL", "MSFT"]
     assert subs.counts() == {"AAPL": 1}
     subs.remove("b", "AAPL")
     subs.remove("b", "AAPL")  # twice is harmless
@@ -37,8 +42,26 @@ def test_subscriptions_track_clients_per_symbol() -> None:
 
 
 def test_graph_plot_payload_is_the_figure_as_a_json_string() -> None:
-    payload = orjson.dumps({"symbol": "X", "seq": 3, "figure": {"data": [1], "layout": {}}})
-    assert json.loads(figure_string(payload)) == {"data": [1], "layout": {}}
+    figure = orjson.dumps({"data": [1], "layout": {}})
+    assert json.loads(json.loads(graph_plot_payload(figure))) == {"data": [1], "layout": {}}
+
+
+def test_an_event_packet_is_what_python_socketio_encodes() -> None:
+    payload = {"symbol": "X", "seq": 3, "figure": {"data": [1.5], "layout": {}}}
+    theirs = socketio.packet.Packet(socketio.packet.EVENT, data=["figure", payload]).encode()
+    assert event_packet("figure", orjson.dumps(payload)).decode() == theirs
+
+
+@pytest.mark.parametrize(
+    ("data", "mode"),
+    [({"symbol": "A"}, "figure"), ({"updates": "delta"}, "delta"), ("A", "figure")],
+)
+def test_requested_updates(data: object, mode: str) -> None:
+    assert requested_updates(data) == mode
+
+
+def test_a_symbol_has_three_rooms() -> None:
+    assert symbol_rooms("AAPL") == ["figure:AAPL", "bars:AAPL", "graph_plot:AAPL"]
 
 
 def test_the_socketio_codec_matches_the_standard_library() -> None:

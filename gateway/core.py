@@ -1,0 +1,232 @@
+"""The gateway's Socket.IO protocol, written once for both servers and free of I/O.
+
+Each handler is a generator, in the manner of h11 and wsproto: it yields the I/O it
+needs as steps (``gateway.steps``), is sent each step's result (or has its exception
+thrown in), and returns the ack. The asyncio and the eventlet servers drive the same
+generators (``gateway.runner``); tests drive them with a script (tests/test_core.py).
+
+The order of a subscription is decided here, once (``_join``): hold the room's updates
+for the client, make sure this gateway receives the room, read the snapshot, queue it,
+then queue whatever was held, and only then let updates flow straight to the client.
+So a subscriber gets its snapshot first and every update after it, whatever happens
+in between.
+"""
+
+import logging
+from collections.abc import Callable, Generator
+from typing import Any, TypeVar
+
+import orjson
+import redis
+from engineio import packet as eio_packet
+
+from common.messages import (
+    FIGURE,
+    GRAPH_PLOT,
+    PING_GRAPH,
+    SNAPSHOT,
+    SUBSCRIBE,
+    UNSUBSCRIBE,
+    UPDATE_MODES,
+    event_packet,
+    graph_plot_payload,
+    legacy_room,
+    ok_ack,
+)
+from common.settings import Settings
+from gateway import metrics
+from gateway.clients import ClientBook
+from gateway.requests import BadRequest, requested_symbol, requested_updates, symbol_rooms
+from gateway.steps import (
+    Disconnect,
+    DropSlowConsumers,
+    Enter,
+    Forget,
+    Hold,
+    Leave,
+    Listen,
+    ReadSnapshot,
+    Release,
+    Send,
+    Sleep,
+    Step,
+    TakeHeld,
+    Watch,
+)
+from gateway.watching import refresh_every, too_many
+
+log = logging.getLogger("rtplot.gateway")
+
+T = TypeVar("T")
+Steps = Generator[Step, Any, T]
+Ack = dict[str, Any]
+Handler = Callable[..., Steps[Any]]
+
+UNAVAILABLE = "temporarily unavailable, try again"
+SLOW_CONSUMER_CHECK = 0.5  # seconds between looks at the clients' send queues
+
+
+def message(event: str, payload_json: bytes) -> eio_packet.Packet:
+    """An event whose payload is JSON already, as the Engine.IO packet that carries it:
+    a stored snapshot goes out as stored, not parsed and encoded again per client."""
+    return eio_packet.Packet(eio_packet.MESSAGE, event_packet(event, payload_json).decode())
+
+
+class GatewayCore:
+    def __init__(self, settings: Settings, clients: ClientBook | None = None) -> None:
+        self.settings = settings
+        self.clients = clients or ClientBook(settings)
+
+    def handlers(self) -> dict[str, Handler]:
+        """Socket.IO event -> handler; "*" takes any other event (event, sid, data)."""
+        return {
+            SUBSCRIBE: self.subscribe,
+            UNSUBSCRIBE: self.unsubscribe,
+            SNAPSHOT: self.snapshot,
+            PING_GRAPH: self.ping_graph,
+            "disconnect": self.disconnect,
+            "*": self.unknown,
+        }
+
+    # -- connections --------------------------------------------------------------------
+
+    def connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
+        """Whether to admit a new connection (no I/O is needed to decide)."""
+        return self.clients.admit(sid, environ, auth)
+
+    def disconnect(self, sid: str, reason: Any = None) -> Steps[None]:
+        self.clients.forget(sid)
+        yield Forget(sid)
+
+    # -- events -------------------------------------------------------------------------
+
+    def subscribe(self, sid: str, data: Any = None) -> Steps[Ack]:
+        if refused := (yield from self._over_limit(sid, SUBSCRIBE)):
+            return refused
+        try:
+            symbol = requested_symbol(data)
+            room = UPDATE_MODES[requested_updates(data)](symbol)
+        except BadRequest as exc:
+            return self.clients.refuse(SUBSCRIBE, "invalid", str(exc))
+        return (yield from self._join(sid, SUBSCRIBE, symbol, room))
+
+    def ping_graph(self, sid: str, data: Any = None) -> Steps[Ack]:
+        """The article's client: the same subscription, with the figure as a string."""
+        if refused := (yield from self._over_limit(sid, PING_GRAPH)):
+            return refused
+        try:
+            symbol = requested_symbol(data)
+        except BadRequest as exc:
+            return self.clients.refuse(PING_GRAPH, "invalid", str(exc))
+        return (yield from self._join(sid, PING_GRAPH, symbol, legacy_room(symbol)))
+
+    def unsubscribe(self, sid: str, data: Any = None) -> Steps[Ack]:
+        if refused := (yield from self._over_limit(sid, UNSUBSCRIBE)):
+            return refused
+        try:
+            symbol = requested_symbol(data)
+        except BadRequest as exc:
+            return self.clients.refuse(UNSUBSCRIBE, "invalid", str(exc))
+        yield Leave(sid, tuple(symbol_rooms(symbol)))
+        self.clients.left(sid, symbol)
+        return ok_ack(symbol)
+
+    def snapshot(self, sid: str, data: Any = None) -> Steps[Ack]:
+        """A client's request for the current figure again (after a seq gap)."""
+        if refused := (yield from self._over_limit(sid, SNAPSHOT)):
+            return refused
+        try:
+            symbol = requested_symbol(data)
+            payload = yield ReadSnapshot(symbol)
+        except BadRequest as exc:
+            return self.clients.refuse(SNAPSHOT, "invalid", str(exc))
+        except redis.RedisError:
+            return self.clients.refuse(SNAPSHOT, "unavailable", UNAVAILABLE)
+        if payload is None:
+            return self.clients.refuse(SNAPSHOT, "no_snapshot", f"no snapshot of {symbol} yet")
+        yield Send(sid, (message(FIGURE, payload),))
+        metrics.SNAPSHOTS_OUT.inc()
+        return ok_ack(symbol)
+
+    def unknown(self, event: str, sid: str, data: Any = None) -> Steps[Ack]:
+        if refused := (yield from self._over_limit(sid, "unknown")):
+            return refused
+        return self.clients.refuse("unknown", "unknown_event", "unknown event")
+
+    # -- the parts ----------------------------------------------------------------------
+
+    def _over_limit(self, sid: str, event: str) -> Steps[Ack | None]:
+        """Count the event against the connection's rate: the refusal if it is over,
+        and a connection still sending after many refusals in a row is closed."""
+        refused = self.clients.over_limit(sid, event)
+        if refused is not None and self.clients.flooding(sid):
+            log.warning("disconnecting a flooding client", extra={"sid": sid})
+            yield Disconnect(sid)
+        return refused
+
+    def _join(self, sid: str, event: str, symbol: str, room: str) -> Steps[Ack]:
+        if refused := self.clients.subscription_refusal(sid, event, symbol):
+            return refused
+        yield Hold(sid, room)
+        try:
+            watched = yield Watch(symbol)
+            if watched:
+                yield Listen(room)
+                payload = yield ReadSnapshot(symbol)
+        except (redis.RedisError, TimeoutError) as exc:
+            log.warning("cannot subscribe", extra={"symbol": symbol, "error": str(exc)})
+            yield from self._flush(Release(sid, room))
+            return self.clients.refuse(event, "unavailable", UNAVAILABLE)
+        if not watched:
+            yield from self._flush(Release(sid, room))
+            return self.clients.refuse(event, "too_many_symbols", too_many(self.settings))
+        # One room per symbol and client: a switch of update mode leaves the old one.
+        yield Leave(sid, tuple(other for other in symbol_rooms(symbol) if other != room))
+        yield Enter(sid, room)
+        if payload is not None:
+            yield Send(sid, (self._first_packet(event, payload),))
+            metrics.SNAPSHOTS_OUT.inc()
+        if not (yield from self._flush(TakeHeld(sid, room))):
+            yield Leave(sid, (room,))  # it unsubscribed while this join waited
+            return ok_ack(symbol)
+        self.clients.joined(sid, symbol)
+        return ok_ack(symbol)
+
+    def _flush(self, take: TakeHeld | Release) -> Steps[bool]:
+        """Send what was held for the client, in order, until nothing is left and it is
+        a member again; False if it had left the room meanwhile."""
+        while held := (yield take):
+            yield Send(take.sid, tuple(held))
+        return held is not None
+
+    @staticmethod
+    def _first_packet(event: str, payload: bytes) -> eio_packet.Packet:
+        if event == PING_GRAPH:
+            figure_json = orjson.dumps(orjson.loads(payload)["figure"])
+            return message(GRAPH_PLOT, graph_plot_payload(figure_json))
+        return message(FIGURE, payload)
+
+    # -- background work ----------------------------------------------------------------
+
+    def refresh_watched(self) -> Steps[None]:
+        """Keep re-stamping the symbols this gateway's clients watch, well inside
+        ``RTPLOT_WATCH_TTL``, so the fetcher keeps tracking them."""
+        while True:
+            yield Sleep(refresh_every(self.settings))
+            for symbol in self.clients.subscriptions.symbols():
+                try:
+                    yield Watch(symbol)
+                except redis.RedisError as exc:
+                    log.warning(
+                        "cannot re-stamp watched symbol",
+                        extra={"symbol": symbol, "error": str(exc)},
+                    )
+                    break
+
+    def drop_slow_consumers(self) -> Steps[None]:
+        """A client that stopped reading would pin every update it has not taken."""
+        while True:
+            yield Sleep(SLOW_CONSUMER_CHECK)
+            for queued in (yield DropSlowConsumers(self.settings.max_queued)):
+                log.warning("dropped a client that stopped reading", extra={"queued": queued})
+                metrics.REFUSED.labels("delivery", "slow_consumer").inc()

@@ -1,0 +1,103 @@
+"""Putting packets on Engine.IO send queues directly (see ``gateway.internals`` for the
+terms of this reach).
+
+python-socketio's ``emit`` creates an asyncio task per recipient, only to put the packet
+on that recipient's queue; at 10,000 clients that is 10,000 tasks per update, and the
+fan-out benchmark's profile showed task creation as the gateway's largest cost. Putting
+on an unbounded queue never waits, so ``put_nowait`` does the same work at once, in the
+same order, under asyncio and eventlet alike.
+
+What ``Socket.send`` checks first is kept: a closed socket gets nothing, and one whose
+client missed its pings goes through the library's own ``send_packet``, which closes it.
+On the public path every packet goes through ``send_packet``.
+"""
+
+import time
+from collections.abc import Awaitable, Iterable, Sequence
+from typing import Any
+
+import engineio
+
+from gateway import internals
+
+Packet = Any  # an engineio.packet.Packet
+
+
+class Outbox:
+    def __init__(self, eio: Any) -> None:
+        self.eio = eio
+        self.is_async = isinstance(eio, engineio.AsyncServer)
+
+    def send(self, targets: Iterable[str], packets: Sequence[Packet]) -> Awaitable[None] | None:
+        """Queue ``packets``, in order, to each Engine.IO session in ``targets``.
+
+        Returns a coroutine (under asyncio) when the library's own send is needed, else
+        None: the packets are queued when this returns.
+        """
+        if not internals.enabled():
+            return self._library_send(list(targets), packets)  # type: ignore[no-any-return]
+        sockets = self.eio.sockets
+        deadline = time.time() - self.eio.ping_timeout
+        late: list[str] = []
+        for eio_sid in targets:
+            sock = sockets.get(eio_sid)
+            if sock is None or sock.closed:
+                continue
+            if sock.last_ping and sock.last_ping < deadline:
+                late.append(eio_sid)  # its own send notices the silence and closes it
+                continue
+            put = sock.queue.put_nowait
+            for pkt in packets:
+                put(pkt)
+        return self._library_send(late, packets) if late else None
+
+    def _library_send(self, targets: list[str], packets: Sequence[Packet]) -> Any:
+        if self.is_async:
+            return self._send_each_async(targets, packets)
+        for eio_sid in targets:
+            for pkt in packets:
+                self.eio.send_packet(eio_sid, pkt)
+        return None
+
+    async def _send_each_async(self, targets: list[str], packets: Sequence[Packet]) -> None:
+        for eio_sid in targets:
+            for pkt in packets:
+                await self.eio.send_packet(eio_sid, pkt)
+
+    # -- clients that stopped reading ----------------------------------------------------
+
+    def overfull(self, limit: int) -> list[tuple[str, int]]:
+        """(session, queued packets) of each open socket holding more than ``limit``
+        packets: a client that stopped reading. None are found on the public path,
+        which cannot see the queues."""
+        if not internals.enabled():
+            return []
+        found = []
+        for eio_sid, sock in list(self.eio.sockets.items()):
+            queued = sock.queue.qsize()
+            if queued > limit and not sock.closed:
+                found.append((eio_sid, queued))
+        return found
+
+    def drop(self, eio_sid: str) -> Awaitable[None] | None:
+        """Close a client that stopped reading and free what it never read."""
+        sock = self.eio.sockets.get(eio_sid)
+        if sock is None:
+            return None
+        if self.is_async:
+            return self._drop_async(sock)
+        sock.close(wait=False, abort=True)
+        _empty(sock.queue)
+        sock.queue.put(None)  # lets its writer end once the socket gives
+        return None
+
+    async def _drop_async(self, sock: Any) -> None:
+        await sock.close(wait=False, abort=True)
+        _empty(sock.queue)
+        sock.queue.put_nowait(None)
+
+
+def _empty(queue: Any) -> None:
+    while not queue.empty():
+        queue.get_nowait()
+        queue.task_done()

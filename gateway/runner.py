@@ -1,0 +1,191 @@
+"""Performing the protocol core's steps on a live server, under asyncio or eventlet.
+
+python-socketio and redis-py give the asyncio and the eventlet server the same methods,
+returning a coroutine under asyncio and the result under eventlet. So each step is
+performed by one method here, whichever the server; ``drive_async`` awaits what needs
+awaiting and ``drive`` has nothing to await.
+"""
+
+import inspect
+import logging
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any, TypeVar
+
+import socketio
+
+from common.keys import Keys
+from common.settings import Settings
+from gateway.core import GatewayCore, Handler, Steps
+from gateway.steps import (
+    Disconnect,
+    DropSlowConsumers,
+    Enter,
+    Forget,
+    Hold,
+    Leave,
+    Listen,
+    ReadSnapshot,
+    Release,
+    Send,
+    Sleep,
+    Step,
+    TakeHeld,
+    Watch,
+)
+from gateway.watching import WATCH_SCRIPT, watch_args
+
+log = logging.getLogger("rtplot.gateway")
+
+T = TypeVar("T")
+LISTEN_TIMEOUT = 5.0  # seconds a subscribe waits for its room's channel to be confirmed
+RESTART_AFTER = 1.0  # seconds before a background loop that failed runs again
+
+
+class Runner:
+    """Performs steps with ``sio`` (``socketio.AsyncServer`` or ``Server``), its relay
+    manager and ``redis`` (a ``redis.asyncio.Redis`` or ``redis.Redis``)."""
+
+    def __init__(self, sio: Any, redis_client: Any, settings: Settings) -> None:
+        self.sio, self.redis, self.settings = sio, redis_client, settings
+        self.manager = sio.manager
+        self.keys = Keys(settings.key_prefix)
+        self.watch_script = redis_client.register_script(WATCH_SCRIPT)
+        self.perform_as: dict[type, Callable[[Any], Any]] = {
+            Watch: self.watch,
+            ReadSnapshot: self.read_snapshot,
+            Hold: lambda s: self.manager.delivery.hold(s.sid, s.room),
+            Listen: lambda s: self.manager.listen_room(s.room, LISTEN_TIMEOUT),
+            Enter: lambda s: self.sio.enter_room(s.sid, s.room),
+            Send: self.send,
+            TakeHeld: lambda s: self.manager.delivery.take_held(s.sid, self.eio_sid(s.sid), s.room),
+            Release: lambda s: self.manager.delivery.release(s.sid, s.room),
+            Leave: self.leave,
+            Forget: lambda s: self.manager.delivery.forget(s.sid),
+            Disconnect: lambda s: self.sio.disconnect(s.sid),
+            DropSlowConsumers: self.drop_slow_consumers,
+            Sleep: lambda s: self.sio.sleep(s.seconds),
+        }
+
+    def perform(self, step: Step) -> Any:
+        """The step's result, or (under asyncio) an awaitable of it."""
+        return self.perform_as[type(step)](step)
+
+    def watch(self, step: Watch) -> Any:
+        if step.symbol in self.settings.symbols:
+            return True  # configured symbols are always tracked
+        keys, args = watch_args(self.settings, step.symbol)
+        return self.watch_script(keys=keys, args=args)
+
+    def read_snapshot(self, step: ReadSnapshot) -> Any:
+        return self.redis.hget(self.keys.snapshot(step.symbol), "payload")
+
+    def send(self, step: Send) -> Any:
+        eio_sid = self.eio_sid(step.sid)
+        return None if eio_sid is None else self.manager.outbox.send((eio_sid,), step.packets)
+
+    def leave(self, step: Leave) -> Any:
+        for room in step.rooms:
+            self.manager.delivery.leave(step.sid, room)
+        return in_order([partial(self.sio.leave_room, step.sid, room) for room in step.rooms])
+
+    def drop_slow_consumers(self, step: DropSlowConsumers) -> Any:
+        overfull = self.manager.outbox.overfull(step.limit)
+        drops = [
+            lambda eio_sid=eio_sid: self.manager.outbox.drop(eio_sid) for eio_sid, _ in overfull
+        ]
+        return in_order(drops, [queued for _, queued in overfull])
+
+    def eio_sid(self, sid: str) -> str | None:
+        try:
+            eio_sid: str | None = self.manager.eio_sid_from_sid(sid, "/")
+        except KeyError:  # nobody is connected any more
+            return None
+        return eio_sid
+
+
+def in_order(calls: Sequence[Callable[[], Any]], result: Any = None) -> Any:
+    """Make the calls one after another; under asyncio, a coroutine that awaits each."""
+    for i, call in enumerate(calls):
+        outcome = call()
+        if inspect.isawaitable(outcome):
+            return _finish_in_order(outcome, calls[i + 1 :], result)
+    return result
+
+
+async def _finish_in_order(first: Any, rest: Sequence[Callable[[], Any]], result: Any) -> Any:
+    await first
+    for call in rest:
+        outcome = call()
+        if inspect.isawaitable(outcome):
+            await outcome
+    return result
+
+
+# -- driving the core's generators ---------------------------------------------------------
+
+
+def drive(steps: Steps[T], perform: Callable[[Step], Any]) -> T:
+    """Run a core generator to its end, performing each step as it comes."""
+    result: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            step = steps.send(result) if error is None else steps.throw(error)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        try:
+            result, error = perform(step), None
+        except Exception as exc:  # the core decides what a failed step means
+            result, error = None, exc
+
+
+async def drive_async(steps: Steps[T], perform: Callable[[Step], Any]) -> T:
+    """``drive``, awaiting each step that returns an awaitable."""
+    result: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            step = steps.send(result) if error is None else steps.throw(error)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        try:
+            result, error = perform(step), None
+            if inspect.isawaitable(result):
+                result = await result
+        except Exception as exc:
+            result, error = None, exc
+
+
+def register(sio: Any, core: GatewayCore, wrap: Callable[[Handler], Callable[..., Any]]) -> None:
+    """The core's handlers on a server, each wrapped to be driven in its mode."""
+    sio.on("connect", _connect_handler(core))
+    for event, handler in core.handlers().items():
+        sio.on(event, wrap(handler))
+
+
+def _connect_handler(core: GatewayCore) -> Callable[..., None]:
+    def on_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        if not core.connect(sid, environ, auth):
+            raise socketio.exceptions.ConnectionRefusedError("authentication failed")
+
+    return on_connect
+
+
+def forever(loop: Callable[[], Steps[None]], runner: Runner) -> None:
+    """A background loop of the core, started again if it ever fails."""
+    while True:
+        try:
+            drive(loop(), runner.perform)
+        except Exception:
+            log.exception("background loop failed; restarting it")
+        runner.sio.sleep(RESTART_AFTER)
+
+
+async def forever_async(loop: Callable[[], Steps[None]], runner: Runner) -> None:
+    while True:
+        try:
+            await drive_async(loop(), runner.perform)
+        except Exception:
+            log.exception("background loop failed; restarting it")
+        await runner.sio.sleep(RESTART_AFTER)

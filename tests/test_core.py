@@ -1,0 +1,269 @@
+"""The gateway's protocol core, driven by a script instead of a server: which steps each
+request takes, in which order, and what the client hears when a step fails."""
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pytest
+import redis
+
+from common.settings import Settings
+from gateway.core import GatewayCore, Steps
+from gateway.delivery import Delivery
+from gateway.limits import DISCONNECT_AFTER_REFUSALS
+from gateway.runner import drive
+from gateway.steps import (
+    Disconnect,
+    DropSlowConsumers,
+    Enter,
+    Forget,
+    Hold,
+    Leave,
+    Listen,
+    ReadSnapshot,
+    Release,
+    Send,
+    Sleep,
+    Step,
+    TakeHeld,
+    Watch,
+)
+
+SNAPSHOT = b'{"symbol":"AAPL","seq":7,"figure":{"data":[{"y":[1.5]}],"layout":{}}}'
+UNAVAILABLE = {"ok": False, "error": "temporarily unavailable, try again"}
+
+
+class Script:
+    """Performs steps as a server would, with a real Delivery and canned Redis answers;
+    ``during`` runs when a given kind of step is performed (an update arriving, say)."""
+
+    def __init__(self, snapshot: bytes | None = SNAPSHOT, watched: bool = True) -> None:
+        self.snapshot, self.watched = snapshot, watched
+        self.delivery = Delivery(on_first=lambda room: None, on_last=lambda room: None)
+        self.steps: list[Step] = []
+        self.sent: list[str] = []  # packets queued to the client, encoded
+        self.during: dict[type, Callable[[], Any]] = {}
+
+    def perform(self, step: Step) -> Any:
+        self.steps.append(step)
+        if (hook := self.during.get(type(step))) is not None:
+            hook()
+        match step:
+            case Watch():
+                return self.watched
+            case ReadSnapshot():
+                return self.snapshot
+            case Hold(sid, room):
+                return self.delivery.hold(sid, room)
+            case TakeHeld(sid, room):
+                return self.delivery.take_held(sid, f"eio-{sid}", room)
+            case Release(sid, room):
+                return self.delivery.release(sid, room)
+            case Leave(sid, rooms):
+                for room in rooms:
+                    self.delivery.leave(sid, room)
+            case Forget(sid):
+                self.delivery.forget(sid)
+            case Send(_, packets):
+                self.sent += [p.encode() for p in packets]
+            case DropSlowConsumers():
+                return [150]
+        return None
+
+    def kinds(self) -> list[str]:
+        return [type(step).__name__ for step in self.steps]
+
+    def update(self, room: str, payload: str) -> Callable[[], Any]:
+        """A hook publishing an update to ``room`` the moment it runs."""
+        from engineio.packet import MESSAGE, Packet
+
+        return lambda: self.delivery.recipients(room, [Packet(MESSAGE, payload)])
+
+
+@pytest.fixture
+def core() -> GatewayCore:
+    core = GatewayCore(Settings(symbols=("AAPL",), rate_burst=1000, rate_limit=1000))
+    assert core.connect("c1", {}, None)
+    return core
+
+
+def run(steps: Steps[Any], script: Script) -> Any:
+    return drive(steps, script.perform)
+
+
+def test_a_subscription_reads_the_snapshot_only_once_its_room_is_heard(
+    core: GatewayCore,
+) -> None:
+    script = Script()
+    ack = run(core.subscribe("c1", {"symbol": "aapl"}), script)
+    assert ack == {"ok": True, "symbol": "AAPL"}
+    assert script.kinds() == [
+        "Hold", "Watch", "Listen", "ReadSnapshot", "Leave", "Enter", "Send", "TakeHeld"
+    ]  # fmt: skip
+    assert script.sent == ['42["figure",' + SNAPSHOT.decode() + "]"]
+    assert script.delivery.members == {"figure:AAPL": {"c1": "eio-c1"}}
+    assert core.clients.subscriptions.holds("c1", "AAPL")
+
+
+def test_updates_published_while_joining_follow_the_snapshot_in_order(
+    core: GatewayCore,
+) -> None:
+    script = Script()
+    script.during[ReadSnapshot] = script.update("bars:AAPL", '2["bars",{"seq":8}]')
+    later = script.update("bars:AAPL", '2["bars",{"seq":9}]')
+    script.during[Send] = lambda: (later(), script.during.pop(Send))  # once
+    run(core.subscribe("c1", {"symbol": "AAPL", "updates": "delta"}), script)
+    assert script.sent[1:] == ['42["bars",{"seq":8}]', '42["bars",{"seq":9}]']
+    assert script.kinds()[-4:] == ["Send", "TakeHeld", "Send", "TakeHeld"]
+    assert script.delivery.held == {}
+    assert script.delivery.members == {"bars:AAPL": {"c1": "eio-c1"}}
+
+
+def test_a_redis_failure_refuses_the_subscription_and_drops_its_hold(
+    core: GatewayCore,
+) -> None:
+    script = Script()
+
+    def fail() -> None:
+        raise redis.ConnectionError("gone")
+
+    script.during[ReadSnapshot] = fail
+    assert run(core.subscribe("c1", {"symbol": "AAPL"}), script) == UNAVAILABLE
+    assert script.kinds()[-1] == "Release"
+    assert script.delivery.held == {} and script.delivery.members == {}
+    assert not core.clients.subscriptions.holds("c1", "AAPL")
+
+
+def test_a_room_not_confirmed_in_time_is_refused_the_same_way(core: GatewayCore) -> None:
+    script = Script()
+
+    def late() -> None:
+        raise TimeoutError("no subscription")
+
+    script.during[Listen] = late
+    assert run(core.subscribe("c1", {"symbol": "AAPL"}), script) == UNAVAILABLE
+    assert "ReadSnapshot" not in script.kinds()
+
+
+def test_a_symbol_over_the_cap_is_refused(core: GatewayCore) -> None:
+    script = Script(watched=False)
+    ack = run(core.subscribe("c1", {"symbol": "NVDA"}), script)
+    assert ack["ok"] is False and "RTPLOT_MAX_SYMBOLS" in ack["error"]
+    assert script.kinds() == ["Hold", "Watch", "Release"]
+
+
+def test_a_failed_resubscription_keeps_the_earlier_one_and_its_updates(
+    core: GatewayCore,
+) -> None:
+    script = Script()
+    run(core.subscribe("c1", {"symbol": "AAPL"}), script)
+    script.sent.clear()
+
+    def fail() -> None:
+        script.update("figure:AAPL", '2["figure",{"seq":8}]')()
+        raise redis.ConnectionError("gone")
+
+    script.during[ReadSnapshot] = fail
+    assert run(core.subscribe("c1", {"symbol": "AAPL"}), script) == UNAVAILABLE
+    assert script.sent == ['42["figure",{"seq":8}]']  # held, then released to it
+    assert script.delivery.members == {"figure:AAPL": {"c1": "eio-c1"}}
+
+
+def test_unsubscribing_while_a_join_waits_wins(core: GatewayCore) -> None:
+    script = Script()
+    # The client's unsubscribe is handled while its subscribe waits for the snapshot.
+    script.during[ReadSnapshot] = lambda: run(core.unsubscribe("c1", {"symbol": "AAPL"}), script)
+    assert run(core.subscribe("c1", {"symbol": "AAPL"}), script)["ok"]
+    assert script.delivery.members == {} and script.delivery.held == {}
+    assert script.steps[-1] == Leave("c1", ("figure:AAPL",))
+    assert not core.clients.subscriptions.holds("c1", "AAPL")
+
+
+def test_switching_update_mode_leaves_the_other_rooms(core: GatewayCore) -> None:
+    script = Script()
+    run(core.subscribe("c1", {"symbol": "AAPL"}), script)
+    run(core.subscribe("c1", {"symbol": "AAPL", "updates": "delta"}), script)
+    assert script.delivery.members == {"bars:AAPL": {"c1": "eio-c1"}}
+    assert Leave("c1", ("figure:AAPL", "graph_plot:AAPL")) in script.steps
+
+
+def test_the_articles_client_gets_the_figure_as_a_json_string(core: GatewayCore) -> None:
+    script = Script()
+    assert run(core.ping_graph("c1", {"symbol": "aapl"}), script)["ok"]
+    event, payload = orjson.loads(script.sent[0][2:])  # 42[...]
+    assert event == "graph_plot"
+    assert orjson.loads(payload) == orjson.loads(SNAPSHOT)["figure"]
+    assert Enter("c1", "graph_plot:AAPL") in script.steps
+
+
+@pytest.mark.parametrize("payload", [None, 3, {"symbol": "A B"}, {"symbol": "AAPL", "updates": 1}])
+def test_a_bad_request_is_refused_without_any_io(core: GatewayCore, payload: Any) -> None:
+    script = Script()
+    ack = run(core.subscribe("c1", payload), script)
+    assert ack["ok"] is False and ack["error"]
+    assert script.steps == []
+
+
+def test_a_snapshot_request_sends_the_stored_figure(core: GatewayCore) -> None:
+    script = Script()
+    assert run(core.snapshot("c1", {"symbol": "AAPL"}), script) == {"ok": True, "symbol": "AAPL"}
+    assert script.kinds() == ["ReadSnapshot", "Send"]
+    none_yet = Script(snapshot=None)
+    ack = run(core.snapshot("c1", {"symbol": "ZZZ"}), none_yet)
+    assert ack == {"ok": False, "error": "no snapshot of ZZZ yet"}
+
+
+def test_a_flooding_client_is_disconnected() -> None:
+    core = GatewayCore(Settings(rate_limit=0.001, rate_burst=1))
+    core.connect("c1", {}, None)
+    script = Script()
+    assert run(core.unknown("nonsense", "c1"), script)["error"] == "unknown event"
+    for _ in range(DISCONNECT_AFTER_REFUSALS - 1):
+        assert run(core.unknown("nonsense", "c1"), script)["error"] == "rate limited: slow down"
+    assert script.steps == []  # refused, not yet disconnected
+    run(core.unknown("nonsense", "c1"), script)
+    assert script.steps == [Disconnect("c1")]
+
+
+def test_a_disconnect_forgets_the_client_everywhere(core: GatewayCore) -> None:
+    script = Script()
+    run(core.subscribe("c1", {"symbol": "AAPL"}), script)
+    run(core.disconnect("c1"), script)
+    assert script.steps[-1] == Forget("c1")
+    assert script.delivery.members == {} and core.clients.connected == set()
+    assert core.clients.subscriptions.counts() == {}
+
+
+def test_watched_symbols_are_stamped_again_until_redis_fails(core: GatewayCore) -> None:
+    script = Script()
+    for sid, symbol in (("c1", "NVDA"), ("c1", "TSLA")):
+        run(core.subscribe(sid, {"symbol": symbol}), script)
+    script.steps.clear()
+    loop = core.refresh_watched()
+    assert isinstance(next(loop), Sleep)
+    assert [loop.send(None), loop.send(True)] == [Watch("NVDA"), Watch("TSLA")]
+    assert isinstance(loop.send(True), Sleep)
+    assert loop.send(None) == Watch("NVDA")
+    assert isinstance(loop.throw(redis.ConnectionError("gone")), Sleep)  # the round ends
+
+
+def test_slow_consumers_are_looked_for_twice_a_second(core: GatewayCore) -> None:
+    loop = core.drop_slow_consumers()
+    assert next(loop) == Sleep(0.5)
+    assert loop.send(None) == DropSlowConsumers(core.settings.max_queued)
+    assert loop.send([150, 120]) == Sleep(0.5)
+
+
+def test_a_failed_step_is_thrown_into_the_core() -> None:
+    def steps() -> Steps[str]:
+        try:
+            yield Watch("X")
+        except KeyError as exc:
+            return f"caught {exc.args[0]}"
+        return "not thrown"
+
+    def perform(step: Step) -> Any:
+        raise KeyError("boom")
+
+    assert drive(steps(), perform) == "caught boom"

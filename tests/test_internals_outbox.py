@@ -1,0 +1,164 @@
+"""The gateway's direct fan-out leaves the same packets on the same sockets as the
+libraries' own public paths: python-engineio's ``send_packet`` for one packet to one
+client, and python-socketio's ``emit`` for an update to a room; open, late (missed its
+pings), closed and vanished sockets alike."""
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import engineio
+import orjson
+import pytest
+import socketio
+from engineio import packet as eio_packet
+from engineio.async_socket import AsyncSocket
+from engineio.socket import Socket
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from common.messages import event_packet
+from gateway import internals
+from gateway.delivery import Delivery
+from gateway.internals.outbox import Outbox
+
+STATES = ["open", "late", "closed", "gone"]
+clients = st.lists(st.sampled_from(STATES), min_size=1, max_size=6)
+payloads = st.lists(st.text(max_size=5), min_size=1, max_size=3)
+
+
+@pytest.fixture
+def public_path() -> Iterator[None]:
+    internals.disable()
+    yield
+    internals._forced_off = False
+    internals.enabled.cache_clear()
+
+
+def engineio_server(is_async: bool) -> Any:
+    if is_async:
+        return engineio.AsyncServer(async_mode="asgi", logger=False)
+    return engineio.Server(async_mode="threading", logger=False)
+
+
+def with_sockets(eio: Any, states: list[str]) -> list[str]:
+    """A socket per state, as a connected client's would be; their sids."""
+    kind = AsyncSocket if isinstance(eio, engineio.AsyncServer) else Socket
+    sids = []
+    for i, state in enumerate(states):
+        sid = f"s{i}"
+        sids.append(sid)
+        if state == "gone":
+            continue
+        sock = kind(eio, sid)
+        sock.connected = True
+        sock.last_ping = time.time() - 3600 if state == "late" else None
+        sock.closed = state == "closed"
+        eio.sockets[sid] = sock
+    return sids
+
+
+def queued(eio: Any, sids: list[str]) -> dict[str, tuple[list[Any], bool]]:
+    """What each socket holds, and whether it is closed."""
+    found = {}
+    for sid in sids:
+        sock = eio.sockets.get(sid)
+        if sock is not None:
+            # asyncio.Queue keeps its items in _queue, queue.Queue in queue.
+            items = list(getattr(sock.queue, "_queue", None) or getattr(sock.queue, "queue", []))
+            found[sid] = ([None if p is None else _text(p.encode()) for p in items], sock.closed)
+    return found
+
+
+def _text(encoded: str | bytes) -> str:
+    return encoded.decode() if isinstance(encoded, bytes) else encoded
+
+
+def send_both_ways(is_async: bool, states: list[str], texts: list[str]) -> tuple[Any, Any]:
+    packets = [eio_packet.Packet(eio_packet.MESSAGE, text) for text in texts]
+    outcomes = []
+    for fast in (True, False):
+        eio = engineio_server(is_async)
+        sids = with_sockets(eio, states)
+        internals._forced_off = not fast
+        internals.enabled.cache_clear()
+        try:
+            sending = Outbox(eio).send(sids, packets)
+            if sending is not None:
+                asyncio.run(sending)
+        finally:
+            internals._forced_off = False
+            internals.enabled.cache_clear()
+        outcomes.append(queued(eio, sids))
+    return outcomes[0], outcomes[1]
+
+
+@settings(max_examples=100, deadline=None)
+@given(states=clients, texts=payloads, is_async=st.booleans())
+def test_the_direct_path_queues_what_send_packet_queues(
+    states: list[str], texts: list[str], is_async: bool
+) -> None:
+    direct, library = send_both_ways(is_async, states, texts)
+    # send_packet also forgets a closed socket it meets; the direct path leaves that
+    # to the socket's own disconnect. Everything else must match.
+    closed = {f"s{i}" for i, state in enumerate(states) if state == "closed"}
+    assert {s: v for s, v in direct.items() if s not in closed} == {
+        s: v for s, v in library.items() if s not in closed
+    }
+    assert all(direct[sid] == ([], True) for sid in closed)  # nothing sent to them
+
+
+def test_a_late_socket_is_closed_as_the_library_would() -> None:
+    for is_async in (True, False):
+        direct, library = send_both_ways(is_async, ["late", "open"], ["x"])
+        assert direct == library
+        assert direct["s0"][1] is True  # closed: it missed its pings
+        assert direct["s1"] == (["4x"], False)
+
+
+# -- a room's update: rtplot's relay against python-socketio's emit -----------------------
+
+
+async def emit_both_ways(states: list[str], members: list[int]) -> tuple[Any, Any]:
+    update = {"symbol": "AAPL", "seq": 3, "bars": [[60, 1.5, 2.0, 1.0, 1.5, 7]]}
+    outcomes = []
+    for ours in (True, False):
+        sio = socketio.AsyncServer(async_mode="asgi", logger=False)
+        sids = with_sockets(sio.eio, states)
+        delivery = Delivery(lambda room: None, lambda room: None)
+        for i in members:
+            sid = await sio.manager.connect(sids[i], "/")
+            await sio.manager.enter_room(sid, "/", "bars:AAPL")
+            delivery.hold(sid, "bars:AAPL")
+            delivery.take_held(sid, sids[i], "bars:AAPL")
+        if ours:
+            text = event_packet("bars", orjson.dumps(update)).decode()
+            packets = [eio_packet.Packet(eio_packet.MESSAGE, text)]
+            sending = Outbox(sio.eio).send(delivery.recipients("bars:AAPL", packets), packets)
+            if sending is not None:
+                await sending
+        else:
+            await sio.emit("bars", update, room="bars:AAPL")
+            await asyncio.sleep(0.01)  # python-socketio sends from a task per client
+        outcomes.append(queued(sio.eio, sids))
+    return outcomes[0], outcomes[1]
+
+
+@settings(max_examples=50, deadline=None)
+@given(states=st.lists(st.sampled_from(["open", "late"]), min_size=1, max_size=6), data=st.data())
+def test_a_room_update_reaches_whom_emit_reaches(states: list[str], data: Any) -> None:
+    members = data.draw(st.lists(st.sampled_from(range(len(states))), unique=True))
+    ours, theirs = asyncio.run(emit_both_ways(states, members))
+    assert ours == theirs
+
+
+def test_the_public_path_is_taken_when_asked(public_path: None) -> None:
+    assert not internals.enabled()
+    eio = engineio_server(is_async=True)
+    sids = with_sockets(eio, ["open"])
+    sending = Outbox(eio).send(sids, [eio_packet.Packet(eio_packet.MESSAGE, "x")])
+    assert sending is not None  # a coroutine: send_packet, awaited
+    asyncio.run(sending)
+    assert queued(eio, sids) == {"s0": (["4x"], False)}
+    assert Outbox(eio).overfull(0) == []  # the public path cannot see the queues

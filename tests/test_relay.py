@@ -1,0 +1,144 @@
+"""The asyncio relay manager against a real Redis: a channel per room in use, subscribed
+in batches, confirmed before a join reads its snapshot, and again after Redis restarts.
+(The eventlet manager runs the same book and delivery; the end-to-end tests run both.)"""
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+import socketio
+
+from common.keys import Keys
+from common.messages import event_packet
+from common.settings import Settings
+from gateway.relay import AsyncRelayManager
+from support import RedisServer
+
+KEYS = Keys()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    yield server
+    server.cleanup()
+
+
+def with_manager(
+    url: str, scenario: Callable[[AsyncRelayManager, "redis.Redis"], Awaitable[None]]
+) -> None:
+    """Run ``scenario`` with a started manager of an in-process server."""
+    settings = Settings.from_env({"RTPLOT_REDIS_URL": url})
+
+    async def main() -> None:
+        manager = AsyncRelayManager(settings)
+        socketio.AsyncServer(async_mode="asgi", client_manager=manager)
+        manager.initialize()
+        client = redis.Redis.from_url(url)
+        try:
+            await until(lambda: manager.listening)
+            await scenario(manager, client)
+        finally:
+            client.close()
+            manager.thread.cancel()
+            await asyncio.gather(manager.thread, return_exceptions=True)
+            await manager.redis.aclose()
+
+    asyncio.run(main())
+
+
+async def until(condition: Callable[[], Any], timeout: float = 5) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+def subscribers(client: "redis.Redis", room: str) -> int:
+    [(_, count)] = client.pubsub_numsub(KEYS.room_channel(room))
+    return int(count)
+
+
+def test_a_join_hears_every_update_published_once_its_room_is_confirmed(
+    own_redis: RedisServer,
+) -> None:
+    async def scenario(manager: AsyncRelayManager, client: "redis.Redis") -> None:
+        manager.delivery.hold("client-1", "bars:AAPL")
+        await manager.listen_room("bars:AAPL", timeout=5)
+        client.publish(KEYS.room_channel("bars:AAPL"), event_packet("bars", b'{"seq":2}'))
+        await until(lambda: manager.delivery.held["bars:AAPL"]["client-1"].packets)
+        [packet] = manager.delivery.take_held("client-1", "eio-1", "bars:AAPL") or []
+        assert packet.encode() == '42["bars",{"seq":2}]'
+
+    with_manager(own_redis.url, scenario)
+
+
+def test_a_crowd_joining_many_rooms_costs_a_few_commands(own_redis: RedisServer) -> None:
+    rooms = [f"bars:S{i:03d}" for i in range(200)]
+
+    async def scenario(manager: AsyncRelayManager, client: "redis.Redis") -> None:
+        before = commands(client, "subscribe")
+        for i in range(2000):  # ten clients a room, all arriving at once
+            manager.delivery.hold(f"client-{i}", rooms[i % len(rooms)])
+        await asyncio.gather(*(manager.listen_room(room, timeout=5) for room in rooms))
+        assert all(subscribers(client, room) == 1 for room in rooms)
+        assert commands(client, "subscribe") - before <= 3
+
+    with_manager(own_redis.url, scenario)
+
+
+def commands(client: "redis.Redis", name: str) -> int:
+    stats: dict[str, Any] = client.info("commandstats")
+    return int(stats.get(f"cmdstat_{name}", {}).get("calls", 0))
+
+
+def test_a_room_nobody_is_in_is_unsubscribed(own_redis: RedisServer) -> None:
+    async def scenario(manager: AsyncRelayManager, client: "redis.Redis") -> None:
+        for sid in ("a", "b"):
+            manager.delivery.hold(sid, "figure:AAPL")
+            await manager.listen_room("figure:AAPL", timeout=5)
+            manager.delivery.take_held(sid, f"eio-{sid}", "figure:AAPL")
+        manager.delivery.leave("a", "figure:AAPL")
+        await asyncio.sleep(0.2)
+        assert subscribers(client, "figure:AAPL") == 1  # b is still there
+        manager.delivery.forget("b")
+        await until(lambda: subscribers(client, "figure:AAPL") == 0)
+        # ... and a client coming back waits for a new subscription.
+        manager.delivery.hold("c", "figure:AAPL")
+        await manager.listen_room("figure:AAPL", timeout=5)
+        assert subscribers(client, "figure:AAPL") == 1
+
+    with_manager(own_redis.url, scenario)
+
+
+def test_the_listener_subscribes_again_after_redis_restarts(own_redis: RedisServer) -> None:
+    async def scenario(manager: AsyncRelayManager, client: "redis.Redis") -> None:
+        manager.delivery.hold("a", "bars:MSFT")
+        await manager.listen_room("bars:MSFT", timeout=5)
+        manager.delivery.take_held("a", "eio-a", "bars:MSFT")
+        own_redis.stop()
+        await until(lambda: not manager.listening)
+        own_redis.start()
+        started = asyncio.get_running_loop().time()
+        await until(lambda: manager.listening and manager.book.ready("bars:MSFT"))
+        assert asyncio.get_running_loop().time() - started < 2
+        fresh = redis.Redis.from_url(own_redis.url)
+        assert subscribers(fresh, "bars:MSFT") == 1
+        assert fresh.pubsub_numsub(KEYS.socketio_channel)[0][1] == 1
+        fresh.close()
+
+    with_manager(own_redis.url, scenario)
+
+
+def test_a_join_waits_no_longer_than_its_timeout_without_redis(own_redis: RedisServer) -> None:
+    async def scenario(manager: AsyncRelayManager, client: "redis.Redis") -> None:
+        own_redis.stop()
+        await until(lambda: not manager.listening)
+        manager.delivery.hold("a", "bars:TSLA")
+        with pytest.raises(TimeoutError):
+            await manager.listen_room("bars:TSLA", timeout=0.3)
+        own_redis.start()
+
+    with_manager(own_redis.url, scenario)
