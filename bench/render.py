@@ -7,11 +7,15 @@ Both sides turn the same 1-minute bars into the same chart and its JSON, in this
 - the article's: a pandas frame (as yfinance returns it) into ``go.Figure`` with a
   ``go.Scatter``, ``update_xaxes`` / ``update_yaxes`` / ``update_layout``, then
   ``plotly.io.to_json``;
-- rtplot's: ``renderer.figure.build_figure`` (a plain dict) and ``orjson.dumps``.
+- rtplot's: ``renderer.figure.build_figure`` (a plain dict around numpy arrays) and
+  ``orjson``.
 
 Each figure is the median of ``--repeat`` runs after a warm-up; the ratio is article /
-rtplot from the same run. Bytes compare a full figure with the delta the renderer
-publishes when the minute in progress changes (the common case).
+rtplot from the same run. The renderer's round is measured against a real Redis, twice:
+by a renderer that holds nothing (it reads every bar and stores the whole figure) and by
+one that holds the window (it reads the bars that changed and stores the catch-up).
+Bytes compare a full figure with the delta the renderer publishes when the minute in
+progress changes (the common case).
 """
 
 import argparse
@@ -28,8 +32,8 @@ import plotly.io as pio
 from common.bars import Bar
 from fetcher.sources.synthetic import SyntheticSource
 from renderer.delta import build_delta
-from renderer.figure import build_figure, style_of
-from renderer.snapshots import Window
+from renderer.figure import build_figure, encode, style_of
+from renderer.window import Window, rows_of
 
 NOW = 1_794_999_960.0 + 30
 SIZES = {"1 day (390 bars)": 390, "7 days (10,080 bars)": 10_080}
@@ -84,8 +88,12 @@ def article_render(frame: pd.DataFrame, symbol: str) -> str:
     return str(pio.to_json(fig))
 
 
-def rtplot_render(bars: list[Bar], symbol: str) -> bytes:
-    return orjson.dumps(build_figure(symbol, bars))
+def window_of(bars: list[Bar], version: int = 1) -> Window:
+    return Window("bench", version, rows_of([b.as_list() for b in bars]))
+
+
+def rtplot_render(window: Window, symbol: str) -> bytes:
+    return encode(build_figure(symbol, window))
 
 
 def median_seconds(work: Callable[[], Any], repeat: int) -> float:
@@ -107,7 +115,8 @@ def render_rows(repeat: int) -> list[dict[str, Any]]:
         article = median_seconds(
             lambda frame=frame: article_render(frame, "AAPL"), max(repeat // 10, 10)
         )
-        ours = median_seconds(lambda bars=bars: rtplot_render(bars, "AAPL"), repeat)
+        window = window_of(bars)
+        ours = median_seconds(lambda w=window: rtplot_render(w, "AAPL"), repeat)
         rows.append(
             {
                 "window": label,
@@ -120,62 +129,104 @@ def render_rows(repeat: int) -> list[dict[str, Any]]:
 
 
 def round_rows(repeat: int) -> list[dict[str, Any]]:
-    """A whole render round against a real Redis: read the window, build, store the
-    snapshot, publish: what one change costs the renderer, beyond ``build_figure``."""
+    """A whole render round against a real Redis: read, build, store, publish: what one
+    change of the minute in progress costs the renderer, beyond ``build_figure``; by a
+    renderer holding nothing, and by one holding the window."""
     import redis
 
-    from common.keys import Keys
-    from fetcher.store import BarStore
-    from renderer.publish import SocketIOPublisher
-    from renderer.service import Renderer
     from rtplot.up import PrivateRedis
 
-    rows = []
     private = PrivateRedis("redis-server")
     try:
         client = redis.Redis.from_url(private.url)
-        keys = Keys()
-        for label, count in SIZES.items():
-            BarStore(client, keys, count).upsert("AAPL", bars_for(count), as_of=NOW, now=NOW)
-            renderer = Renderer(client, keys, SocketIOPublisher(client, keys.socketio_channel))
-            renderer.ensure_group()
-            seconds = median_seconds(lambda r=renderer: r.render("AAPL", republish=True), repeat)
-            rows.append({"window": label, "round_ms": seconds * 1000})
-            client.flushall()
+        return [rounds_of(client, label, count, repeat) for label, count in SIZES.items()]
     finally:
         private.stop()
-    return rows
 
 
-def moved_window(count: int) -> Window:
-    """A window of ``count`` bars whose minute in progress just moved by a cent."""
+def rounds_of(client: Any, label: str, count: int, repeat: int) -> dict[str, Any]:
+    from common.keys import Keys
+    from fetcher.store import BarStore
+    from renderer.service import Renderer
+
+    client.flushall()
+    keys = Keys()
+    store = BarStore(client, keys, count)
+    bars = bars_for(count)
+    store.upsert("AAPL", bars, as_of=NOW, now=NOW)
+    mover = Mover(store, bars[-1])
+    cold = Renderer(client, keys, NoViewers(), name="cold", snapshot_every=0)
+    warm = Renderer(client, keys, NoViewers(), name="warm", snapshot_every=3600)
+    warm.render("AAPL")
+
+    def forget_and_tick() -> None:  # holding nothing: the window forgotten each round
+        cold.windows.clear()
+        mover.tick()
+
+    return {
+        "window": label,
+        "round_ms": 1000 * timed_after(forget_and_tick, lambda: cold.render("AAPL"), repeat),
+        "incremental_ms": 1000 * timed_after(mover.tick, lambda: warm.render("AAPL"), repeat),
+    }
+
+
+class Mover:
+    """Moves the minute in progress by a cent or so, a version at a time."""
+
+    def __init__(self, store: Any, last: Bar) -> None:
+        self.store, self.last, self.ticks = store, last, 0
+
+    def tick(self) -> None:
+        self.ticks += 1
+        last, i = self.last, self.ticks
+        close = round(last.c + 0.01 * (i % 7 - 3), 2)
+        moved = Bar(last.t, last.o, max(last.h, close), min(last.l, close), close, last.v + i)
+        self.store.upsert("AAPL", [moved], as_of=NOW + i, now=NOW)
+
+
+class NoViewers:
+    """The whole-figure seam with nobody watching: publishes nothing."""
+
+    def publish_figures(self, *args: Any) -> None:
+        pass
+
+
+def timed_after(prepare: Callable[[], Any], work: Callable[[], Any], repeat: int) -> float:
+    """The median time of ``work``, each run after an untimed ``prepare``."""
+    samples = []
+    for i in range(repeat + max(3, repeat // 20)):
+        prepare()
+        started = time.perf_counter()
+        work()
+        if i >= max(3, repeat // 20):  # the first few warm up
+            samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def moved_window(count: int) -> tuple[Window, Window]:
+    """A window of ``count`` bars before and after its minute in progress moved a cent."""
     bars = bars_for(count)
     last = bars[-1]
     close = round(last.c + 0.01, 2)  # a tick's move, in cents as sources quote
     moved = Bar(last.t, last.o, max(last.h, close), last.l, close, last.v + 7)
-    return Window(
-        version=2,
-        bars=[*bars[:-1], moved],
-        previous_seq=1,
-        changelog={2: moved.t},
-        previous_style=style_of(bars),
-    )
+    return window_of(bars, 1), window_of([*bars[:-1], moved], 2)
 
 
 def sample_delta(count: int = 390) -> dict[str, Any]:
     """The delta the renderer publishes for the common change, as a dict."""
-    return build_delta("AAPL", moved_window(count)) or {}
+    before, after = moved_window(count)
+    moved_at = int(after.rows[-1][0])
+    return build_delta("AAPL", after, {2: moved_at}, 1, style_of(before), style_of(after))
 
 
 def bytes_rows() -> list[dict[str, Any]]:
     rows = []
     for label, count in SIZES.items():
-        window = moved_window(count)
-        full = orjson.dumps(
-            {"symbol": "AAPL", "seq": 2, "figure": build_figure("AAPL", window.bars)}
-        )
-        delta = orjson.dumps(build_delta("AAPL", window))
-        article = article_render(article_frame(window.bars), "AAPL").encode()
+        _, window = moved_window(count)
+        figure = encode(build_figure("AAPL", window))
+        full = b'{"symbol":"AAPL","seq":2,"epoch":"bench","figure":%b}' % figure
+        delta = orjson.dumps(sample_delta(count))
+        article = article_render(article_frame(bars_for(count)), "AAPL").encode()
         rows.append(
             {
                 "window": label,
@@ -214,13 +265,19 @@ def markdown(
         )
     lines += [
         "",
-        "The renderer's whole round for one change, against a real Redis on loopback "
-        f"(read the window, build, store the snapshot, publish; median of {repeat}):",
+        "The renderer's whole round for one change of the minute in progress, against a "
+        "real Redis on loopback (read, build, store, publish; median of "
+        f"{repeat}): *holding nothing*, a renderer reads every bar and stores the whole "
+        "figure; *holding the window*, it reads the bars that changed and stores the "
+        "catch-up delta (the whole figure is stored every RTPLOT_SNAPSHOT_EVERY s).",
         "",
-        "| window | render round |",
-        "| --- | ---: |",
+        "| window | holding nothing | holding the window |",
+        "| --- | ---: | ---: |",
     ]
-    lines += [f"| {row['window']} | {row['round_ms']:.2f} ms |" for row in rounds]
+    lines += [
+        f"| {row['window']} | {row['round_ms']:.2f} ms | {row['incremental_ms']:.3f} ms |"
+        for row in rounds
+    ]
     lines += [
         "",
         "## Bytes per update",

@@ -62,6 +62,9 @@ class Settings:
     metrics_host: str = "127.0.0.1"  # 0.0.0.0 in containers, so Prometheus can scrape
     metrics_port: int | None = None  # None: the service's own default (METRICS_PORTS)
     fast_path: bool = True  # the gateway's fenced library internals, where tested
+    # -- the renderer -----------------------------------------------------------------
+    snapshot_every: float = 5.0  # seconds between whole figures stored per symbol
+    full_figure_every: float = 0.0  # seconds between whole figures sent to a room
 
     def metrics_port_for(self, service: str) -> int:
         return METRICS_PORTS[service] if self.metrics_port is None else self.metrics_port
@@ -99,6 +102,10 @@ class Settings:
             metrics_host=read("RTPLOT_METRICS_HOST", cls.metrics_host, _non_empty),
             metrics_port=read("RTPLOT_METRICS_PORT", "", _optional_port),
             fast_path=read("RTPLOT_FAST_PATH", "true", _bool),
+            snapshot_every=read("RTPLOT_SNAPSHOT_EVERY", str(cls.snapshot_every), _non_negative),
+            full_figure_every=read(
+                "RTPLOT_FULL_FIGURE_EVERY", str(cls.full_figure_every), _non_negative
+            ),
         )
         if len(settings.symbols) > settings.max_symbols:
             raise SettingsError(
@@ -134,6 +141,13 @@ def _positive(kind: Callable[[str], T]) -> Callable[[str], T]:
         return value
 
     return cast
+
+
+def _non_negative(raw: str) -> float:
+    value = float(raw)
+    if not value >= 0:  # NaN too
+        raise ValueError("must be 0 or more")
+    return value
 
 
 def _port(raw: str) -> int:

@@ -1,10 +1,13 @@
 """The bar store: idempotent, versioned upserts of a symbol's bars into Redis."""
 
+import secrets
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import redis
 
+from common import changelog
 from common.bars import MINUTE, Bar
 from common.keys import CHANGELOG_LENGTH, CHANGES_MAXLEN, Keys
 
@@ -15,14 +18,14 @@ from common.keys import CHANGELOG_LENGTH, CHANGES_MAXLEN, Keys
 _UPSERT = """
 local bars, meta, changes, changelog = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local symbol, as_of, cutoff, maxlen = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
-local loglen = tonumber(ARGV[5])
+local loglen, new_epoch = tonumber(ARGV[5]), ARGV[6]
 local last_as_of = tonumber(redis.call('HGET', meta, 'as_of') or '-1')
 local version = tonumber(redis.call('HGET', meta, 'version') or '0')
 if as_of < last_as_of then
   return {-1, 0, version}
 end
 local changed, first_changed = 0, -1
-for i = 6, #ARGV, 2 do
+for i = 7, #ARGV, 2 do
   local t, bar = ARGV[i], ARGV[i + 1]
   local current = redis.call('ZRANGEBYSCORE', bars, t, t)
   if #current ~= 1 or current[1] ~= bar then
@@ -37,12 +40,24 @@ redis.call('HSET', meta, 'as_of', ARGV[2])
 if changed > 0 then redis.call('HSET', meta, 'changed_at', ARGV[2]) end
 if changed + trimmed > 0 then
   version = redis.call('HINCRBY', meta, 'version', 1)
-  redis.call('ZADD', changelog, version, version .. ':' .. first_changed)
+  if version == 1 or redis.call('HEXISTS', meta, 'epoch') == 0 then
+    -- Versions start again here: a new epoch, so no reader takes them for old ones,
+    -- and no changelog entry of the old versions stays to be read for the new.
+    redis.call('HSET', meta, 'epoch', new_epoch)
+    redis.call('DEL', changelog)
+  end
+  redis.call('ZADD', changelog, version, CHANGELOG_ENTRY)
   redis.call('ZREMRANGEBYRANK', changelog, 0, -(loglen + 1))
   redis.call('XADD', changes, 'MAXLEN', '~', maxlen, '*', 'symbol', symbol, 'version', version)
 end
 return {changed, trimmed, version}
-"""
+""".replace("CHANGELOG_ENTRY", changelog.LUA_ENTRY)
+
+
+def new_epoch() -> str:
+    """A token no earlier epoch of any symbol has had: the time, to the microsecond,
+    and some randomness (two fetchers may start a symbol in the same microsecond)."""
+    return f"{time.time_ns() // 1000:x}{secrets.token_hex(2)}"
 
 
 @dataclass(frozen=True)
@@ -94,6 +109,7 @@ class BarStore:
             cutoff,
             CHANGES_MAXLEN,
             CHANGELOG_LENGTH,
+            new_epoch(),
         ]
         for bar in bars:
             if bar.t >= cutoff:

@@ -14,7 +14,6 @@ import redis.asyncio
 import socketio
 
 from common.connection import connect_async
-from common.messages import OrjsonCodec
 from common.settings import Settings
 from gateway import internals, metrics, routes
 from gateway.core import GatewayCore, Handler
@@ -32,12 +31,7 @@ class AsyncGateway:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.manager = AsyncRelayManager(settings)
-        self.sio = socketio.AsyncServer(
-            async_mode="asgi",
-            client_manager=self.manager,
-            json=OrjsonCodec,
-            **server_options(settings),
-        )
+        self.sio = socketio.AsyncServer(async_mode="asgi", **server_options(settings, self.manager))
         self.redis: redis.asyncio.Redis = connect_async(settings.redis_url)
         self.core = GatewayCore(settings)
         self.runner = Runner(self.sio, self.redis, settings)

@@ -15,20 +15,20 @@ class Subscriptions:
     is for the caps, re-stamping watched symbols and metrics)."""
 
     def __init__(self) -> None:
-        self.by_client: dict[str, set[str]] = {}
+        self.by_client: dict[str, dict[str, str]] = {}  # sid -> symbol -> its room
         self.viewers: dict[str, int] = {}  # symbol -> clients watching it here
 
-    def add(self, sid: str, symbol: str) -> None:
-        held = self.by_client.setdefault(sid, set())
+    def add(self, sid: str, symbol: str, room: str) -> None:
+        held = self.by_client.setdefault(sid, {})
         if symbol not in held:
-            held.add(symbol)
             self.viewers[symbol] = self.viewers.get(symbol, 0) + 1
+        held[symbol] = room
 
     def remove(self, sid: str, symbol: str) -> None:
         held = self.by_client.get(sid)
         if held is None or symbol not in held:
             return
-        held.discard(symbol)
+        del held[symbol]
         if not held:
             del self.by_client[sid]
         self.viewers[symbol] -= 1
@@ -43,6 +43,9 @@ class Subscriptions:
 
     def holds(self, sid: str, symbol: str) -> bool:
         return symbol in self.by_client.get(sid, ())
+
+    def room_of(self, sid: str, symbol: str) -> str | None:
+        return self.by_client.get(sid, {}).get(symbol)
 
     def held_by(self, sid: str) -> int:
         return len(self.by_client.get(sid, ()))
@@ -94,8 +97,8 @@ class ClientBook:
         reason = self.guard.too_many_subscriptions(self.subscriptions.held_by(sid))
         return None if reason is None else self.refuse(event, "too_many_subscriptions", reason)
 
-    def joined(self, sid: str, symbol: str) -> None:
-        self.subscriptions.add(sid, symbol)
+    def joined(self, sid: str, symbol: str, room: str) -> None:
+        self.subscriptions.add(sid, symbol, room)
         self._update_gauge(symbol)
 
     def left(self, sid: str, symbol: str) -> None:

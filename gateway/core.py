@@ -14,13 +14,14 @@ in between.
 
 import logging
 from collections.abc import Callable, Generator
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 import redis
 from engineio import packet as eio_packet
 
 from common.messages import (
+    BARS,
     FIGURE,
     GRAPH_PLOT,
     PING_GRAPH,
@@ -28,7 +29,9 @@ from common.messages import (
     SUBSCRIBE,
     UNSUBSCRIBE,
     UPDATE_MODES,
+    delta_room,
     event_packet,
+    figure_room,
     graph_plot_payload,
     legacy_room,
     ok_ack,
@@ -70,6 +73,26 @@ def message(event: str, payload_json: bytes) -> eio_packet.Packet:
     """An event whose payload is JSON already, as the Engine.IO packet that carries it:
     a stored snapshot goes out as stored, not parsed and encoded again per client."""
     return eio_packet.Packet(eio_packet.MESSAGE, event_packet(event, payload_json).decode())
+
+
+class Stored(NamedTuple):
+    """A symbol's snapshot as stored: the ``figure`` event payload (the newest whole
+    figure stored), and the ``bars`` event from it to the newest render, if any."""
+
+    payload: bytes | None
+    catchup: bytes | None = None
+
+
+def snapshot_packets(room: str, stored: Stored) -> tuple[eio_packet.Packet, ...]:
+    """What a client subscribing to ``room`` is sent first: the stored figure as the
+    room's clients expect it, then, to a page, the deltas since it."""
+    assert stored.payload is not None
+    if room.startswith(legacy_room("")):
+        figure_json = orjson.dumps(orjson.loads(stored.payload)["figure"])
+        return (message(GRAPH_PLOT, graph_plot_payload(figure_json)),)
+    if room.startswith(delta_room("")) and stored.catchup is not None:
+        return message(FIGURE, stored.payload), message(BARS, stored.catchup)
+    return (message(FIGURE, stored.payload),)
 
 
 class GatewayCore:
@@ -137,14 +160,15 @@ class GatewayCore:
             return refused
         try:
             symbol = requested_symbol(data)
-            payload = yield ReadSnapshot(symbol)
+            stored = yield ReadSnapshot(symbol)
         except BadRequest as exc:
             return self.clients.refuse(SNAPSHOT, "invalid", str(exc))
         except redis.RedisError:
             return self.clients.refuse(SNAPSHOT, "unavailable", UNAVAILABLE)
-        if payload is None:
+        if stored.payload is None:
             return self.clients.refuse(SNAPSHOT, "no_snapshot", f"no snapshot of {symbol} yet")
-        yield Send(sid, (message(FIGURE, payload),))
+        room = self.clients.subscriptions.room_of(sid, symbol) or figure_room(symbol)
+        yield Send(sid, snapshot_packets(room, stored))
         metrics.SNAPSHOTS_OUT.inc()
         return ok_ack(symbol)
 
@@ -172,7 +196,7 @@ class GatewayCore:
             watched = yield Watch(symbol)
             if watched:
                 yield Listen(room)
-                payload = yield ReadSnapshot(symbol)
+                stored = yield ReadSnapshot(symbol)
         except (redis.RedisError, TimeoutError) as exc:
             log.warning("cannot subscribe", extra={"symbol": symbol, "error": str(exc)})
             yield from self._flush(Release(sid, room))
@@ -183,13 +207,13 @@ class GatewayCore:
         # One room per symbol and client: a switch of update mode leaves the old one.
         yield Leave(sid, tuple(other for other in symbol_rooms(symbol) if other != room))
         yield Enter(sid, room)
-        if payload is not None:
-            yield Send(sid, (self._first_packet(event, payload),))
+        if stored.payload is not None:
+            yield Send(sid, snapshot_packets(room, stored))
             metrics.SNAPSHOTS_OUT.inc()
         if not (yield from self._flush(TakeHeld(sid, room))):
             yield Leave(sid, (room,))  # it unsubscribed while this join waited
             return ok_ack(symbol)
-        self.clients.joined(sid, symbol)
+        self.clients.joined(sid, symbol, room)
         return ok_ack(symbol)
 
     def _flush(self, take: TakeHeld | Release) -> Steps[bool]:
@@ -198,13 +222,6 @@ class GatewayCore:
         while held := (yield take):
             yield Send(take.sid, tuple(held))
         return held is not None
-
-    @staticmethod
-    def _first_packet(event: str, payload: bytes) -> eio_packet.Packet:
-        if event == PING_GRAPH:
-            figure_json = orjson.dumps(orjson.loads(payload)["figure"])
-            return message(GRAPH_PLOT, graph_plot_payload(figure_json))
-        return message(FIGURE, payload)
 
     # -- background work ----------------------------------------------------------------
 

@@ -17,7 +17,6 @@ import redis
 import socketio
 
 from common.connection import connect
-from common.messages import OrjsonCodec
 from common.settings import Settings
 from gateway import internals, metrics, routes
 from gateway.core import GatewayCore, Handler
@@ -37,12 +36,7 @@ class EventletGateway:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.manager = RelayManager(settings)
-        self.sio = socketio.Server(
-            async_mode="eventlet",
-            client_manager=self.manager,
-            json=OrjsonCodec,
-            **server_options(settings),
-        )
+        self.sio = socketio.Server(async_mode="eventlet", **server_options(settings, self.manager))
         self.redis = connect(settings.redis_url)
         self.core = GatewayCore(settings)
         self.runner = Runner(self.sio, self.redis, settings)

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from common.messages import OrjsonCodec
 from common.settings import Settings
 
 RATE_LIMITED = "rate limited: slow down"
@@ -69,9 +70,12 @@ class Guard:
         return None
 
 
-def server_options(settings: Settings) -> dict[str, Any]:
-    """python-socketio server options that enforce the gateway's settings."""
+def server_options(settings: Settings, manager: Any) -> dict[str, Any]:
+    """python-socketio server options: the client manager, orjson, and the settings'
+    limits."""
     return {
+        "client_manager": manager,
+        "json": OrjsonCodec,
         "cors_allowed_origins": origin_policy(settings.allowed_origins),
         "max_http_buffer_size": settings.max_message_bytes,
     }

@@ -16,23 +16,8 @@ import socketio
 
 from common.keys import Keys
 from common.settings import Settings
-from gateway.core import GatewayCore, Handler, Steps
-from gateway.steps import (
-    Disconnect,
-    DropSlowConsumers,
-    Enter,
-    Forget,
-    Hold,
-    Leave,
-    Listen,
-    ReadSnapshot,
-    Release,
-    Send,
-    Sleep,
-    Step,
-    TakeHeld,
-    Watch,
-)
+from gateway import steps
+from gateway.core import GatewayCore, Handler, Steps, Stored
 from gateway.watching import WATCH_SCRIPT, watch_args
 
 log = logging.getLogger("rtplot.gateway")
@@ -52,44 +37,50 @@ class Runner:
         self.keys = Keys(settings.key_prefix)
         self.watch_script = redis_client.register_script(WATCH_SCRIPT)
         self.perform_as: dict[type, Callable[[Any], Any]] = {
-            Watch: self.watch,
-            ReadSnapshot: self.read_snapshot,
-            Hold: lambda s: self.manager.delivery.hold(s.sid, s.room),
-            Listen: lambda s: self.manager.listen_room(s.room, LISTEN_TIMEOUT),
-            Enter: lambda s: self.sio.enter_room(s.sid, s.room),
-            Send: self.send,
-            TakeHeld: lambda s: self.manager.delivery.take_held(s.sid, self.eio_sid(s.sid), s.room),
-            Release: lambda s: self.manager.delivery.release(s.sid, s.room),
-            Leave: self.leave,
-            Forget: lambda s: self.manager.delivery.forget(s.sid),
-            Disconnect: lambda s: self.sio.disconnect(s.sid),
-            DropSlowConsumers: self.drop_slow_consumers,
-            Sleep: lambda s: self.sio.sleep(s.seconds),
+            steps.Watch: self.watch,
+            steps.ReadSnapshot: self.read_snapshot,
+            steps.Hold: lambda s: self.manager.delivery.hold(s.sid, s.room),
+            steps.Listen: lambda s: self.manager.listen_room(s.room, LISTEN_TIMEOUT),
+            steps.Enter: lambda s: self.sio.enter_room(s.sid, s.room),
+            steps.Send: self.send,
+            steps.TakeHeld: self.take_held,
+            steps.Release: lambda s: self.manager.delivery.release(s.sid, s.room),
+            steps.Leave: self.leave,
+            steps.Forget: lambda s: self.manager.delivery.forget(s.sid),
+            steps.Disconnect: lambda s: self.sio.disconnect(s.sid),
+            steps.DropSlowConsumers: self.drop_slow_consumers,
+            steps.Sleep: lambda s: self.sio.sleep(s.seconds),
         }
 
-    def perform(self, step: Step) -> Any:
+    def perform(self, step: steps.Step) -> Any:
         """The step's result, or (under asyncio) an awaitable of it."""
         return self.perform_as[type(step)](step)
 
-    def watch(self, step: Watch) -> Any:
+    def watch(self, step: steps.Watch) -> Any:
         if step.symbol in self.settings.symbols:
             return True  # configured symbols are always tracked
         keys, args = watch_args(self.settings, step.symbol)
         return self.watch_script(keys=keys, args=args)
 
-    def read_snapshot(self, step: ReadSnapshot) -> Any:
-        return self.redis.hget(self.keys.snapshot(step.symbol), "payload")
+    def read_snapshot(self, step: steps.ReadSnapshot) -> Any:
+        reply = self.redis.hmget(self.keys.snapshot(step.symbol), ["payload", "catchup"])
+        if inspect.isawaitable(reply):
+            return _then(reply, Stored._make)
+        return Stored._make(reply)
 
-    def send(self, step: Send) -> Any:
+    def take_held(self, step: steps.TakeHeld) -> Any:
+        return self.manager.delivery.take_held(step.sid, self.eio_sid(step.sid), step.room)
+
+    def send(self, step: steps.Send) -> Any:
         eio_sid = self.eio_sid(step.sid)
         return None if eio_sid is None else self.manager.outbox.send((eio_sid,), step.packets)
 
-    def leave(self, step: Leave) -> Any:
+    def leave(self, step: steps.Leave) -> Any:
         for room in step.rooms:
             self.manager.delivery.leave(step.sid, room)
         return in_order([partial(self.sio.leave_room, step.sid, room) for room in step.rooms])
 
-    def drop_slow_consumers(self, step: DropSlowConsumers) -> Any:
+    def drop_slow_consumers(self, step: steps.DropSlowConsumers) -> Any:
         overfull = self.manager.outbox.overfull(step.limit)
         drops = [
             lambda eio_sid=eio_sid: self.manager.outbox.drop(eio_sid) for eio_sid, _ in overfull
@@ -102,6 +93,10 @@ class Runner:
         except KeyError:  # nobody is connected any more
             return None
         return eio_sid
+
+
+async def _then(awaitable: Any, then: Callable[[Any], T]) -> T:
+    return then(await awaitable)
 
 
 def in_order(calls: Sequence[Callable[[], Any]], result: Any = None) -> Any:
@@ -125,13 +120,13 @@ async def _finish_in_order(first: Any, rest: Sequence[Callable[[], Any]], result
 # -- driving the core's generators ---------------------------------------------------------
 
 
-def drive(steps: Steps[T], perform: Callable[[Step], Any]) -> T:
+def drive(work: Steps[T], perform: Callable[[steps.Step], Any]) -> T:
     """Run a core generator to its end, performing each step as it comes."""
     result: Any = None
     error: Exception | None = None
     while True:
         try:
-            step = steps.send(result) if error is None else steps.throw(error)
+            step = work.send(result) if error is None else work.throw(error)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
         try:
@@ -140,13 +135,13 @@ def drive(steps: Steps[T], perform: Callable[[Step], Any]) -> T:
             result, error = None, exc
 
 
-async def drive_async(steps: Steps[T], perform: Callable[[Step], Any]) -> T:
+async def drive_async(work: Steps[T], perform: Callable[[steps.Step], Any]) -> T:
     """``drive``, awaiting each step that returns an awaitable."""
     result: Any = None
     error: Exception | None = None
     while True:
         try:
-            step = steps.send(result) if error is None else steps.throw(error)
+            step = work.send(result) if error is None else work.throw(error)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
         try:

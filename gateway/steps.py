@@ -20,7 +20,7 @@ class Watch:
 
 @dataclass(frozen=True, slots=True)
 class ReadSnapshot:
-    """The stored ``figure`` event payload of ``symbol`` (JSON bytes), or None."""
+    """The symbol's snapshot as stored (``gateway.core.Stored``)."""
 
     symbol: str
 

@@ -7,12 +7,14 @@ down, yellow flat), a range slider, a black range selector (15m, 45m, hour to da
 ``tests/test_figure.py`` feeds the result to ``go.Figure`` to prove it stays valid.
 """
 
-from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+import orjson
 import plotly.io as pio
 
-from common.bars import Bar
+from renderer.window import Window
 
 UP, DOWN, FLAT = "lime", "red", "yellow"
 # plotly.js knows no template names, so the template travels inside the layout.
@@ -26,41 +28,41 @@ _RANGE_BUTTONS = [
 ]
 
 
-def direction_colour(bars: Sequence[Bar]) -> str:
-    if len(bars) < 2 or bars[-1].c == bars[-2].c:
+def direction_colour(closes: npt.NDArray[np.float64]) -> str:
+    if len(closes) < 2 or closes[-1] == closes[-2]:
         return FLAT
-    return UP if bars[-1].c > bars[-2].c else DOWN
+    return UP if closes[-1] > closes[-2] else DOWN
 
 
-def y_range(bars: Sequence[Bar]) -> list[float]:
+def y_range(closes: npt.NDArray[np.float64]) -> list[float]:
     """The article's range, min - 5 to max + 5, narrowed to 5 % of the price for
     symbols cheaper than $100 so their moves stay visible."""
-    lo = min(b.c for b in bars)
-    hi = max(b.c for b in bars)
+    lo, hi = float(closes.min()), float(closes.max())
     pad = min(5.0, 0.05 * hi)
     # Cents are all a chart shows; more digits only lengthen every update.
     return [round(lo - pad, 2), round(hi + pad, 2)]
 
 
-def style_of(bars: Sequence[Bar]) -> dict[str, Any]:
+def style_of(window: Window) -> dict[str, Any]:
     """The parts of the chart's look that follow the data; deltas carry their changes."""
-    style: dict[str, Any] = {"color": direction_colour(bars)}
-    if bars:
-        style["y_range"] = y_range(bars)
+    closes = window.closes()
+    style: dict[str, Any] = {"color": direction_colour(closes)}
+    if len(closes):
+        style["y_range"] = y_range(closes)
     return style
 
 
 def build_figure(
-    symbol: str, bars: Sequence[Bar], style: dict[str, Any] | None = None
+    symbol: str, window: Window, style: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """``style`` is ``style_of(bars)``, passed in by a caller that already has it."""
-    style = style_of(bars) if style is None else style
-    # x in epoch milliseconds: plotly.js reads numbers on a date axis as UTC ms.
+    """``style`` is ``style_of(window)``, passed in by a caller that already has it. The
+    arrays stay numpy arrays: encode with ``encode`` (orjson reads them natively)."""
+    style = style_of(window) if style is None else style
     trace = {
         "type": "scatter",
         "name": symbol,
-        "x": [b.t * 1000 for b in bars],
-        "y": [b.c for b in bars],
+        "x": window.times_ms(),
+        "y": window.closes(),
         "mode": "lines",
         "fill": "tozeroy",
         "line": {"color": style["color"]},
@@ -80,3 +82,7 @@ def build_figure(
     if "y_range" in style:
         layout["yaxis"]["range"] = style["y_range"]
     return {"data": [trace], "layout": layout}
+
+
+def encode(figure: dict[str, Any]) -> bytes:
+    return orjson.dumps(figure, option=orjson.OPT_SERIALIZE_NUMPY)

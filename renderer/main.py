@@ -44,7 +44,8 @@ def health_check(renderer: Renderer) -> HealthCheck:
 def run(settings: Settings) -> None:
     keys = Keys(settings.key_prefix)
     client = connect(settings.redis_url)
-    renderer = Renderer(client, keys, RoomPublisher(client, keys))
+    publisher = RoomPublisher(client, keys, settings.full_figure_every)
+    renderer = Renderer(client, keys, publisher, snapshot_every=settings.snapshot_every)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -24,3 +24,9 @@ NOTICES = Counter("rtplot_renderer_notices_total", "Change notices handled", ["o
 PUBLISHED_BYTES = Counter(
     "rtplot_renderer_published_bytes_total", "Bytes published on room channels", ["event"]
 )
+READS = Counter(
+    "rtplot_renderer_reads_total",
+    "Windows read: the bars changed since the one held, all of them, or all of them "
+    "again because the window held was out of step with the store",
+    ["kind"],
+)

@@ -12,6 +12,7 @@ import os
 import socket
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,11 +20,13 @@ import orjson
 import redis
 
 from common.keys import RENDER_GROUP, Keys
+from common.messages import BARS, FIGURE, event_packet
 from renderer import metrics
 from renderer.delta import build_delta
-from renderer.figure import build_figure, style_of
-from renderer.publish import Publisher, Render
-from renderer.snapshots import OLDER, SAME, STORED, SnapshotStore
+from renderer.figure import build_figure, encode, style_of
+from renderer.publish import Publisher
+from renderer.store import NEEDS_FIGURE, STORED, Read, RenderStore
+from renderer.window import Window, rows_of
 
 log = logging.getLogger("rtplot.renderer")
 
@@ -31,12 +34,52 @@ CLAIM_IDLE_MS = 10_000  # a notice pending this long belongs to a dead renderer
 CLAIM_EVERY = 5.0  # seconds between looks for such notices
 BATCH = 500  # notices read per round; coalesced by symbol
 HEARTBEAT_TTL = 30  # seconds
+MAX_WINDOWS = 1_000  # symbols' windows kept between renders (7 days: 480 kB each)
+# A catch-up delta longer than this is no cheaper for a subscriber than the whole figure.
+CATCHUP_MAX_BARS = 120
 
 
 @dataclass
 class RoundReport:
     notices: int = 0
     rendered: dict[str, int] = field(default_factory=dict)  # symbol -> seq published
+
+
+@dataclass
+class Render:
+    """One render: the delta and catch-up always, the whole figure only when asked."""
+
+    symbol: str
+    window: Window
+    style: dict[str, Any]
+    now: float
+    delta_json: bytes | None = None  # None: nothing to be a delta from
+    catchup: tuple[int, bytes] | None = None  # None: store the whole figure
+    payload_json: bytes | None = None
+    figure_json: bytes | None = None
+
+    def whole(self) -> tuple[bytes, bytes]:
+        """The ``figure`` event payload and the figure, encoded once."""
+        if self.payload_json is None or self.figure_json is None:
+            self.figure_json = encode(build_figure(self.symbol, self.window, self.style))
+            # The bytes orjson.dumps({"symbol", "seq", "epoch", "figure"}) gives, without
+            # encoding the figure twice.
+            self.payload_json = b'{"symbol":%b,"seq":%d,"epoch":%b,"figure":%b}' % (
+                orjson.dumps(self.symbol),
+                self.window.version,
+                orjson.dumps(self.window.epoch),
+                self.figure_json,
+            )
+        return self.payload_json, self.figure_json
+
+    def write_args(self) -> tuple[Any, ...]:
+        if self.delta_json is not None:
+            packet = event_packet(BARS, self.delta_json)
+        else:  # a first render reaches the page's room as a whole figure
+            packet = event_packet(FIGURE, self.whole()[0])
+        stored = None if self.catchup is not None else (self.whole()[0], self.style, self.now)
+        w = self.window
+        return w.epoch, w.version, self.style, packet, self.catchup, stored
 
 
 def consumer_name() -> str:
@@ -50,12 +93,15 @@ class Renderer:
         keys: Keys,
         publisher: Publisher,
         name: str | None = None,
+        snapshot_every: float = 5.0,
     ) -> None:
         self.client = client
         self.keys = keys
         self.publisher = publisher
         self.name = name or consumer_name()
-        self.snapshots = SnapshotStore(client, keys)
+        self.snapshot_every = snapshot_every  # seconds between whole figures stored
+        self.store = RenderStore(client, keys)
+        self.windows: OrderedDict[str, Window] = OrderedDict()  # least recently used first
         self._last_claim = 0.0
         self.last_step = time.monotonic()  # for /healthz: the loop is alive
 
@@ -76,12 +122,12 @@ class Renderer:
             self._last_claim = now
             claimed = self._claim_abandoned()
             if claimed:
-                self._render_notices(claimed, report, republish=True)
+                self._render_notices(claimed, report, claimed=True)
         response: Any = self.client.xreadgroup(
             RENDER_GROUP, self.name, {self.keys.changes: ">"}, count=BATCH, block=block_ms
         )
         for _stream, entries in response or []:
-            self._render_notices(entries, report, republish=False)
+            self._render_notices(entries, report, claimed=False)
         self.client.set(
             self.keys.heartbeat(f"renderer:{self.name}"), int(time.time()), ex=HEARTBEAT_TTL
         )
@@ -95,64 +141,99 @@ class Renderer:
         entries: list[tuple[bytes, dict[bytes, bytes]]] = result[1]
         return [(entry_id, fields) for entry_id, fields in entries if fields]
 
-    def _render_notices(self, entries: list[Any], report: RoundReport, republish: bool) -> None:
+    def _render_notices(self, entries: list[Any], report: RoundReport, claimed: bool) -> None:
         report.notices += len(entries)
-        metrics.NOTICES.labels("claimed" if republish else "new").inc(len(entries))
+        metrics.NOTICES.labels("claimed" if claimed else "new").inc(len(entries))
         symbols = dict.fromkeys(fields[b"symbol"].decode() for _id, fields in entries)
         for symbol in symbols:
-            seq = self.render(symbol, republish=republish)
+            seq = self.render(symbol)
             if seq is not None:
                 report.rendered[symbol] = seq
         ids = [entry_id for entry_id, _fields in entries]
         if ids:
             self.client.xack(self.keys.changes, RENDER_GROUP, *ids)
 
-    def render(self, symbol: str, republish: bool = False) -> int | None:
-        """Render the symbol's current bars; publish if this render is the newest.
-
-        ``republish`` also publishes a render whose seq is already stored: the notice
-        was claimed from a renderer that may have died between storing and publishing.
-        """
+    def render(self, symbol: str) -> int | None:
+        """Render the symbol's current bars and publish them, unless a render as new is
+        stored already; the seq published, or None."""
         started = time.perf_counter()
-        window = self.snapshots.read_window(symbol)
-        if not window.bars:
-            return None  # dropped, or not fetched yet
-        style = style_of(window.bars)  # once: the figure, the snapshot and the delta use it
-        figure = build_figure(symbol, window.bars, style)
-        figure_json = orjson.dumps(figure)
-        # The same bytes orjson.dumps({"symbol", "seq", "figure"}) gives, without
-        # encoding the figure twice.
-        payload_json = b'{"symbol":%b,"seq":%d,"figure":%b}' % (
-            orjson.dumps(symbol),
-            window.version,
-            figure_json,
-        )
-        outcome = self.snapshots.store(symbol, window.version, payload_json, style)
-        if outcome == OLDER or (outcome == SAME and not republish):
+        attempts = 2  # a snapshot reset between the read and the write: read it again
+        while True:
+            read = self._read(symbol)
+            if read is None or read.stored.head == read.version:
+                return None  # gone, not fetched yet, or rendered already
+            render = self._build(symbol, self.windows[symbol], read)
+            written = self.store.write(symbol, *render.write_args())
+            attempts -= 1
+            if written.outcome != NEEDS_FIGURE or not attempts:
+                break
+        if written.outcome != STORED:
             return None
-        assert outcome in (STORED, SAME)
-        delta = build_delta(symbol, window, style)
-        delta_json = None if delta is None else orjson.dumps(delta)
-        metrics.RENDER_SECONDS.observe(time.perf_counter() - started)
-        render = Render(symbol, payload_json, figure_json, delta_json)
-        self.publisher.publish(render, self.publisher.watched([symbol]))
+        watched = {room for room, count in written.watchers.items() if count}
+        if watched:
+            payload_json, figure_json = render.whole()
+            self.publisher.publish_figures(symbol, payload_json, figure_json, watched)
+        self._record(symbol, render, read, started)
+        return read.version
+
+    def _read(self, symbol: str) -> Read | None:
+        """The store's state, the held window brought up to it: from the bars changed
+        since the window's version where the changelog proves that is all, else from
+        every bar."""
+        held = self.windows.get(symbol)
+        read = self.store.read(symbol, *((held.epoch, held.version) if held else ("", 0)))
+        if read.version == 0 or read.count == 0:
+            self.windows.pop(symbol, None)
+            return None
+        if held is not None and read.changed_from is not None:
+            held.apply(read.version, read.start, read.changed_from, rows_of(read.rows))
+            if len(held) == read.count:
+                self.windows.move_to_end(symbol)
+                metrics.READS.labels("changed").inc()
+                return read
+            metrics.READS.labels("out_of_step").inc()  # a bug, or a store changed by hand
+            log.warning("window out of step with the store", extra={"symbol": symbol})
+            read = self.store.read(symbol)
+        metrics.READS.labels("all").inc()
+        self.windows[symbol] = Window(read.epoch, read.version, rows_of(read.rows))
+        self.windows.move_to_end(symbol)
+        while len(self.windows) > MAX_WINDOWS:
+            self.windows.popitem(last=False)
+        return read
+
+    def _build(self, symbol: str, window: Window, read: Read) -> Render:
+        stored, now = read.stored, time.time()
+        style = style_of(window)
+        render = Render(symbol, window, style, now)
+        due = stored.stored_at is None or now - stored.stored_at >= self.snapshot_every
+        if not due and stored.seq is not None:
+            catchup = build_delta(symbol, window, read.entries, stored.seq, stored.style, style)
+            if len(catchup["bars"]) <= CATCHUP_MAX_BARS:
+                render.catchup = (stored.seq, orjson.dumps(catchup))
+        if stored.head is not None:
+            delta = build_delta(symbol, window, read.entries, stored.head, stored.head_style, style)
+            render.delta_json = orjson.dumps(delta)
+        return render
+
+    def _record(self, symbol: str, render: Render, read: Read, started: float) -> None:
+        took = time.perf_counter() - started
+        metrics.RENDER_SECONDS.observe(took)
         metrics.RENDERS.inc()
-        metrics.PAYLOAD_BYTES.labels("figure").observe(len(payload_json))
-        if delta_json is not None:
-            metrics.PAYLOAD_BYTES.labels("delta").observe(len(delta_json))
-        if window.as_of is not None:
-            metrics.LAG.observe(max(time.time() - window.as_of, 0.0))
-        log.info(
+        if render.delta_json is not None:
+            metrics.PAYLOAD_BYTES.labels("delta").observe(len(render.delta_json))
+        if render.payload_json is not None:
+            metrics.PAYLOAD_BYTES.labels("figure").observe(len(render.payload_json))
+        if read.as_of is not None:
+            metrics.LAG.observe(max(time.time() - read.as_of, 0.0))
+        log.debug(
             "rendered",
             extra={
                 "symbol": symbol,
-                "seq": window.version,
-                "bars": len(window.bars),
-                "bytes": len(payload_json),
-                "ms": round((time.perf_counter() - started) * 1000, 2),
+                "seq": read.version,
+                "bars": len(render.window),
+                "ms": round(took * 1000, 2),
             },
         )
-        return window.version
 
     def run(self, stop: threading.Event) -> None:
         backoff = 0.5

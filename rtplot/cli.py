@@ -7,7 +7,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 
-from common.health import HealthCheck, serve_health
 from common.logs import configure_logging
 from common.settings import Settings, SettingsError
 
@@ -76,43 +75,16 @@ def healthcheck(url: str) -> int:
     return 1
 
 
-def _serve_health(settings: Settings, service: str, check: HealthCheck) -> None:
-    serve_health(settings.metrics_host, settings.metrics_port_for(service), check)
-
-
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "beat":
-        from celery.signals import after_task_publish
+        from fetcher.main import run_beat
 
-        from fetcher.celery_app import app
-        from fetcher.health import beat_check, count_sent_ticks
+        return run_beat(settings)
+    if args.command == "worker":
+        from fetcher.main import run_worker
 
-        after_task_publish.connect(count_sent_ticks, weak=False)
-        from fetcher.beat import run_beat
-
-        _serve_health(settings, "beat", beat_check(settings))
-        return run_beat(app, settings.log_level)
-    elif args.command == "worker":
-        from fetcher.celery_app import QUEUE, app
-        from fetcher.health import worker_check
-
-        _serve_health(settings, "worker", worker_check(settings))
-        extra = [a for a in args.celery_args if a != "--"]
-        app.worker_main(
-            [
-                "worker",
-                "--loglevel",
-                settings.log_level,
-                "--pool",
-                "solo",
-                "--queues",
-                QUEUE,
-                "--without-mingle",
-                "--without-gossip",
-                *extra,
-            ]
-        )
-    elif args.command == "renderer":
+        return run_worker(settings, [a for a in args.celery_args if a != "--"])
+    if args.command == "renderer":
         from renderer.main import run
 
         run(settings)

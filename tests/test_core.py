@@ -9,26 +9,11 @@ import pytest
 import redis
 
 from common.settings import Settings
-from gateway.core import GatewayCore, Steps
+from gateway import steps as do
+from gateway.core import GatewayCore, Steps, Stored
 from gateway.delivery import Delivery
 from gateway.limits import DISCONNECT_AFTER_REFUSALS
 from gateway.runner import drive
-from gateway.steps import (
-    Disconnect,
-    DropSlowConsumers,
-    Enter,
-    Forget,
-    Hold,
-    Leave,
-    Listen,
-    ReadSnapshot,
-    Release,
-    Send,
-    Sleep,
-    Step,
-    TakeHeld,
-    Watch,
-)
 
 SNAPSHOT = b'{"symbol":"AAPL","seq":7,"figure":{"data":[{"y":[1.5]}],"layout":{}}}'
 UNAVAILABLE = {"ok": False, "error": "temporarily unavailable, try again"}
@@ -38,36 +23,38 @@ class Script:
     """Performs steps as a server would, with a real Delivery and canned Redis answers;
     ``during`` runs when a given kind of step is performed (an update arriving, say)."""
 
-    def __init__(self, snapshot: bytes | None = SNAPSHOT, watched: bool = True) -> None:
-        self.snapshot, self.watched = snapshot, watched
+    def __init__(
+        self, snapshot: bytes | None = SNAPSHOT, watched: bool = True, catchup: bytes | None = None
+    ) -> None:
+        self.snapshot, self.watched, self.catchup = snapshot, watched, catchup
         self.delivery = Delivery(on_first=lambda room: None, on_last=lambda room: None)
-        self.steps: list[Step] = []
+        self.steps: list[do.Step] = []
         self.sent: list[str] = []  # packets queued to the client, encoded
         self.during: dict[type, Callable[[], Any]] = {}
 
-    def perform(self, step: Step) -> Any:
+    def perform(self, step: do.Step) -> Any:
         self.steps.append(step)
         if (hook := self.during.get(type(step))) is not None:
             hook()
         match step:
-            case Watch():
+            case do.Watch():
                 return self.watched
-            case ReadSnapshot():
-                return self.snapshot
-            case Hold(sid, room):
+            case do.ReadSnapshot():
+                return Stored(self.snapshot, self.catchup)
+            case do.Hold(sid, room):
                 return self.delivery.hold(sid, room)
-            case TakeHeld(sid, room):
+            case do.TakeHeld(sid, room):
                 return self.delivery.take_held(sid, f"eio-{sid}", room)
-            case Release(sid, room):
+            case do.Release(sid, room):
                 return self.delivery.release(sid, room)
-            case Leave(sid, rooms):
+            case do.Leave(sid, rooms):
                 for room in rooms:
                     self.delivery.leave(sid, room)
-            case Forget(sid):
+            case do.Forget(sid):
                 self.delivery.forget(sid)
-            case Send(_, packets):
+            case do.Send(_, packets):
                 self.sent += [p.encode() for p in packets]
-            case DropSlowConsumers():
+            case do.DropSlowConsumers():
                 return [150]
         return None
 
@@ -110,14 +97,27 @@ def test_updates_published_while_joining_follow_the_snapshot_in_order(
     core: GatewayCore,
 ) -> None:
     script = Script()
-    script.during[ReadSnapshot] = script.update("bars:AAPL", '2["bars",{"seq":8}]')
+    script.during[do.ReadSnapshot] = script.update("bars:AAPL", '2["bars",{"seq":8}]')
     later = script.update("bars:AAPL", '2["bars",{"seq":9}]')
-    script.during[Send] = lambda: (later(), script.during.pop(Send))  # once
+    script.during[do.Send] = lambda: (later(), script.during.pop(do.Send))  # once
     run(core.subscribe("c1", {"symbol": "AAPL", "updates": "delta"}), script)
     assert script.sent[1:] == ['42["bars",{"seq":8}]', '42["bars",{"seq":9}]']
     assert script.kinds()[-4:] == ["Send", "TakeHeld", "Send", "TakeHeld"]
     assert script.delivery.held == {}
     assert script.delivery.members == {"bars:AAPL": {"c1": "eio-c1"}}
+
+
+def test_a_page_gets_the_stored_figure_then_the_deltas_since_it(core: GatewayCore) -> None:
+    catchup = b'{"symbol":"AAPL","seq":9,"base_seq":7,"bars":[]}'
+    page, viewer = Script(catchup=catchup), Script(catchup=catchup)
+    run(core.subscribe("c1", {"symbol": "AAPL", "updates": "delta"}), page)
+    assert page.sent == [f'42["figure",{SNAPSHOT.decode()}]', f'42["bars",{catchup.decode()}]']
+    assert core.connect("c2", {}, None)
+    run(core.subscribe("c2", {"symbol": "AAPL"}), viewer)  # figure mode: no deltas
+    assert viewer.sent == [f'42["figure",{SNAPSHOT.decode()}]']
+    page.sent.clear()
+    run(core.snapshot("c1", {"symbol": "AAPL"}), page)  # a gap: the same again
+    assert page.sent == [f'42["figure",{SNAPSHOT.decode()}]', f'42["bars",{catchup.decode()}]']
 
 
 def test_a_redis_failure_refuses_the_subscription_and_drops_its_hold(
@@ -128,7 +128,7 @@ def test_a_redis_failure_refuses_the_subscription_and_drops_its_hold(
     def fail() -> None:
         raise redis.ConnectionError("gone")
 
-    script.during[ReadSnapshot] = fail
+    script.during[do.ReadSnapshot] = fail
     assert run(core.subscribe("c1", {"symbol": "AAPL"}), script) == UNAVAILABLE
     assert script.kinds()[-1] == "Release"
     assert script.delivery.held == {} and script.delivery.members == {}
@@ -141,7 +141,7 @@ def test_a_room_not_confirmed_in_time_is_refused_the_same_way(core: GatewayCore)
     def late() -> None:
         raise TimeoutError("no subscription")
 
-    script.during[Listen] = late
+    script.during[do.Listen] = late
     assert run(core.subscribe("c1", {"symbol": "AAPL"}), script) == UNAVAILABLE
     assert "ReadSnapshot" not in script.kinds()
 
@@ -164,7 +164,7 @@ def test_a_failed_resubscription_keeps_the_earlier_one_and_its_updates(
         script.update("figure:AAPL", '2["figure",{"seq":8}]')()
         raise redis.ConnectionError("gone")
 
-    script.during[ReadSnapshot] = fail
+    script.during[do.ReadSnapshot] = fail
     assert run(core.subscribe("c1", {"symbol": "AAPL"}), script) == UNAVAILABLE
     assert script.sent == ['42["figure",{"seq":8}]']  # held, then released to it
     assert script.delivery.members == {"figure:AAPL": {"c1": "eio-c1"}}
@@ -173,10 +173,10 @@ def test_a_failed_resubscription_keeps_the_earlier_one_and_its_updates(
 def test_unsubscribing_while_a_join_waits_wins(core: GatewayCore) -> None:
     script = Script()
     # The client's unsubscribe is handled while its subscribe waits for the snapshot.
-    script.during[ReadSnapshot] = lambda: run(core.unsubscribe("c1", {"symbol": "AAPL"}), script)
+    script.during[do.ReadSnapshot] = lambda: run(core.unsubscribe("c1", {"symbol": "AAPL"}), script)
     assert run(core.subscribe("c1", {"symbol": "AAPL"}), script)["ok"]
     assert script.delivery.members == {} and script.delivery.held == {}
-    assert script.steps[-1] == Leave("c1", ("figure:AAPL",))
+    assert script.steps[-1] == do.Leave("c1", ("figure:AAPL",))
     assert not core.clients.subscriptions.holds("c1", "AAPL")
 
 
@@ -185,7 +185,7 @@ def test_switching_update_mode_leaves_the_other_rooms(core: GatewayCore) -> None
     run(core.subscribe("c1", {"symbol": "AAPL"}), script)
     run(core.subscribe("c1", {"symbol": "AAPL", "updates": "delta"}), script)
     assert script.delivery.members == {"bars:AAPL": {"c1": "eio-c1"}}
-    assert Leave("c1", ("figure:AAPL", "graph_plot:AAPL")) in script.steps
+    assert do.Leave("c1", ("figure:AAPL", "graph_plot:AAPL")) in script.steps
 
 
 def test_the_articles_client_gets_the_figure_as_a_json_string(core: GatewayCore) -> None:
@@ -194,7 +194,7 @@ def test_the_articles_client_gets_the_figure_as_a_json_string(core: GatewayCore)
     event, payload = orjson.loads(script.sent[0][2:])  # 42[...]
     assert event == "graph_plot"
     assert orjson.loads(payload) == orjson.loads(SNAPSHOT)["figure"]
-    assert Enter("c1", "graph_plot:AAPL") in script.steps
+    assert do.Enter("c1", "graph_plot:AAPL") in script.steps
 
 
 @pytest.mark.parametrize("payload", [None, 3, {"symbol": "A B"}, {"symbol": "AAPL", "updates": 1}])
@@ -223,14 +223,14 @@ def test_a_flooding_client_is_disconnected() -> None:
         assert run(core.unknown("nonsense", "c1"), script)["error"] == "rate limited: slow down"
     assert script.steps == []  # refused, not yet disconnected
     run(core.unknown("nonsense", "c1"), script)
-    assert script.steps == [Disconnect("c1")]
+    assert script.steps == [do.Disconnect("c1")]
 
 
 def test_a_disconnect_forgets_the_client_everywhere(core: GatewayCore) -> None:
     script = Script()
     run(core.subscribe("c1", {"symbol": "AAPL"}), script)
     run(core.disconnect("c1"), script)
-    assert script.steps[-1] == Forget("c1")
+    assert script.steps[-1] == do.Forget("c1")
     assert script.delivery.members == {} and core.clients.connected == set()
     assert core.clients.subscriptions.counts() == {}
 
@@ -241,29 +241,29 @@ def test_watched_symbols_are_stamped_again_until_redis_fails(core: GatewayCore) 
         run(core.subscribe(sid, {"symbol": symbol}), script)
     script.steps.clear()
     loop = core.refresh_watched()
-    assert isinstance(next(loop), Sleep)
-    assert [loop.send(None), loop.send(True)] == [Watch("NVDA"), Watch("TSLA")]
-    assert isinstance(loop.send(True), Sleep)
-    assert loop.send(None) == Watch("NVDA")
-    assert isinstance(loop.throw(redis.ConnectionError("gone")), Sleep)  # the round ends
+    assert isinstance(next(loop), do.Sleep)
+    assert [loop.send(None), loop.send(True)] == [do.Watch("NVDA"), do.Watch("TSLA")]
+    assert isinstance(loop.send(True), do.Sleep)
+    assert loop.send(None) == do.Watch("NVDA")
+    assert isinstance(loop.throw(redis.ConnectionError("gone")), do.Sleep)  # the round ends
 
 
 def test_slow_consumers_are_looked_for_twice_a_second(core: GatewayCore) -> None:
     loop = core.drop_slow_consumers()
-    assert next(loop) == Sleep(0.5)
-    assert loop.send(None) == DropSlowConsumers(core.settings.max_queued)
-    assert loop.send([150, 120]) == Sleep(0.5)
+    assert next(loop) == do.Sleep(0.5)
+    assert loop.send(None) == do.DropSlowConsumers(core.settings.max_queued)
+    assert loop.send([150, 120]) == do.Sleep(0.5)
 
 
 def test_a_failed_step_is_thrown_into_the_core() -> None:
     def steps() -> Steps[str]:
         try:
-            yield Watch("X")
+            yield do.Watch("X")
         except KeyError as exc:
             return f"caught {exc.args[0]}"
         return "not thrown"
 
-    def perform(step: Step) -> Any:
+    def perform(step: do.Step) -> Any:
         raise KeyError("boom")
 
     assert drive(steps(), perform) == "caught boom"

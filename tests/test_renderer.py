@@ -1,17 +1,21 @@
+"""The renderer against a real Redis: one render per change whatever the burst, a seq
+that never goes backwards, work shared and recovered between renderers, whole figures
+stored at most every RTPLOT_SNAPSHOT_EVERY and published only where watched."""
+
 import time
-from collections.abc import Iterable
 from typing import Any
 
 import orjson
+import pytest
 import redis
 
 from common.bars import MINUTE, Bar
 from common.keys import RENDER_GROUP, Keys
+from common.messages import delta_room, figure_room
 from fetcher.store import BarStore
 from renderer import service
-from renderer.publish import Render
 from renderer.service import Renderer
-from renderer.snapshots import OLDER, SAME, STORED, SnapshotStore
+from renderer.store import OLDER, SAME, STORED, RenderStore
 
 NOW = 1_794_999_960.0 + 10
 KEYS = Keys()
@@ -19,77 +23,78 @@ STYLE = {"color": "lime", "y_range": [1.0, 2.0]}
 
 
 class FakePublisher:
-    """The publish seam; the real one is proven end to end in test_pipeline.py."""
+    """The whole-figure seam; the real one is proven in test_publish.py."""
 
     def __init__(self) -> None:
-        self.published: list[tuple[str, int]] = []
-        self.deltas: list[dict[str, Any] | None] = []
+        self.figures: list[tuple[str, int, set[str]]] = []
 
-    def watched(self, symbols: Iterable[str]) -> set[str]:
-        return set()
-
-    def publish(self, render: Render, watched: set[str]) -> None:
-        payload = orjson.loads(render.payload_json)
-        assert orjson.loads(render.figure_json) == payload["figure"]
-        self.published.append((render.symbol, payload["seq"]))
-        self.deltas.append(None if render.delta_json is None else orjson.loads(render.delta_json))
+    def publish_figures(
+        self, symbol: str, payload_json: bytes, figure_json: bytes, rooms: set[str]
+    ) -> None:
+        payload = orjson.loads(payload_json)
+        assert orjson.loads(figure_json) == payload["figure"]
+        self.figures.append((symbol, payload["seq"], rooms))
 
 
-def write(client: "redis.Redis", symbol: str, close: float, at: float) -> int:
+def write(client: "redis.Redis", symbol: str, close: float, at: float, minutes: int = 60) -> int:
     t = int(at) // MINUTE * MINUTE
-    result = BarStore(client, KEYS, 60).upsert(
+    result = BarStore(client, KEYS, minutes).upsert(
         symbol, [Bar(t, close, close + 1, close - 1, close, 1)], as_of=at, now=at
     )
     return result.version
 
 
-def renderer(client: "redis.Redis", name: str = "r1") -> tuple[Renderer, FakePublisher]:
+def renderer(
+    client: "redis.Redis", name: str = "r1", snapshot_every: float = 0.0
+) -> tuple[Renderer, FakePublisher]:
     publisher = FakePublisher()
-    instance = Renderer(client, KEYS, publisher, name=name)
+    instance = Renderer(client, KEYS, publisher, name=name, snapshot_every=snapshot_every)
     instance.ensure_group()
     return instance, publisher
+
+
+def snapshot(client: "redis.Redis", symbol: str) -> dict[bytes, bytes]:
+    return client.hgetall(KEYS.snapshot(symbol))  # type: ignore[return-value]
 
 
 def test_a_burst_of_changes_is_one_render_of_the_latest_state(client: "redis.Redis") -> None:
     for i in range(5):
         write(client, "AAPL", 100 + i, NOW + i)
     write(client, "MSFT", 50, NOW)
-    instance, publisher = renderer(client)
+    instance, _ = renderer(client)
     report = instance.step(block_ms=100)
     assert report.notices == 6
-    assert sorted(publisher.published) == [("AAPL", 5), ("MSFT", 1)]
-    payload = orjson.loads(client.hget(KEYS.snapshot("AAPL"), "payload") or b"")
-    assert payload["seq"] == 5 and payload["symbol"] == "AAPL"
+    assert report.rendered == {"AAPL": 5, "MSFT": 1}
+    payload = orjson.loads(snapshot(client, "AAPL")[b"payload"])
+    assert payload["seq"] == 5 and payload["symbol"] == "AAPL" and payload["epoch"]
     assert payload["figure"]["data"][0]["y"] == [104]
     assert client.xpending(KEYS.changes, RENDER_GROUP)["pending"] == 0  # all acked
 
 
-def test_the_snapshot_seq_only_grows(client: "redis.Redis") -> None:
-    snapshots = SnapshotStore(client, KEYS)
-    assert snapshots.store("AAPL", 5, b"five", STYLE) == STORED
-    assert snapshots.store("AAPL", 5, b"again", STYLE) == SAME
-    assert snapshots.store("AAPL", 4, b"late", STYLE) == OLDER
-    assert client.hget(KEYS.snapshot("AAPL"), "payload") == b"five"
-    assert snapshots.seq("AAPL") == 5
+def test_the_seq_only_grows(client: "redis.Redis") -> None:
+    store = RenderStore(client, KEYS)
+
+    def render(seq: int) -> int:
+        return store.write("X", "e1", seq, STYLE, b"2[]", None, (b"{}", STYLE, 0.0)).outcome
+
+    assert [render(5), render(5), render(4), render(6)] == [STORED, SAME, OLDER, STORED]
+    assert snapshot(client, "X")[b"head"] == b"6"
 
 
 def test_a_repeated_render_publishes_nothing(client: "redis.Redis") -> None:
     write(client, "AAPL", 100, NOW)
-    instance, publisher = renderer(client)
+    instance, _ = renderer(client)
     assert instance.render("AAPL") == 1
     assert instance.render("AAPL") is None
-    assert publisher.published == [("AAPL", 1)]
 
 
 def test_renderers_share_the_work(client: "redis.Redis") -> None:
-    first, first_published = renderer(client, "r1")
-    second, second_published = renderer(client, "r2")
+    first, _ = renderer(client, "r1")
+    second, _ = renderer(client, "r2")
     write(client, "AAPL", 100, NOW)
-    first.step(block_ms=100)
+    assert first.step(block_ms=100).rendered == {"AAPL": 1}
     write(client, "MSFT", 100, NOW)
-    second.step(block_ms=100)
-    assert first_published.published == [("AAPL", 1)]
-    assert second_published.published == [("MSFT", 1)]
+    assert second.step(block_ms=100).rendered == {"MSFT": 1}
 
 
 def test_a_notice_left_by_a_dead_renderer_is_claimed_and_rendered(
@@ -100,34 +105,91 @@ def test_a_notice_left_by_a_dead_renderer_is_claimed_and_rendered(
     renderer(client)  # creates the group
     # A renderer reads the notice, then dies before rendering or acknowledging it.
     client.xreadgroup(RENDER_GROUP, "dead", {KEYS.changes: ">"}, count=10)
-    survivor, publisher = renderer(client, "survivor")
+    survivor, _ = renderer(client, "survivor")
     assert survivor.step(block_ms=10).notices == 0  # not idle long enough to claim
-    assert publisher.published == []
     time.sleep(0.4)
     survivor._last_claim = 0.0  # due for another look
     report = survivor.step(block_ms=10)
     assert report.rendered == {"AAPL": 1}
-    assert publisher.published == [("AAPL", 1)]
     assert client.xpending(KEYS.changes, RENDER_GROUP)["pending"] == 0
 
 
-def test_a_claimed_notice_is_republished_even_if_its_snapshot_was_stored(
-    client: "redis.Redis", monkeypatch: Any
-) -> None:
-    monkeypatch.setattr(service, "CLAIM_IDLE_MS", 0)
-    write(client, "AAPL", 100, NOW)
-    renderer(client)
-    client.xreadgroup(RENDER_GROUP, "dead", {KEYS.changes: ">"}, count=10)
-    # The dead renderer had stored the snapshot but died before publishing it.
-    dead, _ = renderer(client, "dead")
-    dead.snapshots.store("AAPL", 1, b"{}", STYLE)
-    survivor, publisher = renderer(client, "survivor")
-    survivor.step(block_ms=10)
-    assert publisher.published == [("AAPL", 1)]
-
-
 def test_nothing_is_rendered_for_a_symbol_without_bars(client: "redis.Redis") -> None:
-    instance, publisher = renderer(client)
+    instance, _ = renderer(client)
     client.xadd(KEYS.changes, {"symbol": "GONE", "version": 3})
     assert instance.step(block_ms=10).notices == 1
-    assert publisher.published == []
+    assert not client.exists(KEYS.snapshot("GONE"))
+
+
+def test_a_render_reads_only_the_bars_that_changed(client: "redis.Redis") -> None:
+    store = BarStore(client, KEYS, 600)
+    bars = [Bar(int(NOW) // 60 * 60 - 60 * i, 10, 11, 9, 10, 1) for i in range(300)]
+    store.upsert("AAPL", bars, as_of=NOW, now=NOW)
+    instance, _ = renderer(client)
+    instance.render("AAPL")
+    write(client, "AAPL", 12, NOW + 1, minutes=600)  # the minute in progress moves
+    read = instance.store.read("AAPL")
+    assert len(read.rows) == 300  # what a renderer holding nothing reads
+    held = instance.windows["AAPL"]
+    read = instance.store.read("AAPL", held.epoch, held.version)
+    assert len(read.rows) == 1 and read.changed_from == int(NOW) // 60 * 60
+    assert instance.render("AAPL") == 2
+    assert instance.windows["AAPL"].rows[-1].tolist()[4] == 12
+
+
+def test_whole_figures_are_stored_at_most_every_snapshot_interval(client: "redis.Redis") -> None:
+    instance, _ = renderer(client, snapshot_every=3600)
+    write(client, "AAPL", 100, NOW)
+    instance.render("AAPL")
+    write(client, "AAPL", 101, NOW + 1)
+    instance.render("AAPL")
+    write(client, "AAPL", 102, NOW + 2)
+    instance.render("AAPL")
+    stored = snapshot(client, "AAPL")
+    assert (stored[b"seq"], stored[b"head"]) == (b"1", b"3")
+    catchup = orjson.loads(stored[b"catchup"])
+    assert (catchup["base_seq"], catchup["seq"]) == (1, 3)
+    assert catchup["bars"][-1][4] == 102
+    instance.snapshot_every = 0  # due now: the whole figure again, and no catch-up
+    write(client, "AAPL", 103, NOW + 3)
+    instance.render("AAPL")
+    stored = snapshot(client, "AAPL")
+    assert (stored[b"seq"], stored[b"head"]) == (b"4", b"4") and b"catchup" not in stored
+
+
+def test_the_delta_always_goes_out_and_whole_figures_only_where_watched(
+    client: "redis.Redis",
+) -> None:
+    instance, publisher = renderer(client)
+    pages = client.pubsub()
+    pages.subscribe(KEYS.room_channel(delta_room("AAPL")))
+    write(client, "AAPL", 100, NOW)
+    instance.render("AAPL")
+    write(client, "AAPL", 101, NOW + 1)
+    instance.render("AAPL")
+    assert publisher.figures == []
+    events = [m["data"] for m in iter(lambda: pages.get_message(timeout=0.5), None)]
+    sent = [orjson.loads(e[1:]) for e in events if isinstance(e, bytes)]
+    assert [(name, body["seq"]) for name, body in sent] == [("figure", 1), ("bars", 2)]
+    viewers = client.pubsub()
+    viewers.subscribe(KEYS.room_channel(figure_room("AAPL")))
+    viewers.get_message(timeout=0.5)
+    write(client, "AAPL", 102, NOW + 2)
+    instance.render("AAPL")
+    assert publisher.figures == [("AAPL", 3, {figure_room("AAPL")})]
+
+
+@pytest.mark.parametrize("restart", [False, True])
+def test_a_store_emptied_starts_a_new_epoch(client: "redis.Redis", restart: bool) -> None:
+    instance, _ = renderer(client)
+    write(client, "AAPL", 100, NOW)
+    instance.render("AAPL")
+    first = orjson.loads(snapshot(client, "AAPL")[b"payload"])["epoch"]
+    client.flushall()
+    instance.ensure_group()
+    if restart:
+        instance, _ = renderer(client)
+    write(client, "AAPL", 90, NOW + 5)
+    assert instance.render("AAPL") == 1
+    payload = orjson.loads(snapshot(client, "AAPL")[b"payload"])
+    assert payload["epoch"] != first and payload["figure"]["data"][0]["y"] == [90]

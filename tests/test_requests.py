@@ -27,12 +27,13 @@ def test_bad_requests_say_why(data: object) -> None:
 
 def test_subscriptions_track_clients_per_symbol() -> None:
     subs = Subscriptions()
-    subs.add("a", "AAPL")
-    subs.add("b", "AAPL")
-    subs.add("a", "MSFT")
+    subs.add("a", "AAPL", "figure:AAPL")
+    subs.add("b", "AAPL", "figure:AAPL")
+    subs.add("a", "MSFT", "bars:MSFT")
     assert subs.counts() == {"AAPL": 2, "MSFT": 1}
     assert subs.held_by("a") == 2 and subs.holds("a", "MSFT")
-    subs.add("a", "MSFT")  # again: still one
+    subs.add("a", "MSFT", "figure:MSFT")  # again, in another mode: still one
+    assert subs.room_of("a", "MSFT") == "figure:MSFT"
     assert subs.counts() == {"AAPL": 2, "MSFT": 1}
     assert sorted(subs.remove_client("a")) == ["AAPL", "MSFT"]
     assert subs.counts() == {"AAPL": 1}

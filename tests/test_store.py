@@ -1,5 +1,6 @@
 import redis
 
+from common import changelog
 from common.bars import MINUTE, Bar
 from common.keys import Keys
 from fetcher.store import BarStore, Head
@@ -71,3 +72,23 @@ def test_heads_and_drop(client: "redis.Redis") -> None:
     assert heads["MSFT"] == Head(newest=None, changed_at=None)
     store.drop("AAPL")
     assert store.bars("AAPL") == [] and not client.exists(KEYS.meta("AAPL"))
+
+
+def test_a_symbols_versions_start_again_only_with_a_new_epoch(client: "redis.Redis") -> None:
+    store = BarStore(client, KEYS, window_minutes=60)
+    ts = minutes(3)
+    store.upsert("AAPL", [bar(t, 100) for t in ts], as_of=NOW, now=NOW)
+    first = client.hget(KEYS.meta("AAPL"), "epoch")
+    store.upsert("AAPL", [bar(ts[-1], 101)], as_of=NOW + 1, now=NOW + 1)
+    assert client.hget(KEYS.meta("AAPL"), "epoch") == first  # same stream, version 2
+    assert client.zrange(KEYS.changelog("AAPL"), 0, -1) == [
+        changelog.entry(1, ts[0]),
+        changelog.entry(2, ts[-1]),
+    ]
+    client.delete(KEYS.meta("AAPL"))  # the version key lost (a store partly reset)
+    again = store.upsert("AAPL", [bar(ts[-1], 102)], as_of=NOW + 2, now=NOW + 2)
+    assert again.version == 1
+    second = client.hget(KEYS.meta("AAPL"), "epoch")
+    assert second and second != first
+    # Nothing of the old stream's changelog is left to be read as the new one's.
+    assert client.zrange(KEYS.changelog("AAPL"), 0, -1) == [changelog.entry(1, ts[-1])]

@@ -50,3 +50,13 @@ def test_a_finished_minute_is_the_in_progress_one_at_its_last_second() -> None:
     live = source.fetch({"AAPL": minute}, minute + 59).bars["AAPL"][-1]
     later = source.fetch({"AAPL": minute}, minute + 600).bars["AAPL"][0]
     assert live == later
+
+
+def test_a_whole_hour_at_once_is_the_same_as_minute_by_minute() -> None:
+    from fetcher.sources.synthetic import HOUR, _finished_minutes, _minute_bar
+
+    hour = int(NOW) // HOUR
+    for symbol in ("AAPL", "RIL.NS"):
+        at_once = _finished_minutes(symbol, hour)
+        one_by_one = [_minute_bar(symbol, hour * HOUR + MINUTE * i, MINUTE - 1) for i in range(60)]
+        assert at_once == one_by_one

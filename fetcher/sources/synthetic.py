@@ -1,11 +1,14 @@
 """A deterministic synthetic market, so everything runs offline.
 
 Each symbol's price is a geometric random walk, sampled every second, that is the same
-in every process and on every run: the path of a UTC day is drawn from a generator
-seeded by (symbol, day). Days are joined by a Brownian bridge between day-open prices
-that follow their own daily walk, so the line is continuous across midnight. The market
-trades around the clock, and the minute in progress changes every second, so a 1 s
-fetch interval brings a changed bar on every tick.
+in every process and on every run. It is drawn coarse to fine: a walk of day-open
+prices; within a day, hour-open prices on a Brownian bridge between the day's open and
+the next; within an hour, a price per second on a bridge between the hour's open and
+the next, drawn from a generator seeded by (symbol, day, hour). So the line is
+continuous across hours and days, and a process holds a symbol's current hour (58 kB),
+not its day: hundreds of symbols tick cheaply. The market trades around the clock, and
+the minute in progress changes every second, so a 1 s fetch interval brings a changed
+bar on every tick.
 """
 
 import hashlib
@@ -19,6 +22,7 @@ from common.bars import MINUTE, Bar, floor_minute
 from fetcher.sources.base import FetchResult
 
 DAY = 86_400
+HOUR = 3_600
 DAILY_VOL = 0.02  # log-return standard deviation per day
 FIRST_DAY = 18_262  # 2020-01-01; the daily walk starts here
 
@@ -34,7 +38,7 @@ def _base_price(symbol: str) -> float:
     return 20.0 + (_seed(symbol, "base") % 48_000) / 100.0  # 20.00 .. 500.00
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=1024)
 def _day_opens(symbol: str, last_day: int) -> Floats:
     """Open price of each day from FIRST_DAY to last_day + 1 (inclusive)."""
     rng = np.random.default_rng(_seed(symbol, "days"))
@@ -50,18 +54,34 @@ def _open_of(symbol: str, day: int) -> tuple[float, float]:
     return float(opens[day - FIRST_DAY]), float(opens[day + 1 - FIRST_DAY])
 
 
-@lru_cache(maxsize=32)
-def _day_seconds(symbol: str, day: int) -> tuple[Floats, Floats]:
-    """Price and volume for each second of one UTC day."""
+def _bridge(
+    rng: np.random.Generator, steps: int, step_vol: float, start: float, end: float
+) -> Floats:
+    """A geometric random walk of ``steps`` steps from ``start``, pinned to end at ``end``:
+    the price after each step."""
+    walk = np.cumsum(rng.standard_normal(steps) * step_vol)
+    ramp = np.arange(1, steps + 1) / steps
+    path: Floats = start * np.exp(walk - ramp * walk[-1] + ramp * np.log(end / start))
+    return path
+
+
+@lru_cache(maxsize=1024)
+def _hour_opens(symbol: str, day: int) -> Floats:
+    """Open price of each hour of a UTC day, and the next day's open (25 prices)."""
     start, end = _open_of(symbol, day)
-    rng = np.random.default_rng(_seed(symbol, day))
-    steps = rng.standard_normal(DAY) * (DAILY_VOL / np.sqrt(DAY))
-    walk = np.cumsum(steps)
-    # Brownian bridge: pin the day's last second to the next day's open.
-    ramp = np.arange(1, DAY + 1) / DAY
-    log_path = walk - ramp * walk[-1] + ramp * np.log(end / start)
-    prices: Floats = start * np.exp(log_path)
-    volume: Floats = rng.gamma(shape=2.0, scale=_base_volume(symbol) / 120.0, size=DAY)
+    rng = np.random.default_rng(_seed(symbol, day, "hours"))
+    hours = _bridge(rng, DAY // HOUR, DAILY_VOL / np.sqrt(DAY // HOUR), start, end)
+    return np.concatenate(([start], hours))
+
+
+@lru_cache(maxsize=2048)
+def _hour_seconds(symbol: str, hour: int) -> tuple[Floats, Floats]:
+    """Price (after each second) and volume of each second of one hour (epoch // HOUR)."""
+    day, index = divmod(hour, DAY // HOUR)
+    opens = _hour_opens(symbol, day)
+    rng = np.random.default_rng(_seed(symbol, day, index))
+    prices = _bridge(rng, HOUR, DAILY_VOL / np.sqrt(DAY), opens[index], opens[index + 1])
+    volume: Floats = rng.gamma(shape=2.0, scale=_base_volume(symbol) / 120.0, size=HOUR)
     return prices, volume
 
 
@@ -71,13 +91,14 @@ def _base_volume(symbol: str) -> float:
 
 def _minute_bar(symbol: str, minute: int, last_second: int) -> Bar:
     """The bar of ``minute`` as it stood at second ``last_second`` (0..59) of it."""
-    day, offset = divmod(minute, DAY)
-    prices, volume = _day_seconds(symbol, day)
-    # The minute opens at the previous second's price, so bars join up.
-    first = offset - 1 if offset else 0
-    window = prices[first : offset + last_second + 1]
-    if offset == 0 and day > FIRST_DAY:
-        window = np.concatenate(([_day_seconds(symbol, day - 1)[0][-1]], window))
+    hour, offset = divmod(minute, HOUR)
+    prices, volume = _hour_seconds(symbol, hour)
+    # The minute opens at the previous second's price, so bars join up; an hour's first
+    # minute opens at the hour's open, where the hour before ended.
+    window = prices[max(offset - 1, 0) : offset + last_second + 1]
+    if offset == 0:
+        day, index = divmod(hour, DAY // HOUR)
+        window = np.concatenate(([_hour_opens(symbol, day)[index]], window))
     traded = volume[offset : offset + last_second + 1]
     return Bar(
         t=minute,
@@ -87,6 +108,32 @@ def _minute_bar(symbol: str, minute: int, last_second: int) -> Bar:
         c=round(float(window[-1]), 2),
         v=int(traded.sum()),
     )
+
+
+@lru_cache(maxsize=4096)
+def _finished_minutes(symbol: str, hour: int) -> list[Bar]:
+    """The 60 bars of an hour, every minute finished: the same as ``_minute_bar`` gives
+    at each minute's last second, a whole hour at once (a week's backfill is 168 hours
+    a symbol)."""
+    prices, volume = _hour_seconds(symbol, hour)
+    day, index = divmod(hour, DAY // HOUR)
+    # Each minute spans its 60 seconds plus the price it opened at: the second before.
+    before = np.concatenate(([_hour_opens(symbol, day)[index]], prices[:-1]))
+    seconds = prices.reshape(60, 60)
+    opens = before.reshape(60, 60)[:, 0]
+    highs = np.maximum(seconds.max(axis=1), opens)
+    lows = np.minimum(seconds.min(axis=1), opens)
+    traded = volume.reshape(60, 60).sum(axis=1)
+    columns = zip(
+        np.round(opens, 2).tolist(),
+        np.round(highs, 2).tolist(),
+        np.round(lows, 2).tolist(),
+        np.round(seconds[:, -1], 2).tolist(),
+        traded.astype(np.int64).tolist(),
+        strict=True,
+    )
+    start = hour * HOUR
+    return [Bar(start + 60 * i, o, h, lo, c, v) for i, (o, h, lo, c, v) in enumerate(columns)]
 
 
 class SyntheticSource:
@@ -101,6 +148,9 @@ class SyntheticSource:
                 max(floor_minute(start + MINUTE - 1), FIRST_DAY * DAY), current + 1, MINUTE
             )
             bars[symbol] = [
-                _minute_bar(symbol, m, elapsed if m == current else MINUTE - 1) for m in minutes
+                _minute_bar(symbol, m, elapsed)
+                if m == current
+                else _finished_minutes(symbol, m // HOUR)[(m % HOUR) // MINUTE]
+                for m in minutes
             ]
         return FetchResult(bars=bars)

@@ -1,9 +1,11 @@
 // rtplot's page: live charts over Socket.IO, kept current with small `bars` deltas.
 //
-// Each chart subscribes in delta mode: the gateway sends the full figure once (the
-// snapshot), then `bars` events holding only what changed. A delta applies only on top of
-// the seq it was made from (`base_seq`); on any gap, and after every reconnect, the page
-// asks for a fresh snapshot instead of guessing.
+// Each chart subscribes in delta mode: the gateway sends the stored figure once (the
+// snapshot, maybe a few seconds old, with a `bars` event catching it up), then `bars`
+// events holding only what changed. A delta applies only on top of the seq it was made
+// from (`base_seq`) in the same epoch; on any gap, and after every reconnect, the page
+// asks for a fresh snapshot instead of guessing. A new epoch (the store was reset and
+// its versions started again) is taken as a fresh snapshot, whatever its seq.
 "use strict";
 
 (() => {
@@ -70,7 +72,7 @@
     $("grid").appendChild(card);
     const chart = {
       symbol, card, plot: card.querySelector(".plot"),
-      seq: null, lastUpdate: 0, snapshotPending: false, drawn: false,
+      seq: null, epoch: null, lastUpdate: 0, snapshotPending: false, drawn: false,
       userZoomedY: false, applying: false,
     };
     charts.set(symbol, chart);
@@ -89,6 +91,7 @@
 
   function subscribe(chart) {
     chart.seq = null; // accept whatever snapshot comes next
+    chart.epoch = null;
     socket.emit("subscribe", { symbol: chart.symbol, updates: "delta" }, (ack) => {
       if (ack && ack.ok) return;
       const reason = (ack && ack.error) || "refused";
@@ -121,7 +124,13 @@
 
   function onFigure(payload) {
     const chart = charts.get(payload.symbol);
-    if (!chart || (chart.seq !== null && payload.seq <= chart.seq)) return;
+    if (!chart) return;
+    // Older or equal in the same epoch: a live update and a snapshot crossed. Unless this
+    // is the snapshot asked for: it may be older, and its catch-up delta follows it.
+    const sameEpoch = chart.epoch === (payload.epoch ?? null);
+    if (chart.seq !== null && sameEpoch && !chart.snapshotPending && payload.seq <= chart.seq) {
+      return;
+    }
     // The card's header names the symbol, so the chart drops its title and margins.
     const layout = { ...payload.figure.layout, title: { text: "" },
                      margin: { l: 48, r: 16, t: 36, b: 36 } };
@@ -137,6 +146,7 @@
       chart.plot.on("plotly_relayout", (event) => noticeZoom(chart, event));
     }
     chart.seq = payload.seq;
+    chart.epoch = payload.epoch ?? null;
     chart.snapshotPending = false;
     stats.snapshots += 1;
     updated(chart);
@@ -147,6 +157,10 @@
     if (!chart) return;
     if (!chart.drawn || chart.seq === null) {
       requestSnapshot(chart, false); // the snapshot was missed or never existed
+      return;
+    }
+    if ((delta.epoch ?? null) !== chart.epoch) {
+      requestSnapshot(chart, true); // the store started again: our seq means nothing
       return;
     }
     if (delta.seq <= chart.seq) return;
