@@ -216,7 +216,7 @@ def sample_delta(count: int = 390) -> dict[str, Any]:
     """The delta the renderer publishes for the common change, as a dict."""
     before, after = moved_window(count)
     moved_at = int(after.rows[-1][0])
-    return build_delta("AAPL", after, {2: moved_at}, 1, style_of(before), style_of(after))
+    return build_delta("AAPL", after, 1, style_of(before), style_of(after), moved_at)
 
 
 def bytes_rows() -> list[dict[str, Any]]:

@@ -59,6 +59,7 @@ class Settings:
     max_subscriptions: int = 50  # symbols one connection may subscribe to
     max_message_bytes: int = 65_536  # largest frame a client may send
     max_queued: int = 100  # updates waiting for a slow client before it is dropped
+    ping_interval: float = 25.0  # seconds between the gateway's pings of each client
     metrics_host: str = "127.0.0.1"  # 0.0.0.0 in containers, so Prometheus can scrape
     metrics_port: int | None = None  # None: the service's own default (METRICS_PORTS)
     fast_path: bool = True  # the gateway's fenced library internals, where tested
@@ -99,6 +100,7 @@ class Settings:
                 "RTPLOT_MAX_MESSAGE_BYTES", str(cls.max_message_bytes), _positive(int)
             ),
             max_queued=read("RTPLOT_MAX_QUEUED", str(cls.max_queued), _positive(int)),
+            ping_interval=read("RTPLOT_PING_INTERVAL", str(cls.ping_interval), _positive(float)),
             metrics_host=read("RTPLOT_METRICS_HOST", cls.metrics_host, _non_empty),
             metrics_port=read("RTPLOT_METRICS_PORT", "", _optional_port),
             fast_path=read("RTPLOT_FAST_PATH", "true", _bool),

@@ -17,7 +17,7 @@ from common.connection import connect_async
 from common.settings import Settings
 from gateway import internals, metrics, routes
 from gateway.core import GatewayCore, Handler
-from gateway.internals import poll, startup
+from gateway.internals import poll, startup, websocket
 from gateway.limits import server_options
 from gateway.relay import AsyncRelayManager
 from gateway.runner import Runner, drive_async, forever_async, register
@@ -51,6 +51,8 @@ class AsyncGateway:
         return event
 
     async def startup(self) -> None:
+        if internals.enabled():
+            websocket.install(self.sio.eio)
         startup.start_manager(self.sio)
         for loop in (self.core.refresh_watched, self.core.drop_slow_consumers):
             self._loops.append(asyncio.create_task(forever_async(loop, self.runner)))
@@ -67,7 +69,8 @@ class AsyncGateway:
         except (redis.RedisError, TimeoutError, OSError):
             redis_ok = False
         listener = self.manager.listener_ok()
-        return routes.Health(redis_ok, listener, len(self.core.clients.connected))
+        clients = len(self.core.clients.connected)
+        return routes.Health(redis_ok, listener, clients, internals.enabled())
 
     async def http(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":

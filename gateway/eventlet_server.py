@@ -58,7 +58,8 @@ class EventletGateway:
         except (redis.RedisError, eventlet.Timeout, OSError):
             redis_ok = False
         listener = self.manager.listener_ok()
-        return routes.Health(redis_ok, listener, len(self.core.clients.connected))
+        clients = len(self.core.clients.connected)
+        return routes.Health(redis_ok, listener, clients, internals.enabled())
 
     def http(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")

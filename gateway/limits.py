@@ -78,6 +78,8 @@ def server_options(settings: Settings, manager: Any) -> dict[str, Any]:
         "json": OrjsonCodec,
         "cors_allowed_origins": origin_policy(settings.allowed_origins),
         "max_http_buffer_size": settings.max_message_bytes,
+        # A client silent for ping_interval + ping_timeout (20 s) is dropped.
+        "ping_interval": settings.ping_interval,
     }
 
 

@@ -30,6 +30,7 @@ class Health:
     redis: bool  # a PING answered just now
     listener: bool  # the message-queue listener task is running
     clients: int
+    fast_path: bool = True  # the fenced library internals are in use (gateway.internals)
 
     @property
     def ok(self) -> bool:
@@ -43,6 +44,7 @@ def healthz(health: Health) -> Response:
             "redis": health.redis,
             "listener": health.listener,
             "clients": health.clients,
+            "fast_path": health.fast_path,
         }
     )
     return (200 if health.ok else 503), "application/json", body

@@ -13,7 +13,6 @@ stored whole figure, which a page that subscribes now applies to it.
 
 from typing import Any
 
-from common import changelog
 from renderer.window import Window
 
 
@@ -26,20 +25,19 @@ def changed_style(before: dict[str, Any] | None, style: dict[str, Any]) -> dict[
 def build_delta(
     symbol: str,
     window: Window,
-    entries: dict[int, int],
     base_seq: int,
     base_style: dict[str, Any] | None,
     style: dict[str, Any],
+    since: int,
 ) -> dict[str, Any]:
-    """The delta from ``base_seq`` to the window's version; every bar when the
-    changelog no longer covers the versions in between."""
-    since = changelog.first_changed(entries, base_seq, window.version)
+    """The delta from ``base_seq`` to the window's version, whose versions changed
+    nothing before minute ``since`` (``common.changelog.first_changed``)."""
     return {
         "symbol": symbol,
         "seq": window.version,
         "base_seq": base_seq,
         "epoch": window.epoch,
         "start": window.start,
-        "bars": window.rows_from(window.start if since is None else since),
+        "bars": window.rows_from(since),
         "style": changed_style(base_style, style),
     }

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 import redis
 
+from common import changelog
 from common.keys import RENDER_GROUP, Keys
 from common.messages import BARS, FIGURE, event_packet
 from renderer import metrics
@@ -54,7 +55,9 @@ class Render:
     style: dict[str, Any]
     now: float
     delta_json: bytes | None = None  # None: nothing to be a delta from
-    catchup: tuple[int, bytes] | None = None  # None: store the whole figure
+    # (the stored seq it starts from, its first minute, the `bars` event); None: store the
+    # whole figure.
+    catchup: tuple[int, int, bytes] | None = None
     payload_json: bytes | None = None
     figure_json: bytes | None = None
 
@@ -202,17 +205,31 @@ class Renderer:
         return read
 
     def _build(self, symbol: str, window: Window, read: Read) -> Render:
+        """The live delta from the previous render (``head``), when the changelog covers
+        the versions since; the catch-up from the stored figure, when it is not due to
+        be stored again and the catch-up is short. What is missing is sent or stored
+        whole."""
         stored, now = read.stored, time.time()
         style = style_of(window)
         render = Render(symbol, window, style, now)
+        if stored.head is None:
+            return render  # a first render in this epoch: everything whole
+        since = changelog.first_changed(read.entries, stored.head, window.version)
+        if since is None:
+            return render  # too many versions since the last render to tell what changed
+        delta = build_delta(symbol, window, stored.head, stored.head_style, style, since)
+        render.delta_json = orjson.dumps(delta)
+        # Every render since the stored figure moved `catchup_from` to the first minute
+        # it changed: the catch-up needs no changelog, however many versions ago that was.
         due = stored.stored_at is None or now - stored.stored_at >= self.snapshot_every
-        if not due and stored.seq is not None:
-            catchup = build_delta(symbol, window, read.entries, stored.seq, stored.style, style)
-            if len(catchup["bars"]) <= CATCHUP_MAX_BARS:
-                render.catchup = (stored.seq, orjson.dumps(catchup))
-        if stored.head is not None:
-            delta = build_delta(symbol, window, read.entries, stored.head, stored.head_style, style)
-            render.delta_json = orjson.dumps(delta)
+        catchup_from = min(stored.catchup_from, since)
+        if (
+            not due
+            and stored.seq is not None
+            and window.rows_since(catchup_from) <= CATCHUP_MAX_BARS
+        ):
+            catchup = build_delta(symbol, window, stored.seq, stored.style, style, catchup_from)
+            render.catchup = (stored.seq, catchup_from, orjson.dumps(catchup))
         return render
 
     def _record(self, symbol: str, render: Render, read: Read, started: float) -> None:

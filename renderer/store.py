@@ -18,7 +18,8 @@ subscriber this count misses reads a snapshot at least as new. The snapshot hash
 - ``seq``, ``payload``, ``style``, ``stored_at``: the newest whole figure stored, which
   is written at most every ``RTPLOT_SNAPSHOT_EVERY`` seconds;
 - ``catchup``: the ``bars`` event from ``seq`` to ``head`` (absent when they are equal),
-  so the stored figure plus it is the newest render.
+  so the stored figure plus it is the newest render; ``catchup_from``, the first minute
+  any render since ``seq`` changed, which each render moves back as far as it must.
 """
 
 from dataclasses import dataclass
@@ -36,7 +37,8 @@ local bars, meta, snap, log = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local held_epoch, held = ARGV[1], tonumber(ARGV[2])
 local m = redis.call('HMGET', meta, 'version', 'epoch', 'as_of')
 local version = tonumber(m[1] or '0')
-local s = redis.call('HMGET', snap, 'epoch', 'seq', 'style', 'head', 'head_style', 'stored_at')
+local s = redis.call('HMGET', snap, 'epoch', 'seq', 'style', 'head', 'head_style', 'stored_at',
+                     'catchup_from')
 local same = m[2] ~= false and m[2] == held_epoch and held <= version
 local since = version
 if same then since = math.min(since, held) end
@@ -80,11 +82,11 @@ end
 redis.call('HSET', snap, 'epoch', epoch, 'head', seq, 'head_style', ARGV[3])
 if ARGV[7] ~= '' then
   redis.call('HSET', snap, 'seq', seq, 'payload', ARGV[7], 'style', ARGV[8], 'stored_at', ARGV[9])
-  redis.call('HDEL', snap, 'catchup')
+  redis.call('HDEL', snap, 'catchup', 'catchup_from')
 elseif s[3] ~= false and tonumber(s[3]) == tonumber(ARGV[5]) then
-  redis.call('HSET', snap, 'catchup', ARGV[6])
+  redis.call('HSET', snap, 'catchup', ARGV[6], 'catchup_from', ARGV[10])
 else
-  redis.call('HDEL', snap, 'catchup')
+  redis.call('HDEL', snap, 'catchup', 'catchup_from')
 end
 redis.call('PUBLISH', KEYS[2], ARGV[4])
 local counts = redis.call('PUBSUB', 'NUMSUB', KEYS[3], KEYS[4])
@@ -103,6 +105,7 @@ class Stored:
     head: int | None = None
     head_style: dict[str, Any] | None = None
     stored_at: float | None = None
+    catchup_from: int = changelog.NOTHING_CHANGED  # first minute changed since ``seq``
 
 
 @dataclass(frozen=True)
@@ -157,27 +160,27 @@ class RenderStore:
         seq: int,
         head_style: dict[str, Any],
         delta_packet: bytes,
-        catchup: tuple[int, bytes] | None,
+        catchup: tuple[int, int, bytes] | None,
         payload: tuple[bytes, dict[str, Any], float] | None,
     ) -> Written:
         """Store the render and publish ``delta_packet`` to the delta room. ``catchup``:
-        (the stored seq it starts from, the ``bars`` event JSON); ``payload``: (the
-        whole figure's event JSON, its style, now) to store it too."""
+        (the stored seq it starts from, its first minute, the ``bars`` event JSON);
+        ``payload``: (the whole figure's event JSON, its style, now) to store it too."""
         k = self.keys
         rooms = [figure_room(symbol), legacy_room(symbol)]
         keys = [k.snapshot(symbol), k.room_channel(delta_room(symbol))]
         keys += [k.room_channel(room) for room in rooms]
-        base, catchup_json = catchup if catchup is not None else (-1, b"")
+        base, catchup_from, catchup_json = catchup if catchup is not None else (-1, 0, b"")
         payload_json, style, now = payload if payload is not None else (b"", {}, 0.0)
         args: list[str | int | bytes] = [epoch, seq, orjson.dumps(head_style), delta_packet]
-        args += [base, catchup_json, payload_json, orjson.dumps(style), repr(now)]
+        args += [base, catchup_json, payload_json, orjson.dumps(style), repr(now), catchup_from]
         outcome, figure_watchers, legacy_watchers = self._write(keys=keys, args=args)
         watchers = dict(zip(rooms, (int(figure_watchers), int(legacy_watchers)), strict=True))
         return Written(int(outcome), watchers)
 
 
 def _stored(snap: list[Any], epoch: str) -> Stored:
-    snap_epoch, seq, style, head, head_style, stored_at = snap
+    snap_epoch, seq, style, head, head_style, stored_at, catchup_from = snap
     if not snap_epoch or snap_epoch.decode() != epoch:
         return Stored()  # nothing rendered yet in this epoch
     return Stored(
@@ -186,4 +189,6 @@ def _stored(snap: list[Any], epoch: str) -> Stored:
         head=None if head is None else int(head),
         head_style=None if head_style is None else orjson.loads(head_style),
         stored_at=None if stored_at is None else float(stored_at),
+        # Absent: nothing changed since the stored figure (it is the head).
+        catchup_from=changelog.NOTHING_CHANGED if catchup_from is None else int(catchup_from),
     )

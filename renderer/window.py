@@ -54,6 +54,10 @@ class Window:
         self.rows = np.concatenate((kept, rows)) if len(rows) else kept.copy()
         self.version = version
 
+    def rows_since(self, minute: int) -> int:
+        """How many bars are from ``minute`` on."""
+        return len(self.rows) - int(np.searchsorted(self.rows[:, T], minute, side="left"))
+
     def rows_from(self, minute: int) -> list[list[Any]]:
         """Bars from ``minute`` on, as the JSON rows a delta carries (ints as ints)."""
         first = int(np.searchsorted(self.rows[:, T], minute, side="left"))

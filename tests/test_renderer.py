@@ -193,3 +193,18 @@ def test_a_store_emptied_starts_a_new_epoch(client: "redis.Redis", restart: bool
     assert instance.render("AAPL") == 1
     payload = orjson.loads(snapshot(client, "AAPL")[b"payload"])
     assert payload["epoch"] != first and payload["figure"]["data"][0]["y"] == [90]
+
+
+def test_the_catch_up_outlives_the_changelog(client: "redis.Redis") -> None:
+    """More versions since the stored figure than the changelog keeps: each render moved
+    the catch-up's first minute, so the whole figure is still not needed."""
+    instance, _ = renderer(client, snapshot_every=3600)
+    write(client, "AAPL", 100, NOW)
+    instance.render("AAPL")
+    for i in range(1, 150):  # the changelog keeps 100 versions
+        write(client, "AAPL", 100 + i / 100, NOW + i / 1000)
+        instance.render("AAPL")
+    stored = snapshot(client, "AAPL")
+    assert (stored[b"seq"], stored[b"head"]) == (b"1", b"150")
+    catchup = orjson.loads(stored[b"catchup"])
+    assert (catchup["base_seq"], catchup["seq"], len(catchup["bars"])) == (1, 150, 1)

@@ -14,6 +14,15 @@ python-engineio (``outbox.py``)
   a client that stopped reading (``RTPLOT_MAX_QUEUED``), which is then closed and its
   queue emptied. Test: tests/test_internals_outbox.py, against ``send_packet``.
 
+python-engineio and uvicorn (``websocket.py``), the asyncio gateway only
+  A client that connects over WebSocket gets no send queue, writer task or ping task:
+  what is sent to it is framed and written to uvicorn's transport at once, an update
+  framed once for every client of a room, and one task pings them all. It replaces the
+  server's ``_async['websocket']`` driver, sets the socket's ``queue`` and
+  ``schedule_ping``, and reaches uvicorn's protocol as the owner of the ASGI ``send``
+  for its ``transport``. Test: tests/test_internals_websocket.py, byte for byte
+  against the library's path.
+
 python-engineio (``poll.py``)
   ``AsyncSocket.poll`` is replaced on Python 3.11: the library waits with
   ``asyncio.wait_for``, a task per packet there, and with a timer that a WebSocket does

@@ -19,6 +19,7 @@ from typing import Any
 import engineio
 
 from gateway import internals
+from gateway.internals.websocket import DirectSender, frame
 
 Packet = Any  # an engineio.packet.Packet
 
@@ -39,6 +40,7 @@ class Outbox:
         sockets = self.eio.sockets
         deadline = time.time() - self.eio.ping_timeout
         late: list[str] = []
+        framed: bytes | None = None  # for WebSocket clients: framed once, for them all
         for eio_sid in targets:
             sock = sockets.get(eio_sid)
             if sock is None or sock.closed:
@@ -46,9 +48,14 @@ class Outbox:
             if sock.last_ping and sock.last_ping < deadline:
                 late.append(eio_sid)  # its own send notices the silence and closes it
                 continue
-            put = sock.queue.put_nowait
-            for pkt in packets:
-                put(pkt)
+            queue = sock.queue
+            if type(queue) is DirectSender:
+                if framed is None:
+                    framed = b"".join(frame(pkt.encode()) for pkt in packets)
+                queue.write(framed)
+            else:
+                for pkt in packets:
+                    queue.put_nowait(pkt)
         return self._library_send(late, packets) if late else None
 
     def _library_send(self, targets: list[str], packets: Sequence[Packet]) -> Any:
