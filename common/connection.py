@@ -6,7 +6,7 @@ import redis
 import redis.asyncio
 import redis.asyncio.retry
 import redis.retry
-from redis.backoff import NoBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 
 # Pub/sub listeners block for as long as nothing is published, so only the connect and
 # command timeouts are bounded; a periodic health check notices a dead connection.
@@ -24,16 +24,38 @@ POOL_SIZE = 50
 POOL_WAIT = 10  # seconds a request may wait for a free connection
 
 
+# A pooled connection outlives the server it was opened to: after a restart, the first
+# command on each would fail. A command that fails on its connection is tried again on a
+# fresh one, a few times within a second, so nothing is refused once Redis answers.
+# Every command rtplot sends may run twice: its writes are idempotent and versioned.
+RETRIES = 3
+BACKOFF = {"cap": 0.5, "base": 0.05}  # seconds: 0.05, 0.1, 0.2
+
+
 def connect(url: str) -> "redis.Redis":
+    retry = redis.retry.Retry(ExponentialBackoff(**BACKOFF), RETRIES)
     pool = redis.BlockingConnectionPool.from_url(
-        url, max_connections=POOL_SIZE, timeout=POOL_WAIT, socket_timeout=10, **REDIS_OPTIONS
+        url,
+        max_connections=POOL_SIZE,
+        timeout=POOL_WAIT,
+        socket_timeout=10,
+        retry=retry,
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        **REDIS_OPTIONS,
     )
     return redis.Redis.from_pool(pool)
 
 
 def connect_async(url: str) -> "redis.asyncio.Redis":
+    retry = redis.asyncio.retry.Retry(ExponentialBackoff(**BACKOFF), RETRIES)
     pool = redis.asyncio.BlockingConnectionPool.from_url(
-        url, max_connections=POOL_SIZE, timeout=POOL_WAIT, socket_timeout=10, **REDIS_OPTIONS
+        url,
+        max_connections=POOL_SIZE,
+        timeout=POOL_WAIT,
+        socket_timeout=10,
+        retry=retry,
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        **REDIS_OPTIONS,
     )
     return redis.asyncio.Redis.from_pool(pool)
 

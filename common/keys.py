@@ -64,6 +64,12 @@ class Keys:
         return f"{self.prefix}celery:"
 
     @property
+    def lineage(self) -> str:
+        # STRING: the Redis replication id the symbols' epochs were made under; another
+        # one (a restart, a failover, a store replaced) starts new epochs.
+        return f"{self.prefix}lineage"
+
+    @property
     def source_backoff(self) -> str:
         # HASH: until (epoch s the source is left alone until), kind (the error's kind).
         return f"{self.prefix}source:backoff"

@@ -35,8 +35,9 @@ def make_app(settings: Settings) -> Celery:
         beat_max_loop_interval=loop,
         redbeat_redis_url=settings.redis_url,
         redbeat_key_prefix=keys.beat_prefix,
-        # redbeat retries its Redis calls this long before giving up (see fetcher.beat).
-        redbeat_redis_options={"retry_period": 30},
+        # redbeat retries its Redis calls this long (at most a second apart, see
+        # fetcher.internals) before giving up; fetcher.beat then starts the beat again.
+        redbeat_redis_options={"retry_period": 300},
         redbeat_lock_timeout=max(5 * loop, 10.0),
         beat_schedule={
             "fetch-bars": {

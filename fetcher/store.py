@@ -74,12 +74,39 @@ class UpsertResult:
     stale: bool = False  # refused: an newer write had already landed
 
 
+# A store whose history may differ from the one the epochs were made under (another
+# replication id: Redis restarted and may have lost its last writes, or a replica took
+# over) gives every symbol a new epoch, so no client takes re-issued versions for ones
+# it already has. KEYS: lineage, then each symbol's meta; ARGV: replication id, epochs.
+_NEW_LINEAGE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+local renewed = 0
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    redis.call('HSET', KEYS[i], 'epoch', ARGV[i])
+    renewed = renewed + 1
+  end
+end
+return renewed
+"""
+
+
 class BarStore:
     def __init__(self, client: "redis.Redis", keys: Keys, window_minutes: int) -> None:
         self.client = client
         self.keys = keys
         self.window_minutes = window_minutes
         self._upsert = client.register_script(_UPSERT)
+        self._new_lineage = client.register_script(_NEW_LINEAGE)
+
+    def follow_lineage(self, symbols: Sequence[str]) -> int:
+        """New epochs for ``symbols`` if this Redis' history is not the one their epochs
+        were made under: how many symbols got one."""
+        replid = str(self.client.info("replication").get("master_replid", ""))
+        keys = [self.keys.lineage] + [self.keys.meta(symbol) for symbol in symbols]
+        args = [replid] + [new_epoch() for _ in symbols]
+        return int(self._new_lineage(keys=keys, args=args))
 
     def window_start(self, now: float) -> int:
         """The oldest minute kept: the window ends at the minute in progress."""

@@ -49,6 +49,11 @@ def run_tick(
         with suppress(KeyError):  # it may never have had a reading
             metrics.STALENESS.remove(symbol)
         log.info("dropped unwatched symbol", extra={"symbol": symbol})
+    if renewed := store.follow_lineage(tracked.symbols):
+        log.warning(
+            "Redis' history changed (a restart or a failover): new epochs",
+            extra={"symbols": renewed},
+        )
     report = TickReport(symbols=tracked.symbols)
     _publish_tracked(client, keys, tracked.symbols)
     metrics.TRACKED.set(len(tracked.symbols))

@@ -17,3 +17,8 @@ EMIT_SECONDS = Histogram(
     buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 LISTENER_UP = Gauge("rtplot_gateway_listener_up", "1 while the message-queue listener runs")
+WEBSOCKET_SESSIONS = Counter(
+    "rtplot_gateway_websocket_sessions_total",
+    "WebSocket sessions, by path: direct (written by rtplot) or library (python-engineio's)",
+    ["path"],
+)

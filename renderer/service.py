@@ -35,6 +35,7 @@ CLAIM_IDLE_MS = 10_000  # a notice pending this long belongs to a dead renderer
 CLAIM_EVERY = 5.0  # seconds between looks for such notices
 BATCH = 500  # notices read per round; coalesced by symbol
 HEARTBEAT_TTL = 30  # seconds
+RETRY_FIRST, RETRY_MAX = 0.2, 1.0  # seconds between tries while Redis is away
 MAX_WINDOWS = 1_000  # symbols' windows kept between renders (7 days: 480 kB each)
 # A catch-up delta longer than this is no cheaper for a subscriber than the whole figure.
 CATCHUP_MAX_BARS = 120
@@ -253,13 +254,15 @@ class Renderer:
         )
 
     def run(self, stop: threading.Event) -> None:
-        backoff = 0.5
+        # Redis away: try again soon, and never more than a second apart, so renders
+        # resume within a second of it answering, however long it was gone.
+        backoff = RETRY_FIRST
         while not stop.is_set():
             try:
                 self.ensure_group()
                 while not stop.is_set():
                     self.step()
-                    backoff = 0.5
+                    backoff = RETRY_FIRST
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning(
                     "redis unavailable, retrying", extra={"error": str(exc), "retry_in": backoff}
@@ -269,4 +272,4 @@ class Renderer:
                     raise
                 log.warning("consumer group lost (Redis restarted empty?), recreating")
             stop.wait(backoff)
-            backoff = min(backoff * 2, 5.0)
+            backoff = min(backoff * 2, RETRY_MAX)

@@ -92,3 +92,16 @@ def test_a_symbols_versions_start_again_only_with_a_new_epoch(client: "redis.Red
     assert second and second != first
     # Nothing of the old stream's changelog is left to be read as the new one's.
     assert client.zrange(KEYS.changelog("AAPL"), 0, -1) == [changelog.entry(1, ts[-1])]
+
+
+def test_another_redis_history_gives_every_symbol_a_new_epoch(client: "redis.Redis") -> None:
+    store = BarStore(client, KEYS, window_minutes=60)
+    store.upsert("AAPL", [bar(t, 100) for t in minutes(2)], as_of=NOW, now=NOW)
+    assert store.follow_lineage(["AAPL", "MSFT"]) == 1  # first seen: AAPL's epoch renewed
+    epoch = client.hget(KEYS.meta("AAPL"), "epoch")
+    assert store.follow_lineage(["AAPL", "MSFT"]) == 0  # the same history: nothing to do
+    assert client.hget(KEYS.meta("AAPL"), "epoch") == epoch
+    client.set(KEYS.lineage, "another-replication-id")  # as after a restart or failover
+    assert store.follow_lineage(["AAPL", "MSFT"]) == 1
+    assert client.hget(KEYS.meta("AAPL"), "epoch") != epoch
+    assert not client.exists(KEYS.meta("MSFT"))  # no symbol is made up

@@ -44,7 +44,8 @@ python-socketio (``startup.py``)
 
 import logging
 from functools import cache
-from importlib import metadata
+
+from common import versions
 
 log = logging.getLogger("rtplot.gateway")
 
@@ -58,15 +59,7 @@ TESTED = {
 
 def untested() -> list[str]:
     """The installed distributions (as "name version") outside ``TESTED``."""
-    found = []
-    for name, releases in TESTED.items():
-        try:
-            version = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue  # uvicorn is not needed in eventlet mode
-        if ".".join(version.split(".")[:2]) not in releases:
-            found.append(f"{name} {version}")
-    return found
+    return versions.untested(TESTED)
 
 
 _forced_off = False

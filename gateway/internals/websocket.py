@@ -38,6 +38,8 @@ from engineio import exceptions
 from engineio import packet as eio_packet
 from engineio.async_drivers.asgi import WebSocket as LibraryWebSocket
 
+from gateway import metrics
+
 TEXT, BINARY = 0x81, 0x82  # a final frame of text, of bytes
 PING_TICK = 0.25  # seconds between the pinger's looks at who is due
 
@@ -142,7 +144,9 @@ class DirectWebSocket(LibraryWebSocket):  # type: ignore[misc]
         sock = getattr(self.handler, "__self__", None)
         transport = transport_of(environ["asgi.send"])
         if sock is None or sock.connected or transport is None or self.pinger is None:
+            metrics.WEBSOCKET_SESSIONS.labels("library").inc()
             return str(await super().__call__(environ))  # an upgrade: the library's path
+        metrics.WEBSOCKET_SESSIONS.labels("direct").inc()
         self.asgi_receive, self.asgi_send = environ["asgi.receive"], environ["asgi.send"]
         await self.asgi_send({"type": "websocket.accept"})
         await session(sock, self, DirectSender(transport), self.pinger)

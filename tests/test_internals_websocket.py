@@ -1,0 +1,161 @@
+"""The asyncio gateway's direct WebSocket path sends each client the very frames, byte for
+byte and in the same order, that python-engineio's own path sends: the handshake, the
+Socket.IO connect, a snapshot with its catch-up, acks, updates small and large (each
+length encoding), a ping and its pong, a refusal, a client leaving a room. Two gateways,
+one with RTPLOT_FAST_PATH=false, run the same script against the same Redis."""
+
+import base64
+import os
+import re
+import socket
+import struct
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import orjson
+import pytest
+import redis
+
+from common.keys import Keys
+from common.messages import BARS, delta_room, event_packet
+from rtplot.processes import Stack
+
+pytestmark = pytest.mark.e2e
+
+PING_INTERVAL = 3  # seconds: the script waits for the first ping, and ends before the next
+SNAPSHOT = {"symbol": "AAPL", "seq": 7, "epoch": "e1", "figure": {"data": [], "layout": {}}}
+CATCHUP = {"symbol": "AAPL", "seq": 9, "base_seq": 7, "epoch": "e1", "bars": [], "style": {}}
+
+
+class RawClient:
+    """A WebSocket client that keeps every frame the server sends as it came on the wire."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall(
+            (
+                "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+                f"Host: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        self.buffer = b""
+        while b"\r\n\r\n" not in self.buffer:
+            self.buffer += self.sock.recv(4096)
+        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        self.frames: list[bytes] = []
+
+    def _read(self, count: int) -> bytes:
+        while len(self.buffer) < count:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.buffer += chunk
+        data, self.buffer = self.buffer[:count], self.buffer[count:]
+        return data
+
+    def receive(self) -> str:
+        """The next frame, kept raw; its payload as text."""
+        header = self._read(2)
+        size = header[1] & 0x7F
+        extra = b""
+        if size == 126:
+            extra = self._read(2)
+            size = struct.unpack("!H", extra)[0]
+        elif size == 127:
+            extra = self._read(8)
+            size = struct.unpack("!Q", extra)[0]
+        payload = self._read(size)
+        self.frames.append(header + extra + payload)
+        return payload.decode()
+
+    def receive_until(self, prefix: str) -> None:
+        while not self.receive().startswith(prefix):
+            pass
+
+    def send(self, text: str) -> None:
+        """A masked text frame, as clients must send."""
+        payload, mask = text.encode(), os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        size = len(payload)
+        length = bytes([0x80 | size]) if size < 126 else bytes([0xFE]) + struct.pack("!H", size)
+        self.sock.sendall(bytes([0x81]) + length + mask + masked)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def script(port: int, client: "redis.Redis") -> list[bytes]:
+    """Everything a client sees in one session, the session ids masked."""
+    ws = RawClient(port)
+    ws.receive()  # Engine.IO open
+    ws.send("40")
+    ws.receive_until("40")
+    ws.send('421["subscribe",{"symbol":"AAPL","updates":"delta"}]')
+    ws.receive_until("431")  # the snapshot and its catch-up came first
+    for size in (10, 200, 70_000):  # each length encoding: 7 bits, 16 bits, 64 bits
+        delta = dict(CATCHUP, seq=10, base_seq=9, bars=[[0, 1.5, 2.5, 1.0, 2.0, size]] * size)
+        packet = event_packet(BARS, orjson.dumps(delta))
+        client.publish(Keys().room_channel(delta_room("AAPL")), packet)
+        ws.receive_until("42")
+    ws.send('422["nonsense",{}]')
+    ws.receive_until("432")
+    ws.receive_until("2")  # the server's PING
+    ws.send("3")
+    ws.send('423["snapshot",{"symbol":"AAPL"}]')
+    ws.receive_until("433")
+    ws.send('424["unsubscribe",{"symbol":"AAPL"}]')
+    ws.receive_until("434")
+    client.publish(Keys().room_channel(delta_room("AAPL")), event_packet(BARS, b"{}"))
+    ws.send('425["nonsense",{}]')  # a marker: nothing may come before its ack
+    ws.receive_until("435")
+    ws.close()
+    return [mask_sids(frame) for frame in ws.frames]
+
+
+def mask_sids(frame: bytes) -> bytes:
+    """Session ids differ between gateways; a frame of the same length with none."""
+    text = frame.decode(errors="replace")
+    for marker in ('"sid":"',):
+        start = text.find(marker)
+        if start >= 0:
+            end = text.index('"', start + len(marker))
+            frame = frame[: start + len(marker)] + b"x" * (end - start - len(marker)) + frame[end:]
+    return frame
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    with Stack(symbols="AAPL", ping_interval=PING_INTERVAL) as running:
+        running.client.hset(
+            Keys().snapshot("AAPL"),
+            mapping={"seq": 7, "payload": orjson.dumps(SNAPSHOT), "catchup": orjson.dumps(CATCHUP)},
+        )
+        running.launch("direct", "gateway")
+        running.launch("library", "gateway", fast_path="false")
+        running.wait_healthy()
+        yield running
+
+
+def test_the_direct_path_sends_the_librarys_frames_byte_for_byte(stack: Stack) -> None:
+    client = redis.Redis.from_url(stack.redis.url)
+    started = time.monotonic()
+    direct = script(stack.services["direct"].port or 0, client)
+    library = script(stack.services["library"].port or 0, client)
+    client.close()
+    assert time.monotonic() - started < 4 * PING_INTERVAL
+    assert len(direct) >= 14  # every step above was seen
+    assert direct == library
+    assert any(frame[1] & 0x7F == 127 for frame in direct)  # the 64-bit length was used
+    assert sessions(stack, "direct") == {"direct": 1.0}
+    assert sessions(stack, "library") == {}  # its WebSocket driver is python-engineio's
+
+
+def sessions(stack: Stack, gateway: str) -> dict[str, float]:
+    with urllib.request.urlopen(stack.services[gateway].url + "/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    found = re.findall(r'rtplot_gateway_websocket_sessions_total\{path="(\w+)"\} (\S+)', text)
+    return {path: float(count) for path, count in found}
