@@ -54,6 +54,9 @@ class Settings:
     # -- the gateway's limits ---------------------------------------------------------
     allowed_origins: tuple[str, ...] = ()  # browser origins admitted; () = same origin
     auth_token: str | None = None  # if set, clients must present it to connect
+    jwt_key: str | None = None  # an HS256 secret, or a PEM public key's path: JWTs
+    jwt_audience: str | None = None  # the `aud` a JWT must name, if set
+    jwt_issuer: str | None = None  # the `iss` a JWT must name, if set
     rate_limit: float = 20.0  # client events per second per connection, on average
     rate_burst: float = 40.0  # ... and at once
     max_subscriptions: int = 50  # symbols one connection may subscribe to
@@ -90,7 +93,10 @@ class Settings:
             log_level=read("RTPLOT_LOG_LEVEL", cls.log_level, _log_level),
             log_json=read("RTPLOT_LOG_JSON", "false", _bool),
             allowed_origins=read("RTPLOT_ALLOWED_ORIGINS", "", _origins),
-            auth_token=read("RTPLOT_AUTH_TOKEN", "", lambda raw: raw.strip() or None),
+            auth_token=read("RTPLOT_AUTH_TOKEN", "", _optional),
+            jwt_key=read("RTPLOT_JWT_KEY", "", _optional),
+            jwt_audience=read("RTPLOT_JWT_AUDIENCE", "", _optional),
+            jwt_issuer=read("RTPLOT_JWT_ISSUER", "", _optional),
             rate_limit=read("RTPLOT_RATE_LIMIT", str(cls.rate_limit), _positive(float)),
             rate_burst=read("RTPLOT_RATE_BURST", str(cls.rate_burst), _at_least_one),
             max_subscriptions=read(
@@ -117,6 +123,17 @@ class Settings:
         return settings
 
 
+SECRETS = ("RTPLOT_AUTH_TOKEN", "RTPLOT_JWT_KEY")  # never shown, even in an error
+
+
+def redact(url: str) -> str:
+    """A URL with any password in it replaced, for messages and logs."""
+    parsed = urlparse(url)
+    if not parsed.password:
+        return url
+    return url.replace(f":{parsed.password}@", ":***@", 1)
+
+
 class _Reader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
@@ -126,7 +143,12 @@ class _Reader:
         try:
             return cast(raw)
         except (ValueError, TypeError) as exc:
-            raise SettingsError(f"{name}={raw!r}: {exc}") from None
+            shown = "<hidden>" if name in SECRETS else repr(redact(raw))
+            raise SettingsError(f"{name}={shown}: {exc}") from None
+
+
+def _optional(raw: str) -> str | None:
+    return raw.strip() or None
 
 
 def _non_empty(raw: str) -> str:

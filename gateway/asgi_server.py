@@ -54,7 +54,11 @@ class AsyncGateway:
         if internals.enabled():
             websocket.install(self.sio.eio)
         startup.start_manager(self.sio)
-        for loop in (self.core.refresh_watched, self.core.drop_slow_consumers):
+        for loop in (
+            self.core.refresh_watched,
+            self.core.drop_slow_consumers,
+            self.core.end_sessions,
+        ):
             self._loops.append(asyncio.create_task(forever_async(loop, self.runner)))
         log.info("gateway started", extra={"mode": "asyncio", "fast_path": internals.enabled()})
 
@@ -105,6 +109,8 @@ def serve(settings: Settings) -> None:
         # Compression is per connection: it would make each update cost CPU once per
         # viewer, where rtplot's work is meant to grow with symbols, not viewers.
         ws_per_message_deflate=False,
+        # Its access log would print every query string: the page's ?token= too.
+        access_log=False,
         # On SIGTERM, thousands of open WebSockets would each be closed politely; after
         # this many seconds the rest are dropped, within compose's 10 s stop grace.
         timeout_graceful_shutdown=5,

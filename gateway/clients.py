@@ -1,13 +1,18 @@
 """The gateway's per-client bookkeeping: who is connected, what each watches, and the
 limits on what they may do, with the metrics that follow. Decided without I/O."""
 
+import heapq
+import logging
+import math
 from typing import Any
 
 from common.messages import error_ack
-from common.settings import Settings
+from common.settings import Settings, SettingsError
 from gateway import metrics
-from gateway.auth import token_matches
+from gateway.auth import Grant, JwtPolicy, Refused, offered_token, token_matches
 from gateway.limits import RATE_LIMITED, Guard
+
+log = logging.getLogger("rtplot.gateway")
 
 
 class Subscriptions:
@@ -63,17 +68,42 @@ class ClientBook:
         self.subscriptions = Subscriptions()
         self.guard = Guard(settings.rate_limit, settings.rate_burst, settings.max_subscriptions)
         self.connected: set[str] = set()
+        self.grants: dict[str, Grant] = {}
+        self.endings: list[tuple[float, str]] = []  # (when a session ends, sid): a heap
+        self.jwt = _jwt_policy(settings)
 
     def admit(self, sid: str, environ: dict[str, Any], auth: Any) -> bool:
-        """A new connection: False (and counted) if its token does not match."""
-        if not token_matches(self.settings.auth_token, auth, environ.get("QUERY_STRING", "")):
+        """A new connection: False (and counted) if its token is refused."""
+        query = environ.get("QUERY_STRING", "")
+        try:
+            if self.jwt is not None:
+                grant = self.jwt.grant(offered_token(auth, query))
+            elif token_matches(self.settings.auth_token, auth, query):
+                grant = Grant()
+            else:
+                raise Refused("no token, or not the shared one")
+        except Refused as exc:
             metrics.REFUSED.labels("connect", "auth").inc()
+            log.info("connection refused", extra={"reason": str(exc)})
             return False
         self.connected.add(sid)
+        self.grants[sid] = grant
+        if math.isfinite(grant.expires):
+            heapq.heappush(self.endings, (grant.expires, sid))
         metrics.CLIENTS.inc()
         return True
 
+    def ended(self, now: float) -> list[str]:
+        """Connections whose session has ended (their token expired) by ``now``."""
+        gone = []
+        while self.endings and self.endings[0][0] <= now:
+            _, sid = heapq.heappop(self.endings)
+            if sid in self.connected:
+                gone.append(sid)
+        return gone
+
     def forget(self, sid: str) -> None:
+        self.grants.pop(sid, None)
         if sid in self.connected:
             self.connected.discard(sid)
             metrics.CLIENTS.dec()
@@ -92,6 +122,8 @@ class ClientBook:
         return self.guard.should_disconnect(sid)
 
     def subscription_refusal(self, sid: str, event: str, symbol: str) -> dict[str, Any] | None:
+        if not self.grants.get(sid, Grant()).allows(symbol):
+            return self.refuse(event, "forbidden", f"your token does not allow {symbol}")
         if self.subscriptions.holds(sid, symbol):
             return None  # held already: not a new one
         reason = self.guard.too_many_subscriptions(self.subscriptions.held_by(sid))
@@ -115,3 +147,12 @@ class ClientBook:
             metrics.SUBSCRIPTIONS.labels(symbol).set(count)
         else:
             metrics.SUBSCRIPTIONS.remove(symbol)  # a symbol nobody watches has no series
+
+
+def _jwt_policy(settings: Settings) -> JwtPolicy | None:
+    if settings.jwt_key is None:
+        return None
+    try:
+        return JwtPolicy(settings.jwt_key, settings.jwt_audience, settings.jwt_issuer)
+    except ValueError as exc:  # said at start, not at the first client
+        raise SettingsError(f"RTPLOT_JWT_KEY: {exc}") from None

@@ -13,6 +13,7 @@ in between.
 """
 
 import logging
+import time
 from collections.abc import Callable, Generator
 from typing import Any, NamedTuple, TypeVar
 
@@ -67,6 +68,7 @@ Handler = Callable[..., Steps[Any]]
 
 UNAVAILABLE = "temporarily unavailable, try again"
 SLOW_CONSUMER_CHECK = 0.5  # seconds between looks at the clients' send queues
+SESSION_CHECK = 1.0  # seconds between looks for sessions whose token expired
 
 
 def message(event: str, payload_json: bytes) -> eio_packet.Packet:
@@ -225,6 +227,10 @@ class GatewayCore:
 
     # -- background work ----------------------------------------------------------------
 
+    def background(self) -> tuple[Callable[[], Steps[None]], ...]:
+        """The loops a server runs for as long as it serves."""
+        return self.refresh_watched, self.drop_slow_consumers, self.end_sessions
+
     def refresh_watched(self) -> Steps[None]:
         """Keep re-stamping the symbols this gateway's clients watch, well inside
         ``RTPLOT_WATCH_TTL``, so the fetcher keeps tracking them."""
@@ -239,6 +245,16 @@ class GatewayCore:
                         extra={"symbol": symbol, "error": str(exc)},
                     )
                     break
+
+    def end_sessions(self) -> Steps[None]:
+        """A connection whose token expired is closed within a second or so of ``exp``;
+        the client reconnects with a new token."""
+        while True:
+            yield Sleep(SESSION_CHECK)
+            for sid in self.clients.ended(time.time()):
+                log.info("session ended: its token expired", extra={"sid": sid})
+                metrics.REFUSED.labels("session", "expired").inc()
+                yield Disconnect(sid)
 
     def drop_slow_consumers(self) -> Steps[None]:
         """A client that stopped reading would pin every update it has not taken."""

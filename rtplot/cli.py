@@ -59,7 +59,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # drowns the one line per tick rtplot writes itself.
         for name in CHATTY_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)
-    return _run(args, settings)
+    try:
+        return _run(args, settings)
+    except SettingsError as exc:  # found by a service as it starts (RTPLOT_JWT_KEY's file)
+        print(f"rtplot {args.command}: bad setting: {exc}", file=sys.stderr)
+        return 2
 
 
 def healthcheck(url: str) -> int:

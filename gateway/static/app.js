@@ -25,8 +25,14 @@
   const stats = { snapshots: 0, deltasApplied: 0, gaps: 0 };
   const $ = (id) => document.getElementById(id);
 
-  // A deployment with RTPLOT_AUTH_TOKEN is opened as /?token=...; the token rides along.
+  // A deployment with tokens is opened as /?token=...; the token rides along with each
+  // connection, and leaves the address bar (and so bookmarks, history and screenshots).
   const token = new URLSearchParams(location.search).get("token");
+  if (token !== null) {
+    const clean = new URL(location.href);
+    clean.searchParams.delete("token");
+    history.replaceState(null, "", clean);
+  }
   const socket = io({
     auth: token ? { token } : {},
     transports: ["websocket", "polling"],
