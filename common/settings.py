@@ -6,6 +6,7 @@ read, so tests pass a dict instead of patching ``os.environ``.
 """
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ DEFAULT_SYMBOLS = ("AAPL", "MSFT", "TSLA", "BRK-B")
 # says otherwise (distinct, so `rtplot up` runs them all on one machine).
 METRICS_PORTS = {"worker": 9101, "beat": 9102, "renderer": 9103}
 # A live synthetic market changes every second; Yahoo would rate-limit that.
-DEFAULT_INTERVAL = {"synthetic": 1.0, "csv": 1.0, "yfinance": 60.0}
+DEFAULT_INTERVAL = {"synthetic": 1.0, "csv": 1.0, "yfinance": 60.0, "plugin": 60.0}
 
 
 class SettingsError(ValueError):
@@ -30,11 +31,14 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class SourceSpec:
-    kind: str  # "synthetic" | "yfinance" | "csv"
+    kind: str  # "synthetic" | "yfinance" | "csv" | "plugin"
     path: Path | None = None  # the file, for "csv"
+    target: str | None = None  # "module.path:ClassName" or an entry point name, for "plugin"
 
     def __str__(self) -> str:
-        return f"csv:{self.path}" if self.kind == "csv" else self.kind
+        if self.kind == "csv":
+            return f"csv:{self.path}"
+        return self.target if self.kind == "plugin" and self.target else self.kind
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,7 @@ class Settings:
     redis_url: str = "redis://localhost:6379/0"
     symbols: tuple[str, ...] = DEFAULT_SYMBOLS
     source: SourceSpec = SourceSpec("synthetic")
+    market_hours: str = "always"  # the synthetic market: "always", or "exchange" sessions
     fetch_interval: float = 1.0  # seconds between beat ticks
     host: str = "127.0.0.1"
     port: int = 8000
@@ -83,6 +88,7 @@ class Settings:
             redis_url=read("RTPLOT_REDIS_URL", cls.redis_url, _redis_url),
             symbols=read("RTPLOT_SYMBOLS", ",".join(DEFAULT_SYMBOLS), _symbols),
             source=source,
+            market_hours=read("RTPLOT_MARKET_HOURS", cls.market_hours, _market_hours),
             fetch_interval=read("RTPLOT_FETCH_INTERVAL", interval_default, _positive(float)),
             host=read("RTPLOT_HOST", cls.host, _non_empty),
             port=read("RTPLOT_PORT", str(cls.port), _port),
@@ -217,10 +223,49 @@ def _log_level(raw: str) -> str:
 
 
 def _redis_url(raw: str) -> str:
-    scheme = urlparse(raw.strip()).scheme
-    if scheme not in ("redis", "rediss", "unix"):
-        raise ValueError("must be a redis://, rediss:// or unix:// URL")
-    return raw.strip()
+    url = raw.strip()
+    scheme = urlparse(url).scheme
+    if scheme == "redis+sentinel":
+        sentinel_parts(url)  # raises saying what is wrong
+    elif scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(
+            "must be a redis://, rediss://, unix:// or "
+            "redis+sentinel://HOST:PORT,.../DB/SERVICE URL"
+        )
+    return url
+
+
+@dataclass(frozen=True)
+class SentinelParts:
+    """A ``redis+sentinel://`` URL taken apart, in python-socketio's own form:
+    ``redis+sentinel://[user:password@]host:port,host:port,.../DB/SERVICE``."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    service: str
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+
+
+def sentinel_parts(url: str) -> SentinelParts:
+    parsed = urlparse(url)
+    hosts = parsed.netloc.rsplit("@", 1)[-1]
+    sentinels = []
+    for host_port in hosts.split(","):
+        host, _, port = host_port.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"{host_port!r} is not HOST:PORT (a sentinel, e.g. sentinel-1:26379)")
+        sentinels.append((host, int(port)))
+    parts = [part for part in parsed.path.split("/") if part]
+    if len(parts) != 2 or not parts[0].isdigit():
+        raise ValueError("a sentinel URL ends in /DB/SERVICE, e.g. .../0/rtplot")
+    return SentinelParts(
+        tuple(sentinels),
+        service=parts[1],
+        db=int(parts[0]),
+        username=parsed.username or None,
+        password=parsed.password or None,
+    )
 
 
 def _symbols(raw: str) -> tuple[str, ...]:
@@ -237,6 +282,9 @@ def _symbols(raw: str) -> tuple[str, ...]:
     return tuple(symbols)
 
 
+_PLUGIN = re.compile(r"[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?")
+
+
 def _source(raw: str) -> SourceSpec:
     text = raw.strip()
     if text in ("synthetic", "yfinance"):
@@ -246,4 +294,18 @@ def _source(raw: str) -> SourceSpec:
         if not path.is_file():
             raise ValueError(f"no such file: {path}")
         return SourceSpec("csv", path)
-    raise ValueError("must be 'synthetic', 'yfinance' or 'csv:PATH'")
+    if _PLUGIN.fullmatch(text):
+        # Your own source: module.path:ClassName, or a name registered in the entry point
+        # group "rtplot.sources"; the worker imports it (it alone needs it installed).
+        return SourceSpec("plugin", target=text)
+    raise ValueError(
+        "must be 'synthetic', 'yfinance', 'csv:PATH', 'module.path:ClassName' or the "
+        "name of an installed source (entry point group rtplot.sources)"
+    )
+
+
+def _market_hours(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("always", "exchange"):
+        raise ValueError("must be 'always' (trade around the clock) or 'exchange'")
+    return value
