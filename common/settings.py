@@ -9,6 +9,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse
@@ -294,14 +295,23 @@ def _source(raw: str) -> SourceSpec:
         if not path.is_file():
             raise ValueError(f"no such file: {path}")
         return SourceSpec("csv", path)
-    if _PLUGIN.fullmatch(text):
-        # Your own source: module.path:ClassName, or a name registered in the entry point
-        # group "rtplot.sources"; the worker imports it (it alone needs it installed).
+    if ":" in text and _PLUGIN.fullmatch(text):
+        # Your own source, module.path:ClassName: the worker imports it (only it needs it).
+        return SourceSpec("plugin", target=text)
+    if text in installed_sources():
         return SourceSpec("plugin", target=text)
     raise ValueError(
         "must be 'synthetic', 'yfinance', 'csv:PATH', 'module.path:ClassName' or the "
         "name of an installed source (entry point group rtplot.sources)"
     )
+
+
+SOURCES_GROUP = "rtplot.sources"  # the entry point group a source package registers in
+
+
+def installed_sources() -> list[str]:
+    """Names of the sources installed packages register (none is imported to list them)."""
+    return sorted(ep.name for ep in entry_points(group=SOURCES_GROUP))
 
 
 def _market_hours(raw: str) -> str:
