@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install up format lint test check clean
+.PHONY: install up format lint test test-fast check clean
 
 $(STAMP): pyproject.toml constraints.txt package.json package-lock.json
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ lint: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest
+
+# Unit and in-process tests only: no service processes, under a minute.
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not e2e"
 
 check: lint test
 

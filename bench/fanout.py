@@ -6,9 +6,10 @@ For each mode and client count it starts a private redis-server and one gateway 
 loopback: ``rtplot gateway`` (``asyncio`` or ``eventlet``), or ``stock``, plain
 python-socketio as its docs set it up (bench/stock_gateway.py), for comparison. It opens
 the clients from this process (bench/loadgen.py), subscribes them round-robin to 20
-symbols, then publishes an update per symbol once a second through the Socket.IO Redis
-queue, as the renderer does: a 390-point figure (``--payload figure``), or the small
-delta the web page subscribes to (``--payload delta``). Every payload carries its publish
+symbols, then publishes an update per symbol once a second as the renderer does, the
+Socket.IO packet on the room's own Redis channel (for ``stock``, through python-socketio's
+Redis queue, as its docs set it up): a 390-point figure (``--payload figure``), or the
+small delta the web page subscribes to (``--payload delta``). Every payload carries its publish
 time as its first field, so each receipt gives a publish-to-client latency without
 parsing the rest.
 
@@ -20,37 +21,37 @@ not to be the bottleneck. With ``--repeats`` each figure is the median over the 
 
 import argparse
 import asyncio
-import os
-import statistics
-import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import orjson
+import redis
 
 from bench import profiles
-from bench.loadgen import (
-    Crowd,
-    OnEvent,
-    cpu_seconds,
-    event_frame,
-    percentile,
-    rss_kb,
-    self_cpu,
-    socketio_url,
-    wait_http,
-)
+from bench.loadgen import Crowd, OnEvent, event_frame, self_cpu, socketio_url, use_uvloop
 from bench.render import sample_delta
+from bench.stats import median, percentile
 from common.keys import Keys
-from common.messages import BARS, FIGURE, SUBSCRIBE, OrjsonCodec, delta_room, figure_room
+from common.messages import (
+    BARS,
+    FIGURE,
+    SUBSCRIBE,
+    OrjsonCodec,
+    delta_room,
+    event_packet,
+    figure_room,
+)
 from fetcher.sources.synthetic import SyntheticSource
 from renderer.figure import build_figure
-from rtplot.up import PrivateRedis, free_port, terminate
+from renderer.window import Window, rows_of
+from rtplot.processes import Service, Stack, free_port
 
+ROOT = Path(__file__).resolve().parent.parent
 SYMBOLS = [f"SYM{i:02d}" for i in range(20)]
 
 
@@ -79,14 +80,15 @@ class Receipts:
     """Every receipt's latency, and each update's first and last receipt."""
 
     latencies: list[float] = field(default_factory=list)
-    spans: dict[str, list[float]] = field(default_factory=dict)  # sent -> [first, last]
+    spans: dict[bytes, list[float]] = field(default_factory=dict)  # sent -> [first, last]
 
     def handler(self, event: str) -> OnEvent:
-        prefix = f'42["{event}",{{"sent":'
+        prefix = f'42["{event}",{{"sent":'.encode()
+        start = len(prefix)
 
-        def on_event(frame: str, received: float) -> None:
+        def on_event(frame: bytes, received: float) -> None:
             if frame.startswith(prefix):
-                sent = frame[len(prefix) : frame.index(",", len(prefix))]
+                sent = frame[start : frame.index(b",", start)]
                 self.latencies.append(received - float(sent))
                 span = self.spans.setdefault(sent, [received, received])
                 span[1] = received
@@ -94,7 +96,7 @@ class Receipts:
         return on_event
 
     def spreads(self) -> list[float]:
-        return sorted(last - first for first, last in self.spans.values())
+        return [last - first for first, last in self.spans.values()]
 
 
 def payload_for(kind: str, symbol: str) -> dict[str, Any]:
@@ -105,27 +107,57 @@ def payload_for(kind: str, symbol: str) -> dict[str, Any]:
         .fetch({symbol: int(time.time()) - 390 * 60 + 1}, time.time())
         .bars[symbol][-390:]
     )
-    return {"sent": 0.0, "symbol": symbol, "seq": 0, "figure": build_figure(symbol, bars)}
+    window = Window("bench", 0, rows_of([bar.as_list() for bar in bars]))
+    return {"sent": 0.0, "symbol": symbol, "seq": 0, "figure": build_figure(symbol, window)}
 
 
-def publisher(redis_url: str, kind: str, stop: threading.Event, seconds: float) -> None:
+Publish = Callable[[str, str, dict[str, Any]], None]  # (event, room, payload)
+
+
+def publisher(redis_url: str, mode: str, kind: str, stop: threading.Event, seconds: float) -> None:
+    """An update per symbol once a second, each stamped with its publish time."""
+    event, room = (BARS, delta_room) if kind == "delta" else (FIGURE, figure_room)
+    payloads = {symbol: payload_for(kind, symbol) for symbol in SYMBOLS}
+    client = redis.Redis.from_url(redis_url)
+    publish = stock_emit(redis_url) if mode == "stock" else room_publish(client)
+    seq = 0
+    deadline = time.monotonic() + seconds
+    try:
+        while not stop.is_set() and time.monotonic() < deadline:
+            tick = time.monotonic()
+            seq += 1
+            for symbol, payload in payloads.items():
+                payload["seq"] = seq
+                payload["sent"] = time.time()
+                publish(event, room(symbol), payload)
+            stop.wait(max(0.0, 1.0 - (time.monotonic() - tick)))
+    finally:
+        client.close()
+
+
+def room_publish(client: "redis.Redis") -> Publish:
+    """As renderer/publish.py does: the Socket.IO packet, on the room's own channel."""
+    keys = Keys()
+
+    def publish(event: str, room: str, payload: dict[str, Any]) -> None:
+        data = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+        client.publish(keys.room_channel(room), event_packet(event, data))
+
+    return publish
+
+
+def stock_emit(redis_url: str) -> Publish:
+    """As python-socketio documents emitting from another process: its Redis queue."""
     import socketio
 
     manager = socketio.RedisManager(
         redis_url, channel=Keys().socketio_channel, write_only=True, json=OrjsonCodec
     )
-    event, room = (BARS, delta_room) if kind == "delta" else (FIGURE, figure_room)
-    payloads = {symbol: payload_for(kind, symbol) for symbol in SYMBOLS}
-    seq = 0
-    deadline = time.monotonic() + seconds
-    while not stop.is_set() and time.monotonic() < deadline:
-        tick = time.monotonic()
-        seq += 1
-        for symbol, payload in payloads.items():
-            payload["seq"] = seq
-            payload["sent"] = time.time()
-            manager.emit(event, payload, room=room(symbol), namespace="/")
-        stop.wait(max(0.0, 1.0 - (time.monotonic() - tick)))
+
+    def publish(event: str, room: str, payload: dict[str, Any]) -> None:
+        manager.emit(event, payload, room=room, namespace="/")
+
+    return publish
 
 
 @dataclass
@@ -138,12 +170,12 @@ class Measured:
 
 
 async def run_clients(
-    url: str,
+    gateway: Service,
+    mode: str,
     count: int,
     kind: str,
     publish_seconds: float,
     redis_url: str,
-    gateway_pid: int,
     profile: Path | None = None,
 ) -> Measured:
     receipts = Receipts()
@@ -154,25 +186,25 @@ async def run_clients(
         return [event_frame(SUBSCRIBE, orjson.dumps(request).decode())]
 
     event = BARS if kind == "delta" else FIGURE
-    crowd = Crowd(url, count, subscribe, receipts.handler(event))
-    base_rss = rss_kb(gateway_pid)
+    crowd = Crowd(socketio_url(gateway.port), count, subscribe, receipts.handler(event))
+    base_rss = gateway.rss_kb()
     connected = await crowd.connect()
     await asyncio.sleep(2)
-    idle_rss = rss_kb(gateway_pid)
+    idle_rss = gateway.rss_kb()
 
     publish_stop = threading.Event()
     thread = threading.Thread(
-        target=publisher, args=(redis_url, kind, publish_stop, publish_seconds), daemon=True
+        target=publisher, args=(redis_url, mode, kind, publish_stop, publish_seconds), daemon=True
     )
-    gateway_cpu0, self0, wall0 = cpu_seconds(gateway_pid), self_cpu(), time.monotonic()
+    gateway_cpu0, self0, wall0 = gateway.cpu_seconds(), self_cpu(), time.monotonic()
     thread.start()
-    sampler = profiles.record(gateway_pid, publish_seconds, profile) if profile else None
+    sampler = profiles.record(gateway.pid, publish_seconds, profile) if profile else None
     await asyncio.sleep(publish_seconds + 1)
     if sampler is not None:
         await asyncio.to_thread(sampler.wait, 60)
     publish_stop.set()
     wall = time.monotonic() - wall0
-    gateway_cpu = (cpu_seconds(gateway_pid) - gateway_cpu0) / wall * 100
+    gateway_cpu = (gateway.cpu_seconds() - gateway_cpu0) / wall * 100
     loadgen_cpu = (self_cpu() - self0) / wall * 100
     await crowd.close()
     return Measured(
@@ -180,10 +212,12 @@ async def run_clients(
     )
 
 
-def gateway_command(mode: str, port: int, redis_url: str) -> list[str]:
-    if mode == "stock":
-        return [sys.executable, "-m", "bench.stock_gateway", str(port), redis_url]
-    return [sys.executable, "-m", "rtplot.cli", "gateway", "--mode", mode]
+def start_gateway(stack: Stack, mode: str) -> Service:
+    if mode != "stock":
+        return stack.start("gateway", "gateway", "--mode", mode)
+    port = free_port()  # the stock gateway takes it as an argument
+    command = (sys.executable, "-m", "bench.stock_gateway")
+    return stack.start("gateway", str(port), stack.redis.url, command=command, port=port)
 
 
 def one_run(
@@ -191,48 +225,32 @@ def one_run(
 ) -> Result:
     """One gateway process under ``count`` clients; with ``profile``, py-spy samples the
     gateway while updates are published and writes collapsed stacks there."""
-    port = free_port()
-    private_redis = PrivateRedis("redis-server")
-    redis_url = private_redis.url
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RTPLOT_")}
-    env.update(
-        {
-            "RTPLOT_REDIS_URL": redis_url,
-            "RTPLOT_PORT": str(port),
-            "RTPLOT_SYMBOLS": ",".join(SYMBOLS[:4]),
-            "RTPLOT_LOG_LEVEL": "WARNING",
-            "RTPLOT_MAX_QUEUED": "1000",
-        }
-    )
-    gateway = subprocess.Popen(
-        gateway_command(mode, port, redis_url),
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/healthz")
-        url = socketio_url(port)
+    # Stock python-socketio takes minutes to drop 10,000 clients (it scans every room per
+    # disconnect); the run is over, so do not wait for it.
+    with Stack(
+        grace=30,
+        cwd=ROOT,
+        symbols=",".join(SYMBOLS[:4]),
+        log_level="WARNING",
+        max_queued=1000,
+    ) as stack:
+        gateway = start_gateway(stack, mode)
+        use_uvloop()
         measured = asyncio.run(
-            run_clients(url, count, kind, publish_seconds, redis_url, gateway.pid, profile)
+            run_clients(gateway, mode, count, kind, publish_seconds, stack.redis.url, profile)
         )
-    finally:
-        # Stock python-socketio takes minutes to drop 10,000 clients (it scans every
-        # room per disconnect); the run is over, so do not wait for it.
-        terminate([gateway], grace=30)
-        private_redis.stop()
-    ordered = sorted(measured.receipts.latencies)
+    latencies = measured.receipts.latencies
     spreads = measured.receipts.spreads()
     return Result(
         mode=mode,
         payload=kind,
         clients=count,
         connected=measured.connected,
-        p50_ms=percentile(ordered, 0.5) * 1000,
-        p99_ms=percentile(ordered, 0.99) * 1000,
+        p50_ms=percentile(latencies, 0.5) * 1000,
+        p99_ms=percentile(latencies, 0.99) * 1000,
         spread_p50_ms=percentile(spreads, 0.5) * 1000,
         spread_p99_ms=percentile(spreads, 0.99) * 1000,
-        delivered_per_s=len(ordered) / publish_seconds,
+        delivered_per_s=len(latencies) / publish_seconds,
         gateway_cpu=measured.gateway_cpu,
         rss_kb_per_conn=measured.rss_kb_per_conn,
         loadgen_cpu=measured.loadgen_cpu,
@@ -253,7 +271,7 @@ def measure(
         for i in range(repeats)
     ]
     medians = {
-        name: statistics.median(getattr(r, name) for r in runs)
+        name: median(getattr(r, name) for r in runs)
         for name, value in vars(runs[0]).items()
         if isinstance(value, float)
     }

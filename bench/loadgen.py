@@ -1,24 +1,26 @@
-"""The load generator's parts: a lean Socket.IO client and process readings.
+"""The load generator: lean Socket.IO clients, a crowd of them, and its own CPU.
 
-One asyncio process holds thousands of connections: each client is a bare ``websockets``
-connection speaking just enough Engine.IO v4 / Socket.IO v5 to connect, send a few
-events and hand every event frame (unparsed) to a callback. No per-client thread, no
-JSON parsing of figures, loopback only.
+One process holds thousands of connections, and must cost little beside the gateway it
+measures (a tenth of a core at 10,000 clients is the aim): each client is a bare asyncio
+``Protocol`` (on uvloop when it is installed) speaking just enough WebSocket (RFC 6455),
+Engine.IO v4 and Socket.IO v5 to connect, send a few events, answer pings and hand every
+event frame, as bytes and unparsed, to a callback. No task or buffer copy per message,
+no JSON parsing of figures, loopback only.
 """
 
 import asyncio
+import base64
 import os
 import resource
+import struct
 import time
-import urllib.request
 from collections.abc import Callable, Sequence
-from pathlib import Path
-
-import websockets
+from urllib.parse import urlsplit
 
 CONNECT_CONCURRENCY = 200  # handshakes in flight at once
+CONNECT_TIMEOUT = 30.0  # seconds one client may take from TCP connect to Socket.IO connected
 
-OnEvent = Callable[[str, float], None]  # (raw '42[...]' frame, receipt time.time())
+OnEvent = Callable[[bytes, float], None]  # (raw b'42[...]' payload, receipt time.time())
 
 
 def socketio_url(port: int) -> str:
@@ -30,39 +32,153 @@ def event_frame(event: str, payload_json: str) -> str:
     return f'42["{event}",{payload_json}]'
 
 
+def use_uvloop() -> bool:
+    """The load generator's own event loop on uvloop, where installed (it is with uvicorn's
+    standard extras): its cost per message is what keeps it off the gateway's core."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvicorn[standard] brings it
+        return False
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return True
+
+
+def masked(text: str | bytes) -> bytes:
+    """A client's text frame: masked, as RFC 6455 requires of clients."""
+    payload = text.encode() if isinstance(text, str) else text
+    mask = os.urandom(4)
+    # XOR with the mask, a machine word at a time.
+    repeat = (mask * (len(payload) // 4 + 1))[: len(payload)]
+    body = (int.from_bytes(payload, "big") ^ int.from_bytes(repeat, "big")).to_bytes(
+        len(payload), "big"
+    )
+    size = len(payload)
+    if size < 126:
+        header = struct.pack("!BB", 0x81, 0x80 | size)
+    elif size < 1 << 16:
+        header = struct.pack("!BBH", 0x81, 0xFE, size)
+    else:
+        header = struct.pack("!BBQ", 0x81, 0xFF, size)
+    return header + mask + body
+
+
+class LeanProtocol(asyncio.Protocol):
+    """One client's connection. ``client`` is told when it is connected and gets every
+    event frame."""
+
+    def __init__(self, client: "LeanClient", path: str, host: str) -> None:
+        self.client, self.path, self.host = client, path, host
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.upgraded = False
+        self.closed = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport) or hasattr(transport, "write")
+        self.transport = transport  # type: ignore[assignment]
+        key = base64.b64encode(os.urandom(16)).decode()
+        request = (
+            f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        self.transport.write(request.encode())  # type: ignore[union-attr]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def send(self, text: str | bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(masked(text))
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        if not self.upgraded:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if not buffer.startswith(b"HTTP/1.1 101"):
+                self.close()
+                return
+            del buffer[: end + 4]
+            self.upgraded = True
+        start, size = 0, len(buffer)
+        while size - start >= 2:
+            opcode, length = buffer[start] & 0x0F, buffer[start + 1] & 0x7F
+            head = 2
+            if length == 126:
+                if size - start < 4:
+                    break
+                length = int.from_bytes(buffer[start + 2 : start + 4], "big")
+                head = 4
+            elif length == 127:
+                if size - start < 10:
+                    break
+                length = int.from_bytes(buffer[start + 2 : start + 10], "big")
+                head = 10
+            if size - start < head + length:
+                break
+            payload = bytes(buffer[start + head : start + head + length])
+            start += head + length
+            if opcode == 0x8:  # close
+                self.close()
+                break
+            self.client.on_frame(self, payload)
+        if start:
+            del buffer[:start]
+
+
 class LeanClient:
-    """With ``go``, the client connects, then waits for it before sending its frames:
-    a crowd is connected before anything is asked for, so a busy server cannot stall
-    the handshakes, and every client starts at the same time."""
+    """One Socket.IO client. With ``go``, it connects, then waits for it before sending
+    its frames: a crowd is connected before anything is asked for, so a busy server
+    cannot stall the handshakes, and every client starts at the same time."""
 
     def __init__(self, on_event: OnEvent, go: asyncio.Event | None = None) -> None:
         self.on_event = on_event
         self.go = go
         self.ready = asyncio.Event()
+        self.frames: Sequence[str] = ()
+        self.connected = asyncio.Event()
+
+    def on_frame(self, protocol: LeanProtocol, payload: bytes) -> None:
+        if payload.startswith(b"42"):
+            self.on_event(payload, time.time())
+        elif payload == b"2":
+            protocol.send(b"3")  # pong
+        elif payload.startswith(b"0{"):  # Engine.IO open
+            protocol.send(b"40")
+        elif payload.startswith(b"40"):  # Socket.IO connected
+            self.connected.set()
 
     async def run(self, url: str, frames: Sequence[str], stop: asyncio.Event) -> None:
-        # close_timeout: a saturated server answers a close late; do not wait 10 s for it.
-        async with websockets.connect(
-            url, max_size=None, compression=None, ping_interval=None, close_timeout=1
-        ) as ws:
-            await ws.recv()  # 0{...}: open
-            await ws.send("40")
-            await ws.recv()  # 40{...}: connected
+        parts = urlsplit(url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        path = parts.path + ("?" + parts.query if parts.query else "")
+        loop = asyncio.get_running_loop()
+        _, protocol = await loop.create_connection(
+            lambda: LeanProtocol(self, path, f"{host}:{port}"), host, port
+        )
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                await self.connected.wait()
             if self.go is not None:
                 self.ready.set()
                 await self.go.wait()
             for frame in frames:
-                await ws.send(frame)
+                protocol.send(frame)
             self.ready.set()
-            # No timeout per receive: on Python 3.11 ``wait_for`` costs a task per
-            # message. ``Crowd.close`` cancels the clients instead.
-            async for message in ws:
-                if stop.is_set():
-                    break
-                if message == "2":
-                    await ws.send("3")  # pong
-                elif isinstance(message, str) and message.startswith("42"):
-                    self.on_event(message, time.time())
+            # Until the crowd closes or the server does: one wait, no task per message.
+            stopping = asyncio.ensure_future(stop.wait())
+            await asyncio.wait([stopping, protocol.closed], return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+        finally:
+            protocol.close()
 
 
 class Crowd:
@@ -99,42 +215,10 @@ class Crowd:
 
     async def close(self) -> None:
         self.stop.set()
-        for task in self._tasks:
-            task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (children not included)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def self_cpu() -> float:
+    """This process's user + system CPU seconds so far (the load generator's own)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-def wait_http(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"{url} did not come up")
-
-
-def percentile(ordered: Sequence[float], fraction: float) -> float:
-    """The value below which ``fraction`` of the sorted samples fall (nan when empty)."""
-    if not ordered:
-        return float("nan")
-    return ordered[min(max(int(len(ordered) * fraction + 0.5) - 1, 0), len(ordered) - 1)]

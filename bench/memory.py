@@ -12,9 +12,7 @@ not RSS).
 
 import argparse
 import asyncio
-import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,8 +21,10 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.loadgen import Crowd, event_frame, socketio_url, wait_http
-from rtplot.up import PrivateRedis, free_port, terminate
+from bench.loadgen import Crowd, event_frame, socketio_url
+from rtplot.processes import Service, Stack
+
+ROOT = Path(__file__).resolve().parent.parent
 
 LIBRARIES = {  # a path fragment -> the library it belongs to
     "/engineio/": "python-engineio",
@@ -67,25 +67,16 @@ def serve_gateway(snapshot_path: str) -> None:
 
 def measure(clients: int) -> tuple[list[Share], float]:
     """The shares by library and the total traced KB per connection."""
-    port = free_port()
-    private = PrivateRedis("redis-server")
-    folder = Path(tempfile.mkdtemp(prefix="rtplot-memory-"))
-    out = folder / "snapshot"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RTPLOT_")}
-    env.update(RTPLOT_REDIS_URL=private.url, RTPLOT_PORT=str(port), RTPLOT_LOG_LEVEL="WARNING")
-    gateway = subprocess.Popen(
-        [sys.executable, "-m", "bench.memory", "--serve-gateway", str(out)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/healthz")
+    command = (sys.executable, "-m", "bench.memory")
+    # A gateway tracing every allocation can take a minute to stop: give it one.
+    with (
+        tempfile.TemporaryDirectory(prefix="rtplot-memory-") as folder,
+        Stack(grace=60, cwd=ROOT, log_level="WARNING") as stack,
+    ):
+        out = Path(folder) / "snapshot"
+        gateway = stack.start("gateway", "--serve-gateway", str(out), command=command)
         before = _snapshot(gateway, out)
-        after = asyncio.run(_connected_snapshot(port, clients, gateway, out))
-    finally:
-        terminate([gateway], grace=60)
-        private.stop()
+        after = asyncio.run(_connected_snapshot(clients, gateway, out))
     size: Counter[str] = Counter()
     count: Counter[str] = Counter()
     for stat in after.compare_to(before, "filename"):
@@ -96,7 +87,7 @@ def measure(clients: int) -> tuple[list[Share], float]:
     return shares, sum(size.values()) / clients / 1024
 
 
-def _snapshot(gateway: "subprocess.Popen[bytes]", out: Path) -> tracemalloc.Snapshot:
+def _snapshot(gateway: Service, out: Path) -> tracemalloc.Snapshot:
     out.unlink(missing_ok=True)
     gateway.send_signal(signal.SIGUSR1)
     deadline = time.monotonic() + 120
@@ -109,13 +100,11 @@ def _snapshot(gateway: "subprocess.Popen[bytes]", out: Path) -> tracemalloc.Snap
     raise SystemExit("the gateway wrote no allocation snapshot")
 
 
-async def _connected_snapshot(
-    port: int, clients: int, gateway: "subprocess.Popen[bytes]", out: Path
-) -> tracemalloc.Snapshot:
+async def _connected_snapshot(clients: int, gateway: Service, out: Path) -> tracemalloc.Snapshot:
     def subscribe(i: int) -> list[str]:
         return [event_frame("subscribe", f'{{"symbol":"SYM{i % 20:02d}"}}')]
 
-    crowd = Crowd(socketio_url(port), clients, subscribe, lambda frame, at: None)
+    crowd = Crowd(socketio_url(gateway.port), clients, subscribe, lambda frame, at: None)
     connected = await crowd.connect()
     if connected < clients:
         raise SystemExit(f"only {connected} of {clients} clients connected")

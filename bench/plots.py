@@ -49,23 +49,16 @@ def fanout_latency(results: Sequence[Any], folder: Path) -> str:
         clients = [r.clients for r in rows]
         style = "-" if payload == "figure" else ":"
         colour = COLOURS.get(mode)
-        axes.plot(
-            clients,
-            [r.p99_ms for r in rows],
-            style,
-            marker="o",
-            color=colour,
-            label=f"{mode}, {payload}, p99",
-        )
-        axes.plot(
-            clients,
-            [r.p50_ms for r in rows],
-            style,
-            marker=".",
-            color=colour,
-            alpha=0.5,
-            label=f"{mode}, {payload}, p50",
-        )
+        for quantile, marker, alpha in (("p99", "o", 1.0), ("p50", ".", 0.5)):
+            axes.plot(
+                clients,
+                [getattr(r, f"{quantile}_ms") for r in rows],
+                style,
+                marker=marker,
+                color=colour,
+                alpha=alpha,
+                label=f"{mode}, {payload}, {quantile}",
+            )
     axes.axhline(250, color="red", linewidth=0.8, label="target p99 250 ms")
     axes.set_xscale("log")
     axes.set_yscale("log")

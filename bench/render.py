@@ -134,14 +134,13 @@ def round_rows(repeat: int) -> list[dict[str, Any]]:
     renderer holding nothing, and by one holding the window."""
     import redis
 
-    from rtplot.up import PrivateRedis
+    from rtplot.processes import RedisServer
 
-    private = PrivateRedis("redis-server")
-    try:
+    with RedisServer() as private:
         client = redis.Redis.from_url(private.url)
-        return [rounds_of(client, label, count, repeat) for label, count in SIZES.items()]
-    finally:
-        private.stop()
+        rows = [rounds_of(client, label, count, repeat) for label, count in SIZES.items()]
+        client.close()
+    return rows
 
 
 def rounds_of(client: Any, label: str, count: int, repeat: int) -> dict[str, Any]:

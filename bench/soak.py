@@ -14,17 +14,14 @@ import argparse
 import asyncio
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import redis
 import socketio
 
-from rtplot.up import PrivateRedis, free_port
+from rtplot.processes import Stack
 
 SYMBOLS = ["AAPL", "MSFT", "TSLA", "BRK-B", "NVDA"]
 SERVICES = ("worker", "beat", "renderer", "gateway")
@@ -47,13 +44,6 @@ class Series:
         mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
         var = sum((x - mx) ** 2 for x in xs)
         return 60 * sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def open_files(pid: int) -> int:
@@ -89,35 +79,21 @@ def main() -> int:
         print("redis-server is not on PATH", file=sys.stderr)
         return 1
 
-    gateway_port = free_port()
-    private_redis = PrivateRedis("redis-server")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RTPLOT_")}
-    env.update(
-        {
-            "RTPLOT_REDIS_URL": private_redis.url,
-            "RTPLOT_SYMBOLS": ",".join(SYMBOLS),
-            "RTPLOT_WINDOW_MINUTES": "390",
-            "RTPLOT_PORT": str(gateway_port),
-            "RTPLOT_LOG_LEVEL": "WARNING",
-            "RTPLOT_RATE_BURST": "1000",
-            "RTPLOT_RATE_LIMIT": "1000",
-        }
-    )
-    procs: dict[str, subprocess.Popen[bytes]] = {}
-    for name in SERVICES:
-        service_env = dict(env, RTPLOT_METRICS_PORT=str(free_port()))
-        procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "rtplot.cli", name],
-            env=service_env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-    client = redis.Redis(port=private_redis.port)
-    url = f"http://127.0.0.1:{gateway_port}"
     series: dict[str, Series] = {}
     received = [0]
-    try:
-        _wait_up(url)
+    with Stack(
+        grace=30,
+        symbols=",".join(SYMBOLS),
+        window_minutes=390,
+        log_level="WARNING",
+        rate_burst=1000,
+        rate_limit=1000,
+    ) as stack:
+        for name in SERVICES:
+            stack.launch(name)
+        stack.wait_healthy()
+        time.sleep(3)  # let the first ticks and renders land
+        url = stack.services["gateway"].url
         seconds = args.minutes * 60
         loop = asyncio.new_event_loop()
         clients = loop.run_in_executor(
@@ -126,40 +102,20 @@ def main() -> int:
         start = time.monotonic()
         while time.monotonic() - start < seconds:
             at = time.monotonic() - start
-            for name, proc in procs.items():
-                series.setdefault(f"{name} RSS (MB)", Series()).add(at, rss_mb(proc.pid))
-                series.setdefault(f"{name} open files", Series()).add(at, open_files(proc.pid))
-            memory = client.info("memory")["used_memory"] / 2**20
+            for name in SERVICES:
+                service = stack.services[name]
+                series.setdefault(f"{name} RSS (MB)", Series()).add(at, service.rss_kb() / 1024)
+                series.setdefault(f"{name} open files", Series()).add(at, open_files(service.pid))
+            memory = stack.client.info("memory")["used_memory"] / 2**20
             series.setdefault("redis used memory (MB)", Series()).add(at, memory)
             time.sleep(args.every)
         loop.run_until_complete(clients)
-    finally:
-        for proc in procs.values():
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs.values():
-            proc.wait(timeout=30)
-        client.close()
-        private_redis.stop()
 
     report = _report(args, series, received[0])
     print(report)
     if args.write:
         args.write.write_text(report)
     return 0
-
-
-def _wait_up(url: str) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=2):
-                time.sleep(3)  # let the first ticks and renders land
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit("the gateway did not come up")
 
 
 def _report(args: argparse.Namespace, series: dict[str, Series], received: int) -> str:

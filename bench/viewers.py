@@ -27,8 +27,6 @@ import argparse
 import asyncio
 import math
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,21 +36,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import redis
 
-from bench.loadgen import (
-    Crowd,
-    LeanClient,
-    OnEvent,
-    cpu_seconds,
-    event_frame,
-    self_cpu,
-    socketio_url,
-    wait_http,
-)
-from common.keys import Keys
+from bench.loadgen import Crowd, LeanClient, OnEvent, event_frame, self_cpu, socketio_url
+from bench.stats import median
 from common.messages import BARS, FIGURE, GRAPH_PLOT, PING_GRAPH, SUBSCRIBE
-from rtplot.up import PrivateRedis, free_port, terminate
+from rtplot.processes import Service, Stack, clean_env, cpu_seconds, free_port, terminate
 
 ROOT = Path(__file__).resolve().parent.parent
 SYMBOLS = ["AAPL", "MSFT", "TSLA", "BRK-B", "NVDA"]
@@ -127,101 +115,33 @@ def tree_cpu(pid: int) -> float:
     return total
 
 
-class Processes:
-    """Child processes logging to a temporary directory, stopped together."""
-
-    def __init__(self) -> None:
-        self.logs = tempfile.TemporaryDirectory(prefix="rtplot-bench-viewers-")
-        self.started: list[tuple[str, subprocess.Popen[bytes]]] = []
-
-    def start(self, name: str, argv: list[str], env: dict[str, str]) -> int:
-        log = (Path(self.logs.name) / f"{name}.log").open("wb")
-        process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-        log.close()  # the child holds its own descriptor
-        self.started.append((name, process))
-        return process.pid
-
-    def check_alive(self) -> None:
-        for name, process in self.started:
-            if process.poll() is not None:
-                tail = (Path(self.logs.name) / f"{name}.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"{name} exited with {process.returncode}:\n{tail}")
-
-    def stop(self) -> None:
-        terminate([process for _, process in reversed(self.started)])
-        self.started.clear()
-        self.logs.cleanup()
-
-
-class Pipeline:
+def pipeline() -> Stack:
     """rtplot as it is deployed, on a private redis-server and loopback ports."""
-
-    def __init__(self) -> None:
-        self.processes = Processes()
-        self.redis: PrivateRedis | None = None
-        self.port = free_port()
-        self.pids: dict[str, int] = {}
-
-    def start(self) -> None:
-        self.redis = PrivateRedis("redis-server")
-        self.pids["redis-server"] = self.redis.process.pid
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RTPLOT_")}
-        env.update(
-            RTPLOT_REDIS_URL=self.redis.url,
-            RTPLOT_SYMBOLS=",".join(SYMBOLS),
-            RTPLOT_SOURCE="synthetic",
-            RTPLOT_FETCH_INTERVAL=str(TICK),
-            RTPLOT_WINDOW_MINUTES=str(DAY_BARS),  # the same chart as the article's
-            RTPLOT_PORT=str(self.port),
-            RTPLOT_LOG_LEVEL="WARNING",
-        )
-        for service in SERVICES:
-            # Each its own free metrics port, so a running `rtplot up` cannot clash.
-            service_env = dict(env, RTPLOT_METRICS_PORT=str(free_port()))
-            argv = [sys.executable, "-m", "rtplot.cli", service]
-            self.pids[service] = self.processes.start(service, argv, service_env)
-        wait_http(f"http://127.0.0.1:{self.port}/healthz", timeout=60)
-        self._wait_for_snapshots(timeout=60)
-
-    def _wait_for_snapshots(self, timeout: float) -> None:
-        assert self.redis is not None
-        client = redis.Redis.from_url(self.redis.url)
-        deadline = time.monotonic() + timeout
-        try:
-            while not all(client.exists(Keys().snapshot(s)) for s in SYMBOLS):
-                self.processes.check_alive()
-                if time.monotonic() > deadline:
-                    raise RuntimeError("rtplot rendered no snapshot of every symbol in time")
-                time.sleep(0.2)
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        self.processes.stop()
-        if self.redis is not None:
-            self.redis.stop()
-            self.redis = None
+    return Stack(
+        symbols=",".join(SYMBOLS),
+        source="synthetic",
+        fetch_interval=TICK,
+        window_minutes=DAY_BARS,  # the same chart as the article's
+        log_level="WARNING",
+    )
 
 
-class ArticleServer:
+def pids(stack: Stack) -> dict[str, int]:
+    """Every process of the pipeline, redis-server included."""
+    return {"redis-server": stack.redis.pid} | {s: stack.services[s].pid for s in SERVICES}
+
+
+def launch_article(logs: Path) -> Service:
     """``python -m bench.viewers --serve-article PORT`` as a child process."""
+    port = free_port()
+    args = ["--serve-article", str(port)]
+    command = (sys.executable, "-m", "bench.viewers")
+    return Service("article", args, clean_env(), log_dir=logs, command=command, cwd=ROOT, port=port)
 
-    def __init__(self) -> None:
-        self.processes = Processes()
-        self.port = free_port()
-        self.pid = 0
 
-    def launch(self) -> None:
-        argv = [sys.executable, "-m", "bench.viewers", "--serve-article", str(self.port)]
-        self.pid = self.processes.start("article", argv, dict(os.environ))
-
-    def wait_ready(self) -> None:
-        # A polling handshake is the first URL this server answers with 200.
-        wait_http(f"http://127.0.0.1:{self.port}/socket.io/?EIO=4&transport=polling", 60)
-        self.processes.check_alive()
-
-    def stop(self) -> None:
-        self.processes.stop()
+def wait_article(server: Service) -> None:
+    # A polling handshake is the first URL this server answers with 200.
+    server.wait_healthy(f"{server.url}/socket.io/?EIO=4&transport=polling")
 
 
 # -- the article's server ------------------------------------------------------------------
@@ -293,11 +213,11 @@ class Tally:
     def __init__(self, count: int, prefixes: tuple[str, ...], settle: str | None) -> None:
         self.updates = [0] * count
         self.settled = [settle is None] * count
-        self.prefixes = prefixes
-        self.settle = settle
+        self.prefixes = tuple(prefix.encode() for prefix in prefixes)
+        self.settle = None if settle is None else settle.encode()
 
     def on_event(self, i: int) -> OnEvent:
-        def on_event(frame: str, _received: float) -> None:
+        def on_event(frame: bytes, _received: float) -> None:
             if frame.startswith(self.prefixes):
                 self.updates[i] += 1
             if self.settle is not None and frame.startswith(self.settle):
@@ -363,53 +283,49 @@ def measure_repeat(counts: list[int], seconds: float) -> dict[int, tuple[Side, S
     start-up is not what is measured); each count gets a fresh article server (a
     saturated one takes long to wind down), all started with the pipeline and idle
     until their turn, so their start-up costs no time of its own."""
-    pipeline = Pipeline()
-    servers = {count: ArticleServer() for count in counts}
-    try:
+    with tempfile.TemporaryDirectory(prefix="rtplot-bench-viewers-") as logs:
+        servers = {count: launch_article(Path(logs)) for count in counts}
+        try:
+            return _measure(servers, seconds)
+        finally:
+            terminate(server.process for server in servers.values())
+
+
+def _measure(servers: dict[int, Service], seconds: float) -> dict[int, tuple[Side, Side]]:
+    ours = {}
+    with pipeline() as stack:
+        for service in SERVICES:
+            stack.launch(service)
+        stack.wait_healthy()
+        stack.wait_snapshots(SYMBOLS)
         for server in servers.values():
-            server.launch()
-        pipeline.start()
-        for server in servers.values():
-            server.wait_ready()
-        ours = {}
-        url, pids = socketio_url(pipeline.port), pipeline.pids
-        for count in counts:
+            wait_article(server)
+        url = socketio_url(stack.services["gateway"].port)
+        for count in servers:
             # The snapshot each subscribe sends is a one-off: the window starts once
             # every viewer has had its own.
             tally = Tally(count, RTPLOT_UPDATES, settle=RTPLOT_SNAPSHOT)
             ours[count] = asyncio.run(
-                watch(url, count, subscribe_frames, tally, pids, "gateway", seconds)
+                watch(url, count, subscribe_frames, tally, pids(stack), "gateway", seconds)
             )
-            pipeline.processes.check_alive()
+            stack.check_alive()
             log(f"rtplot  {count:>5} viewers: {ours[count]}")
-        pipeline.stop()
-        pairs = {}
-        for count, server in servers.items():
-            url, pids = socketio_url(server.port), {"article": server.pid}
-            # Its first round of renders is no different from the next: no settling.
-            tally = Tally(count, ARTICLE_UPDATES, settle=None)
-            theirs = asyncio.run(
-                watch(url, count, ping_graph_frames, tally, pids, "article", seconds)
-            )
-            server.processes.check_alive()
-            server.stop()
-            log(f"article {count:>5} viewers: {theirs}")
-            pairs[count] = (ours[count], theirs)
-        return pairs
-    finally:
-        pipeline.stop()
-        for server in servers.values():
-            server.stop()
+    pairs = {}
+    for count, server in servers.items():
+        url = socketio_url(server.port)
+        # Its first round of renders is no different from the next: no settling.
+        tally = Tally(count, ARTICLE_UPDATES, settle=None)
+        theirs = asyncio.run(
+            watch(url, count, ping_graph_frames, tally, {"article": server.pid}, "article", seconds)
+        )
+        server.check_alive()
+        server.stop()
+        log(f"article {count:>5} viewers: {theirs}")
+        pairs[count] = (ours[count], theirs)
+    return pairs
 
 
 # -- results -------------------------------------------------------------------------------
-
-
-def median(values: list[float]) -> float:
-    """The median of the finite values (a side that delivered nothing has no cost per
-    update); nan if there are none."""
-    finite = [v for v in values if math.isfinite(v)]
-    return statistics.median(finite) if finite else math.nan
 
 
 def summarise(

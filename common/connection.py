@@ -72,3 +72,14 @@ def connect_listener(url: str) -> "redis.Redis":
 def connect_listener_async(url: str) -> "redis.asyncio.Redis":
     retry = redis.asyncio.retry.Retry(NoBackoff(), 0)
     return redis.asyncio.Redis.from_url(url, retry=retry, **LISTENER_OPTIONS)
+
+
+def answers(url: str, timeout: float = 1.0) -> bool:
+    """Whether a Redis answers a PING at ``url`` within about ``timeout`` seconds."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    try:
+        return bool(client.ping())
+    except (redis.RedisError, OSError):
+        return False
+    finally:
+        client.close()

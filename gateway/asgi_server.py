@@ -101,7 +101,9 @@ def serve(settings: Settings) -> None:
         gateway.app,
         host=settings.host,
         port=settings.port,
-        log_level=settings.log_level.lower(),
+        # uvicorn's own lines (startup banners, every connection opened and closed) only
+        # at DEBUG; its warnings and errors always.
+        log_level="debug" if settings.log_level == "DEBUG" else "warning",
         lifespan="on",
         # Engine.IO pings every client itself; a second, WebSocket-level ping per
         # connection only costs a timer and a frame each.

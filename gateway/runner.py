@@ -16,8 +16,9 @@ import socketio
 
 from common.keys import Keys
 from common.settings import Settings
-from gateway import steps
+from gateway import internals, steps
 from gateway.core import GatewayCore, Handler, Steps, Stored
+from gateway.internals import websocket
 from gateway.watching import WATCH_SCRIPT, watch_args
 
 log = logging.getLogger("rtplot.gateway")
@@ -154,14 +155,20 @@ async def drive_async(work: Steps[T], perform: Callable[[steps.Step], Any]) -> T
 
 def register(sio: Any, core: GatewayCore, wrap: Callable[[Handler], Callable[..., Any]]) -> None:
     """The core's handlers on a server, each wrapped to be driven in its mode."""
-    sio.on("connect", _connect_handler(core))
+    # Under asyncio the request need not be kept once read (under eventlet, its WSGI
+    # server still reads it after the handler).
+    release = internals.enabled() and isinstance(sio, socketio.AsyncServer)
+    sio.on("connect", _connect_handler(core, release))
     for event, handler in core.handlers().items():
         sio.on(event, wrap(handler))
 
 
-def _connect_handler(core: GatewayCore) -> Callable[..., None]:
+def _connect_handler(core: GatewayCore, release: bool) -> Callable[..., None]:
     def on_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        if not core.connect(sid, environ, auth):
+        admitted = core.connect(sid, environ, auth)
+        if release:
+            websocket.release_request(environ)
+        if not admitted:
             raise socketio.exceptions.ConnectionRefusedError("authentication failed")
 
     return on_connect

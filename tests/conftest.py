@@ -1,12 +1,12 @@
 import gc
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
 
 from common.settings import Settings
-from support import ARTIFACTS, CLIENT_SOCKET_LEAK, RedisServer
+from support import ARTIFACTS, CLIENT_SOCKET_LEAK, Listener, RedisServer
 
 
 @pytest.fixture(autouse=True)
@@ -58,3 +58,17 @@ def settings(redis_url: str) -> Settings:
             "RTPLOT_WINDOW_MINUTES": "120",
         }
     )
+
+
+@pytest.fixture
+def listen() -> Iterator[Callable[[str], Listener]]:
+    """Opens Listeners that are closed after the test, whether it passed or not."""
+    opened: list[Listener] = []
+
+    def open_listener(url: str) -> Listener:
+        opened.append(Listener(url))
+        return opened[-1]
+
+    yield open_listener
+    for listener in opened:
+        listener.close()

@@ -1,26 +1,23 @@
-"""Test helpers: a private redis-server, service processes, Socket.IO listeners."""
+"""Test helpers: the pipeline as processes (rtplot.processes), Socket.IO listeners."""
 
 import json
-import os
 import queue
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import redis
 import socketio
 
-from rtplot.up import free_port, redis_argv
+from common.keys import Keys
+from rtplot.processes import RedisServer, Setting, Stack, clean_env, free_port
 
-__all__ = ["free_port"]  # re-exported for the tests
+__all__ = ["RedisServer", "free_port"]  # re-exported for the tests
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,6 +28,8 @@ CLIENT_SOCKET_LEAK = pytest.mark.filterwarnings(
     "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"
 )
 ARTIFACTS = ROOT / "test-artifacts"
+# A tick a second over a day's window: an update every second, and small figures.
+TEST_SETTINGS: dict[str, Setting] = {"fetch_interval": 1, "window_minutes": 390}
 
 
 def wait_until(
@@ -49,80 +48,66 @@ def wait_until(
         time.sleep(interval)
 
 
-class RedisServer:
-    """A redis-server of our own on a free port, which tests may stop and restart."""
-
-    def __init__(self, *extra: str) -> None:
-        self.port = free_port()
-        self.dir = tempfile.mkdtemp(prefix="rtplot-test-redis-")
-        self.extra = extra
-        self.process: subprocess.Popen[bytes] | None = None
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> "RedisServer":
-        self.process = subprocess.Popen(
-            redis_argv("redis-server", self.port, self.dir, *self.extra),
-            stdout=subprocess.DEVNULL,
-        )
-        client = redis.Redis.from_url(self.url)
-        wait_until(lambda: _pings(client), message=f"redis-server on port {self.port}")
-        client.close()
-        return self
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+def service_env(redis_url: str, **settings: Setting) -> dict[str, str]:
+    """What a test's service runs with: the test settings, then ``settings``."""
+    return clean_env(redis_url=redis_url, **{**TEST_SETTINGS, **settings})
 
 
-def _pings(client: "redis.Redis") -> bool:
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
+class Pipeline(Stack):
+    """A Stack with the test settings, its logs kept in test-artifacts/logs, and a look
+    into what the services stored."""
 
-
-class Service:
-    """One ``rtplot <command>`` process, logging to test-artifacts/logs/."""
-
-    def __init__(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        logs = ARTIFACTS / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        self.name = name
-        self.env = env
-        self.log_path = logs / f"{name}-{os.getpid()}-{time.monotonic_ns()}.log"
-        self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "rtplot.cli", *args],
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
+    def __init__(self, *redis_args: str, **settings: Setting) -> None:
+        super().__init__(
+            *redis_args, log_dir=ARTIFACTS / "logs", cwd=ROOT, **{**TEST_SETTINGS, **settings}
         )
 
-    def alive(self) -> bool:
-        return self.process.poll() is None
+    def url(self, service: str) -> str:
+        return self.services[service].url
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+    def snapshot_seq(self, symbol: str) -> int:
+        """The seq of the figure stored for subscribers; 0 while there is none, or while
+        Redis is down."""
+        return self._snapshot_field(symbol, "seq")
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-        return int(self.process.returncode)
+    def rendered_seq(self, symbol: str) -> int:
+        """The seq of the newest render, which the stored figure may trail by a few
+        seconds (RTPLOT_SNAPSHOT_EVERY); 0 as for ``snapshot_seq``."""
+        return self._snapshot_field(symbol, "head")
 
-    def kill(self) -> None:
-        self.stop(signal.SIGKILL)
+    def _snapshot_field(self, symbol: str, field: str) -> int:
+        try:
+            return int(self.client.hget(Keys().snapshot(symbol), field) or 0)
+        except redis.RedisError:
+            return 0
+
+    def snapshot(self, symbol: str) -> dict[str, Any]:
+        raw = self.client.hget(Keys().snapshot(symbol), "payload")
+        assert isinstance(raw, bytes)
+        return dict(orjson.loads(raw))
+
+    def bars(self, symbol: str) -> list[float]:
+        """The minutes stored, in epoch seconds."""
+        return [
+            score for _, score in self.client.zrange(Keys().bars(symbol), 0, -1, withscores=True)
+        ]
+
+
+@contextmanager
+def running(
+    *services: str | Sequence[str], redis_args: Sequence[str] = (), **settings: Setting
+) -> Iterator[Pipeline]:
+    """A redis-server of its own and these services on it, each healthy, for a test or a
+    module. A service is its name where that is its command too (``"worker"``), or
+    ``(name, *args)``. Everything is stopped on the way out, also when a start fails; a
+    service that exited unasked during the tests fails them, with its log."""
+    with Pipeline(*redis_args, **settings) as pipeline:
+        for service in services:
+            name, *args = (service,) if isinstance(service, str) else service
+            pipeline.launch(name, *args)
+        pipeline.wait_healthy()
+        yield pipeline
+        pipeline.check_alive()
 
 
 def record_reliability(table: str, row: dict[str, Any]) -> None:
@@ -131,33 +116,6 @@ def record_reliability(table: str, row: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as out:
         out.write(json.dumps(row) + "\n")
-
-
-def service_env(redis_url: str, **settings: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RTPLOT_")}
-    env.update(
-        {
-            "RTPLOT_REDIS_URL": redis_url,
-            "RTPLOT_FETCH_INTERVAL": "1",
-            "RTPLOT_WINDOW_MINUTES": "390",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    env.update({f"RTPLOT_{k.upper()}": v for k, v in settings.items()})
-    return env
-
-
-def wait_http_ok(url: str, timeout: float = 30) -> None:
-    import urllib.request
-
-    def ok() -> bool:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
-    wait_until(ok, timeout=timeout, interval=0.1, message=url)
 
 
 class Listener:
@@ -200,4 +158,6 @@ class Listener:
                 return data, at
 
     def close(self) -> None:
-        self.client.disconnect()
+        """Disconnects, or stops reconnecting: one left trying would go on connecting,
+        to a server long gone, during later tests."""
+        self.client.shutdown()

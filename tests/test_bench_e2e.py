@@ -1,4 +1,4 @@
-"""The end-to-end benchmark (bench/e2e.py): its matching of receipts to writes, and a
+"""The end-to-end benchmark (bench/e2e/): its matching of receipts to writes, and a
 tiny run of the real pipeline that must time every update it delivers."""
 
 import pytest
@@ -47,8 +47,8 @@ def test_a_tiny_run_times_every_update_it_delivers() -> None:
     assert 0 < row.queue_p50_ms <= row.queue_p99_ms < 3000
     assert 0 < row.relay_p50_ms <= row.relay_p99_ms < 3000
     assert row.delivered_share == 1.0
-    assert min(row.renderer_cpu, row.gateway_cpu, row.loadgen_cpu) >= 0
     assert row.renderer_cpu > 0  # it rendered every write
+    assert row.gateway_cpu > 0 and row.loadgen_cpu > 0  # ... relayed and received each
 
     table = e2e.markdown([row])
     assert table.startswith("## End to end\n")

@@ -13,7 +13,6 @@ the metrics the services really export instead.
 """
 
 import json
-import os
 import re
 import shlex
 import subprocess
@@ -32,6 +31,7 @@ import redis
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from rtplot.processes import Service, clean_env, terminate
 from support import (
     ARTIFACTS,
     CLIENT_SOCKET_LEAK,
@@ -148,38 +148,17 @@ def test_the_haproxy_config_is_valid() -> None:
 # -- the compose services as local processes -----------------------------------------
 
 
-class Process:
-    def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
-        logs = ARTIFACTS / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        self.name = name
-        self.log = (logs / f"compose-{name}.log").open("wb")
-        self.process = subprocess.Popen(
-            argv, env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT
-        )
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
-
-
 class ComposeRun:
     """docker-compose.yml's services, run here."""
 
     def __init__(self) -> None:
         self.spec = compose_file()
         self.services = self.spec["services"]
-        self.host_env = {k: v for k, v in os.environ.items() if not k.startswith("RTPLOT_")}
+        self.host_env = clean_env()
         self.host_env["PATH"] = f"{Path(sys.executable).parent}:{self.host_env['PATH']}"
         self.tmp = tempfile.TemporaryDirectory(prefix="rtplot-compose-")
         self.ports: dict[str, int] = {"redis": free_port()}
-        self.processes: dict[str, Process] = {}
+        self.processes: dict[str, Service] = {}
         try:
             self.start_all()
         except BaseException:
@@ -225,17 +204,20 @@ class ComposeRun:
             for part in self.services[service]["command"]
         ]
 
-    def start(self, service: str, replica: str) -> None:
-        self.processes[replica] = Process(
-            replica, self.command(service, replica), self.environment(service, replica)
+    def run(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        self.processes[name] = Service(
+            f"compose-{name}", argv, env, log_dir=ARTIFACTS / "logs", command=(), cwd=ROOT
         )
+
+    def start(self, service: str, replica: str) -> None:
+        self.run(replica, self.command(service, replica), self.environment(service, replica))
         self.wait_healthy(service, replica)
 
     def start_redis(self) -> None:
         argv = self.command("redis", "redis")
         # The compose file's arguments, then where this one host can put it.
         argv += ["--port", str(self.ports["redis"]), "--bind", "127.0.0.1", "--dir", self.tmp.name]
-        self.processes["redis"] = Process("redis", argv, self.environment("redis", "redis"))
+        self.run("redis", argv, self.environment("redis", "redis"))
         self.wait_healthy("redis", "redis")
 
     def start_prometheus(self) -> None:
@@ -252,7 +234,7 @@ class ComposeRun:
                 part = part.replace(f"={inside}", f"={here}")
             argv.append(part)
         argv.append(f"--web.listen-address=127.0.0.1:{self.ports['prometheus']}")
-        self.processes["prometheus"] = Process("prometheus", argv, dict(self.host_env))
+        self.run("prometheus", argv, dict(self.host_env))
         test = [
             t.replace("127.0.0.1:9090", f"127.0.0.1:{self.ports['prometheus']}")
             for t in self.services["prometheus"]["healthcheck"]["test"]
@@ -275,7 +257,7 @@ class ComposeRun:
             str(path) if part.endswith("haproxy.cfg") else part
             for part in self.services["lb"]["command"]
         ]
-        self.processes["lb"] = Process("lb", argv, dict(self.host_env))
+        self.run("lb", argv, dict(self.host_env))
         test = self.services["lb"]["healthcheck"]["test"]
         self.ports["lb-health"] = self.ports["lb-stats"]
         self.run_check(
@@ -316,8 +298,7 @@ class ComposeRun:
         return f"http://127.0.0.1:{self.ports[replica]}/metrics"
 
     def close(self) -> None:
-        for process in reversed(list(self.processes.values())):
-            process.stop()
+        terminate((s.process for s in reversed(self.processes.values())), grace=15)
         self.tmp.cleanup()
 
 
@@ -399,8 +380,9 @@ def test_clients_through_the_balancer_on_different_gateways_get_the_same_updates
             assert listener.call("subscribe", {"symbol": "AAPL"})["ok"]
         counts = [clients_on(deployment, replica) for replica in deployment.gateways]
         assert sum(counts) == len(everyone) and all(counts), counts  # spread over both
-        first, _ = listeners[0].next("figure")
-        target = first["seq"] + 2
+        listeners[0].next("figure")  # the stored figure, which may be a few seconds old
+        live, _ = listeners[0].next("figure")
+        target = live["seq"] + 2
         for listener in everyone:
             update, _ = listener.next("figure", timeout=10, where=lambda d: d["seq"] == target)
             assert update["symbol"] == "AAPL"
@@ -526,7 +508,7 @@ def test_healthz_tells_the_truth_when_redis_goes_away_and_comes_back(
         "worker",
         "beat",
         "renderer",
-        *[g for g in deployment.gateways if deployment.processes[g].process.poll() is None],
+        *[g for g in deployment.gateways if deployment.processes[g].alive()],
     ]
     urls = [deployment.metrics_url(r).replace("/metrics", "/healthz") for r in replicas]
     assert all(health_status(url) == 200 for url in urls)

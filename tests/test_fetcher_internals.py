@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from kombu.connection import Connection
+from kombu.exceptions import OperationalError
 from kombu.utils import functional
 
 from fetcher import internals
@@ -50,7 +51,7 @@ def test_pacing_given_by_the_caller_is_kept(monkeypatch: Any, kombu_as_shipped: 
     waits: list[float] = []
     monkeypatch.setattr(functional, "sleep", lambda seconds: None)
     connection = Connection(f"redis://127.0.0.1:{free_port()}/0", connect_timeout=1)
-    with pytest.raises(Exception):
+    with pytest.raises(OperationalError):
         connection.ensure_connection(
             lambda exc, interval: waits.append(interval), 2, interval_start=3, interval_step=1
         )

@@ -21,7 +21,7 @@ import websockets
 
 from common.keys import Keys
 from common.messages import BARS, delta_room, event_packet
-from support import RedisServer, Service, free_port, service_env, wait_http_ok
+from support import running
 
 pytestmark = pytest.mark.e2e
 
@@ -36,18 +36,10 @@ class Gateway:
 
 @pytest.fixture(params=["asyncio", "eventlet"])
 def gateway(request: pytest.FixtureRequest) -> Iterator[Gateway]:
-    redis_server = RedisServer().start()
-    port = free_port()
     # AAA..DDD are configured: no watch script runs between the hold and the snapshot read.
-    symbols = "AAPL,AAA,BBB,CCC,DDD"
-    env = service_env(redis_server.url, port=str(port), symbols=symbols, rate_limit="1000")
-    service = Service(f"gateway-{request.param}", ["gateway", "--mode", request.param], env)
-    try:
-        wait_http_ok(f"http://127.0.0.1:{port}/healthz")
-        yield Gateway(port, redis_server.url)
-    finally:
-        service.stop()
-        redis_server.cleanup()
+    service = (f"gateway-{request.param}", "gateway", "--mode", request.param)
+    with running(service, symbols="AAPL,AAA,BBB,CCC,DDD", rate_limit=1000) as stack:
+        yield Gateway(stack.services[service[0]].port, stack.redis.url)
 
 
 @dataclass

@@ -13,16 +13,7 @@ import websocket
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from support import (
-    CLIENT_SOCKET_LEAK,
-    Listener,
-    RedisServer,
-    Service,
-    free_port,
-    record_reliability,
-    service_env,
-    wait_http_ok,
-)
+from support import CLIENT_SOCKET_LEAK, Listener, Pipeline, record_reliability, running
 
 pytestmark = [pytest.mark.e2e, CLIENT_SOCKET_LEAK]
 
@@ -36,42 +27,19 @@ LIMITS = {
     "max_subscriptions": "3",
     "max_message_bytes": "4096",
 }
-
-
-class Gateways:
-    """One strict gateway per mode (the limits above) and one lenient, for fuzzing."""
-
-    def __init__(self) -> None:
-        self.redis = RedisServer().start()
-        self.urls: dict[str, str] = {}
-        self.services: list[Service] = []
-        for mode in ("asyncio", "eventlet"):
-            for kind, extra in (
-                ("strict", LIMITS),
-                ("lenient", {"rate_limit": "10000", "rate_burst": "10000"}),
-            ):
-                port = free_port()
-                env = service_env(self.redis.url, port=str(port), symbols="AAPL", **extra)
-                self.services.append(
-                    Service(f"gateway-{mode}-{kind}", ["gateway", "--mode", mode], env)
-                )
-                self.urls[f"{mode}-{kind}"] = f"http://127.0.0.1:{port}"
-        for url in self.urls.values():
-            wait_http_ok(url + "/healthz")
-
-    def close(self) -> None:
-        for service in self.services:
-            service.stop()
-        self.redis.cleanup()
+KINDS = {"strict": LIMITS, "lenient": {"rate_limit": "10000", "rate_burst": "10000"}}
 
 
 @pytest.fixture(scope="module")
-def gateways() -> Iterator[Gateways]:
-    instance = Gateways()
-    yield instance
-    alive = [s.alive() for s in instance.services]
-    instance.close()
-    assert all(alive), "a gateway died under bad input"
+def gateways() -> Iterator[Pipeline]:
+    """One strict gateway per mode (the limits above) and one lenient, for fuzzing; a
+    gateway that died under bad input fails the module."""
+    with running(symbols="AAPL") as pipeline:
+        for mode in ("asyncio", "eventlet"):
+            for kind, limits in KINDS.items():
+                pipeline.launch(f"{mode}-{kind}", "gateway", "--mode", mode, **limits)
+        pipeline.wait_healthy()
+        yield pipeline
 
 
 @pytest.fixture(params=["asyncio", "eventlet"])
@@ -85,8 +53,8 @@ def connect(url: str, **kwargs: Any) -> socketio.Client:
     return client
 
 
-def test_a_missing_or_wrong_token_is_refused(gateways: Gateways, mode: str) -> None:
-    url = gateways.urls[f"{mode}-strict"]
+def test_a_missing_or_wrong_token_is_refused(gateways: Pipeline, mode: str) -> None:
+    url = gateways.url(f"{mode}-strict")
     for auth in (None, {"token": "wrong"}, {"token": 42}, "token"):
         with pytest.raises(socketio.exceptions.ConnectionError):
             connect(url, auth=auth)
@@ -94,7 +62,7 @@ def test_a_missing_or_wrong_token_is_refused(gateways: Gateways, mode: str) -> N
     assert good.call("subscribe", {"symbol": "AAPL"}, timeout=5)["ok"]
     good.disconnect()
     via_query = connect(f"{url}?token={TOKEN}")
-    assert via_query.connected
+    assert via_query.call("subscribe", {"symbol": "AAPL"}, timeout=5)["ok"]
     via_query.disconnect()
     bad_input(
         mode,
@@ -117,8 +85,8 @@ def handshake(url: str, origin: str) -> int:
     return 101
 
 
-def test_a_disallowed_origin_is_refused(gateways: Gateways, mode: str) -> None:
-    url = gateways.urls[f"{mode}-strict"]
+def test_a_disallowed_origin_is_refused(gateways: Pipeline, mode: str) -> None:
+    url = gateways.url(f"{mode}-strict")
     assert handshake(url, GOOD_ORIGIN) == 101
     assert handshake(url, "http://evil.example.net") in (400, 403)
     bad_input(
@@ -128,14 +96,14 @@ def test_a_disallowed_origin_is_refused(gateways: Gateways, mode: str) -> None:
     )
 
 
-def test_the_default_admits_only_the_pages_own_origin(gateways: Gateways, mode: str) -> None:
-    url = gateways.urls[f"{mode}-lenient"]
+def test_the_default_admits_only_the_pages_own_origin(gateways: Pipeline, mode: str) -> None:
+    url = gateways.url(f"{mode}-lenient")
     assert handshake(url, url) == 101
     assert handshake(url, "http://evil.example.net") in (400, 403)
 
 
-def test_the_event_rate_is_limited_per_connection(gateways: Gateways, mode: str) -> None:
-    url = gateways.urls[f"{mode}-strict"]
+def test_the_event_rate_is_limited_per_connection(gateways: Pipeline, mode: str) -> None:
+    url = gateways.url(f"{mode}-strict")
     client = connect(url, auth={"token": TOKEN})
     other = connect(url, auth={"token": TOKEN})
     try:
@@ -156,8 +124,8 @@ def test_the_event_rate_is_limited_per_connection(gateways: Gateways, mode: str)
         other.disconnect()
 
 
-def test_a_flooding_client_is_disconnected(gateways: Gateways, mode: str) -> None:
-    url = gateways.urls[f"{mode}-strict"]
+def test_a_flooding_client_is_disconnected(gateways: Pipeline, mode: str) -> None:
+    url = gateways.url(f"{mode}-strict")
     client = connect(url, auth={"token": TOKEN})
     gone = threading.Event()
     client.on("disconnect", lambda *args: gone.set())
@@ -174,8 +142,8 @@ def test_a_flooding_client_is_disconnected(gateways: Gateways, mode: str) -> Non
     survivor.disconnect()
 
 
-def test_subscriptions_per_connection_are_capped(gateways: Gateways, mode: str) -> None:
-    client = connect(gateways.urls[f"{mode}-strict"], auth={"token": TOKEN})
+def test_subscriptions_per_connection_are_capped(gateways: Pipeline, mode: str) -> None:
+    client = connect(gateways.url(f"{mode}-strict"), auth={"token": TOKEN})
 
     def call(event: str, symbol: str) -> Any:
         time.sleep(0.25)  # inside the 5 events/s budget: only the cap may refuse
@@ -200,8 +168,8 @@ def test_subscriptions_per_connection_are_capped(gateways: Gateways, mode: str) 
         client.disconnect()
 
 
-def test_a_frame_over_the_limit_closes_only_that_connection(gateways: Gateways, mode: str) -> None:
-    url = gateways.urls[f"{mode}-strict"]
+def test_a_frame_over_the_limit_closes_only_that_connection(gateways: Pipeline, mode: str) -> None:
+    url = gateways.url(f"{mode}-strict")
     big = connect(url, auth={"token": TOKEN})
     bystander = connect(url, auth={"token": TOKEN})
     gone = threading.Event()
@@ -249,10 +217,10 @@ events = st.sampled_from(
 )
 @given(event=events, payload=json_values)
 def test_fuzzed_payloads_are_answered_or_ignored_never_fatal(
-    gateways: Gateways, event: str, payload: Any
+    gateways: Pipeline, event: str, payload: Any
 ) -> None:
     for mode in ("asyncio", "eventlet"):
-        client = fuzz_client(gateways.urls[f"{mode}-lenient"])
+        client = fuzz_client(gateways.url(f"{mode}-lenient"))
         try:
             # Reserved names are never dispatched, so no ack comes: do not wait long.
             ack = client.call(event, payload, timeout=1 if event in RESERVED else 5)
@@ -310,9 +278,9 @@ MALFORMED = [
 
 @pytest.mark.parametrize("frame", MALFORMED, ids=lambda f: repr(f[:24]))
 def test_malformed_frames_do_not_hurt_anyone_else(
-    gateways: Gateways, mode: str, frame: str
+    gateways: Pipeline, mode: str, frame: str
 ) -> None:
-    url = gateways.urls[f"{mode}-lenient"]
+    url = gateways.url(f"{mode}-lenient")
     raw = websocket.create_connection(
         url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket", timeout=5
     )
@@ -338,13 +306,13 @@ def test_malformed_frames_do_not_hurt_anyone_else(
     )
 
 
-def test_the_fuzzed_gateways_still_serve_normally(gateways: Gateways) -> None:
+def test_the_fuzzed_gateways_still_serve_normally(gateways: Pipeline) -> None:
     for client in _fuzz_clients.values():
         if client.connected:
             client.disconnect()
     for mode in ("asyncio", "eventlet"):
         for kind in ("strict", "lenient"):
-            url = gateways.urls[f"{mode}-{kind}"]
+            url = gateways.url(f"{mode}-{kind}")
             with urllib.request.urlopen(url + "/healthz", timeout=5) as response:
                 assert json.loads(response.read())["status"] == "ok"
 

@@ -5,22 +5,10 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlparse
 
-import orjson
 import pytest
-import redis
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
-from common.keys import Keys
-from support import (
-    ARTIFACTS,
-    RedisServer,
-    Service,
-    free_port,
-    record_reliability,
-    service_env,
-    wait_http_ok,
-    wait_until,
-)
+from support import ARTIFACTS, Pipeline, record_reliability, running, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -40,41 +28,16 @@ SCREENSHOTS = ARTIFACTS / "screenshots"
 FOUR = "AAPL,TSLA,BRK-B,MSFT"
 
 
-class Stack:
-    """worker, beat, renderer and one gateway on a fixed port (so it can be restarted)."""
-
-    def __init__(self) -> None:
-        self.redis = RedisServer().start()
-        self.env = service_env(self.redis.url, symbols="AAPL,MSFT,TSLA,BRK-B")
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.services = [Service(name, [name], self.env) for name in ("worker", "beat", "renderer")]
-        self.gateway = self.start_gateway()
-        self.client = redis.Redis.from_url(self.redis.url)
-
-    def start_gateway(self) -> Service:
-        gateway = Service("gateway", ["gateway"], dict(self.env, RTPLOT_PORT=str(self.port)))
-        wait_http_ok(self.url + "healthz")
-        return gateway
-
-    def snapshot(self, symbol: str) -> dict[str, Any]:
-        raw = self.client.hget(Keys().snapshot(symbol), "payload")
-        assert isinstance(raw, bytes)
-        return dict(orjson.loads(raw))
-
-    def close(self) -> None:
-        self.gateway.stop()
-        for service in reversed(self.services):
-            service.stop()
-        self.client.close()
-        self.redis.cleanup()
-
-
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    instance = Stack()
-    yield instance
-    instance.close()
+def stack() -> Iterator[Pipeline]:
+    """worker, beat, renderer and one gateway (restarted on its own port by a test)."""
+    services = ("worker", "beat", "renderer", "gateway")
+    with running(*services, symbols="AAPL,MSFT,TSLA,BRK-B") as pipeline:
+        yield pipeline
+
+
+def page_url(stack: Pipeline) -> str:
+    return stack.url("gateway") + "/"
 
 
 @pytest.fixture(scope="module")
@@ -149,14 +112,16 @@ class Tab:
 
 
 @pytest.fixture
-def tab(stack: Stack, browser: Browser) -> Iterator[Tab]:
-    opened = Tab(browser, f"{stack.url}?symbols={FOUR}", viewport={"width": 1280, "height": 900})
+def tab(stack: Pipeline, browser: Browser) -> Iterator[Tab]:
+    opened = Tab(
+        browser, f"{page_url(stack)}?symbols={FOUR}", viewport={"width": 1280, "height": 900}
+    )
     yield opened
     assert opened.errors == []
     opened.close()
 
 
-def test_four_live_charts_draw_and_update(stack: Stack, tab: Tab) -> None:
+def test_four_live_charts_draw_and_update(stack: Pipeline, tab: Tab) -> None:
     for symbol in FOUR.split(","):
         state = tab.wait_drawn(symbol)
         assert len(state["x"]) == 390 and len(state["y"]) == 390
@@ -178,7 +143,7 @@ def test_four_live_charts_draw_and_update(stack: Stack, tab: Tab) -> None:
     tab.screenshot("four-charts.png")
 
 
-def test_adding_and_removing_symbols(stack: Stack, tab: Tab) -> None:
+def test_adding_and_removing_symbols(stack: Pipeline, tab: Tab) -> None:
     tab.wait_drawn("AAPL")
     tab.page.fill("#symbol-input", "nvda")
     tab.page.press("#symbol-input", "Enter")
@@ -200,21 +165,22 @@ def test_adding_and_removing_symbols(stack: Stack, tab: Tab) -> None:
     tab.screenshot("add-and-remove.png")
 
 
-def test_the_chosen_set_survives_a_reload(stack: Stack, browser: Browser) -> None:
-    tab = Tab(browser, stack.url + "?symbols=MSFT")
+def test_the_chosen_set_survives_a_reload(stack: Pipeline, browser: Browser) -> None:
+    tab = Tab(browser, page_url(stack) + "?symbols=MSFT")
     try:
         tab.wait_drawn("MSFT")
         tab.page.fill("#symbol-input", "TSLA")
         tab.page.press("#symbol-input", "Enter")
         tab.wait_drawn("TSLA")
-        tab.page.goto(stack.url)  # no ?symbols: local storage remembers
-        assert tab.wait_drawn("TSLA") and tab.wait_drawn("MSFT")
+        tab.page.goto(page_url(stack))  # no ?symbols: local storage remembers
+        tab.wait_drawn("TSLA")
+        tab.wait_drawn("MSFT")
         assert tab.page.locator(".card").count() == 2
     finally:
         tab.close()
 
 
-def test_zoom_survives_updates(stack: Stack, tab: Tab) -> None:
+def test_zoom_survives_updates(stack: Pipeline, tab: Tab) -> None:
     tab.wait_drawn("TSLA")
     card = tab.page.locator('[data-symbol="TSLA"]')
     card.locator(".rangeselector .button", has_text="15m").click()
@@ -231,13 +197,15 @@ def test_zoom_survives_updates(stack: Stack, tab: Tab) -> None:
     tab.screenshot("zoom-15m.png")
 
 
-def test_deltas_keep_the_page_equal_to_the_full_snapshot(stack: Stack, tab: Tab) -> None:
+def test_deltas_keep_the_page_equal_to_the_full_snapshot(stack: Pipeline, tab: Tab) -> None:
     tab.wait_drawn("BRK-B")
     start = tab.stats()["deltasApplied"]
     wait_until(
         lambda: tab.stats()["deltasApplied"] >= start + 3 * 4, timeout=20, message="a dozen deltas"
     )
-    for _ in range(20):
+    # A whole figure is stored every few seconds (RTPLOT_SNAPSHOT_EVERY), the page moves
+    # every second: they share a seq for about a second after each store.
+    for _ in range(120):
         page = tab.state("BRK-B")
         stored = stack.snapshot("BRK-B")
         if stored["seq"] == page["seq"]:
@@ -250,7 +218,7 @@ def test_deltas_keep_the_page_equal_to_the_full_snapshot(stack: Stack, tab: Tab)
     assert tab.stats()["gaps"] == 0
 
 
-def test_no_request_leaves_the_machine(stack: Stack, tab: Tab) -> None:
+def test_no_request_leaves_the_machine(stack: Pipeline, tab: Tab) -> None:
     tab.wait_drawn("AAPL")
     tab.wait_seq_after("AAPL", tab.state("AAPL")["seq"])
     hosts = {urlparse(url).hostname for url in tab.requests}
@@ -259,10 +227,10 @@ def test_no_request_leaves_the_machine(stack: Stack, tab: Tab) -> None:
     assert any(url.endswith("/static/socket.io.min.js") for url in tab.requests)
 
 
-def test_the_page_fits_a_phone(stack: Stack, browser: Browser) -> None:
+def test_the_page_fits_a_phone(stack: Pipeline, browser: Browser) -> None:
     tab = Tab(
         browser,
-        f"{stack.url}?symbols=AAPL,TSLA",
+        f"{page_url(stack)}?symbols=AAPL,TSLA",
         viewport={"width": 390, "height": 844},
         is_mobile=True,
         has_touch=True,
@@ -277,9 +245,9 @@ def test_the_page_fits_a_phone(stack: Stack, browser: Browser) -> None:
         tab.close()
 
 
-def test_the_page_recovers_by_itself_after_the_gateway_restarts(stack: Stack, tab: Tab) -> None:
+def test_the_page_recovers_by_itself_after_the_gateway_restarts(stack: Pipeline, tab: Tab) -> None:
     before = tab.wait_drawn("MSFT")
-    stack.gateway.kill()
+    stack.services["gateway"].kill()
     wait_until(
         lambda: tab.page.evaluate("() => document.body.dataset.connection") == "reconnecting",
         timeout=10,
@@ -287,7 +255,7 @@ def test_the_page_recovers_by_itself_after_the_gateway_restarts(stack: Stack, ta
     )
     assert tab.page.locator('[data-symbol="MSFT"]').get_attribute("data-status") == "reconnecting"
     tab.screenshot("gateway-down.png")
-    stack.gateway = stack.start_gateway()
+    stack.restart("gateway")  # on the same port: the page reconnects to it
     restarted_at = time.monotonic()
     wait_until(
         lambda: tab.page.evaluate("() => document.body.dataset.connection") == "live",
@@ -309,10 +277,9 @@ def test_the_page_recovers_by_itself_after_the_gateway_restarts(stack: Stack, ta
     )
 
 
-def test_a_chart_says_stale_when_updates_stop(stack: Stack, tab: Tab) -> None:
+def test_a_chart_says_stale_when_updates_stop(stack: Pipeline, tab: Tab) -> None:
     tab.wait_drawn("AAPL")
-    worker = stack.services[0]
-    worker.stop()
+    stack.services["worker"].stop()
     try:
         wait_until(
             lambda: tab.state("AAPL")["status"] == "stale",
@@ -321,7 +288,7 @@ def test_a_chart_says_stale_when_updates_stop(stack: Stack, tab: Tab) -> None:
         )
         tab.screenshot("stale.png")
     finally:
-        stack.services[0] = Service("worker", ["worker"], stack.env)
+        stack.restart("worker")
     tab.wait_seq_after("AAPL", tab.state("AAPL")["seq"], timeout=30)
     assert tab.state("AAPL")["status"] == "live"
 
@@ -356,7 +323,7 @@ ARTICLE_CLIENT = """<!doctype html>
 
 
 def test_the_articles_client_renders_graph_plot_in_a_browser(
-    stack: Stack, browser: Browser
+    stack: Pipeline, browser: Browser
 ) -> None:
     context = browser.new_context()
     page = context.new_page()
@@ -364,11 +331,11 @@ def test_the_articles_client_renders_graph_plot_in_a_browser(
     page.on("pageerror", lambda error: errors.append(str(error)))
     # Served as if from the gateway's own origin, as the article's app would be.
     page.route(
-        stack.url + "article-client.html",
+        page_url(stack) + "article-client.html",
         lambda route: route.fulfill(body=ARTICLE_CLIENT, content_type="text/html"),
     )
     try:
-        page.goto(stack.url + "article-client.html")
+        page.goto(page_url(stack) + "article-client.html")
         wait_until(
             lambda: page.evaluate("() => window.received") >= 2,
             timeout=20,

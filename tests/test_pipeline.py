@@ -3,67 +3,33 @@
 import json
 from collections.abc import Iterator
 from itertools import pairwise
+from typing import Any
 
 import pytest
-import redis
 import socketio
 
 from common.keys import Keys
-from support import Listener, RedisServer, Service, free_port, service_env, wait_http_ok, wait_until
+from support import Listener, Pipeline, running, wait_until
 
 pytestmark = pytest.mark.e2e
 
 SYMBOLS = "AAPL,MSFT"
-
-
-class Pipeline:
-    def __init__(self) -> None:
-        self.redis = RedisServer().start()
-        self.env = service_env(self.redis.url, symbols=SYMBOLS)
-        self.services: list[Service] = []
-        self.gateways: dict[str, str] = {}
-        for name in ("worker", "beat", "renderer"):
-            self.services.append(Service(name, [name], self.env))
-        for label, mode in (
-            ("asyncio", "asyncio"),
-            ("asyncio-2", "asyncio"),
-            ("eventlet", "eventlet"),
-        ):
-            port = free_port()
-            env = dict(self.env, RTPLOT_PORT=str(port))
-            self.services.append(Service(f"gateway-{label}", ["gateway", "--mode", mode], env))
-            self.gateways[label] = f"http://127.0.0.1:{port}"
-        for url in self.gateways.values():
-            wait_http_ok(url + "/healthz")
-        self.client = redis.Redis.from_url(self.redis.url)
-        wait_until(
-            lambda: self.client.exists(Keys().snapshot("AAPL")),
-            timeout=30,
-            message="the first AAPL snapshot",
-        )
-
-    def snapshot_seq(self, symbol: str) -> int:
-        return int(self.client.hget(Keys().snapshot(symbol), "seq") or -1)
-
-    def close(self) -> None:
-        for service in reversed(self.services):
-            service.stop()
-        self.client.close()
-        self.redis.cleanup()
+GATEWAYS = {"asyncio": "asyncio", "asyncio-2": "asyncio", "eventlet": "eventlet"}  # label: mode
 
 
 @pytest.fixture(scope="module")
 def pipeline() -> Iterator[Pipeline]:
-    instance = Pipeline()
-    yield instance
-    failed = [s.name for s in instance.services if not s.alive()]
-    instance.close()
-    assert not failed, f"services died during the tests: {failed}"
+    gateways = [(f"gateway-{label}", "gateway", "--mode", mode) for label, mode in GATEWAYS.items()]
+    with running("worker", "beat", "renderer", *gateways, symbols=SYMBOLS) as stack:
+        wait_until(
+            lambda: stack.snapshot_seq("AAPL"), timeout=30, message="the first AAPL snapshot"
+        )
+        yield stack
 
 
 @pytest.fixture(params=["asyncio", "eventlet"])
 def gateway(request: pytest.FixtureRequest, pipeline: Pipeline) -> str:
-    return pipeline.gateways[request.param]
+    return pipeline.url(f"gateway-{request.param}")
 
 
 @pytest.fixture
@@ -102,12 +68,12 @@ def test_updates_arrive_about_once_a_second_per_symbol(
 
 
 def test_two_gateways_deliver_the_same_updates(pipeline: Pipeline) -> None:
-    one = Listener(pipeline.gateways["asyncio"])
-    two = Listener(pipeline.gateways["asyncio-2"])
+    one = Listener(pipeline.url("gateway-asyncio"))
+    two = Listener(pipeline.url("gateway-asyncio-2"))
     try:
         for client in (one, two):
             assert client.call("subscribe", {"symbol": "AAPL"})["ok"]
-        target = pipeline.snapshot_seq("AAPL") + 2
+        target = pipeline.rendered_seq("AAPL") + 2
         for client in (one, two):
             update, _ = client.next("figure", where=lambda d: d["seq"] == target)
             assert update["symbol"] == "AAPL"
@@ -122,7 +88,9 @@ def test_two_gateways_deliver_the_same_updates(pipeline: Pipeline) -> None:
 def test_an_unconfigured_symbol_is_tracked_once_subscribed(
     pipeline: Pipeline, gateway: str, listener: Listener
 ) -> None:
-    symbol = {pipeline.gateways["asyncio"]: "NVDA", pipeline.gateways["eventlet"]: "^GSPC"}[gateway]
+    symbol = {pipeline.url("gateway-asyncio"): "NVDA", pipeline.url("gateway-eventlet"): "^GSPC"}[
+        gateway
+    ]
     assert not pipeline.client.sismember(Keys().tracked, symbol)
     assert listener.call("subscribe", {"symbol": symbol.lower()}) == {"ok": True, "symbol": symbol}
     update, _ = listener.next("figure", timeout=10, where=lambda d: d["symbol"] == symbol)
@@ -161,8 +129,8 @@ def test_unsubscribe_stops_updates(pipeline: Pipeline, listener: Listener) -> No
     listener.call("subscribe", {"symbol": "AAPL"})
     listener.next("figure")
     assert listener.call("unsubscribe", {"symbol": "AAPL"}) == {"ok": True, "symbol": "AAPL"}
-    seq = pipeline.snapshot_seq("AAPL")
-    wait_until(lambda: pipeline.snapshot_seq("AAPL") >= seq + 2, timeout=10)
+    seq = pipeline.rendered_seq("AAPL")
+    wait_until(lambda: pipeline.rendered_seq("AAPL") >= seq + 2, timeout=10)
     late = [d["seq"] for e, d, _ in listener.received if e == "figure" and d["seq"] > seq]
     assert late == []
 
@@ -196,7 +164,7 @@ def test_the_official_javascript_client_receives_updates(pipeline: Pipeline) -> 
         [
             "node",
             str(ROOT / "tests" / "js" / "subscribe.mjs"),
-            pipeline.gateways["asyncio"],
+            pipeline.url("gateway-asyncio"),
             "tsla",
             "3",
         ],
@@ -214,37 +182,50 @@ def test_the_official_javascript_client_receives_updates(pipeline: Pipeline) -> 
     assert seqs == sorted(set(seqs))
 
 
+State = tuple[list[int], list[float], int]  # a chart's x, y and seq
+
+
+def figure_state(update: dict[str, Any]) -> State:
+    trace = update["figure"]["data"][0]
+    return list(trace["x"]), list(trace["y"]), update["seq"]
+
+
+def apply(state: State, delta: dict[str, Any]) -> State:
+    """What the page does with a delta: keep its points from ``start`` up to the first
+    delta bar, then append the delta's bars."""
+    x, y, seq = state
+    assert delta["base_seq"] == seq, "a gap: the page would ask for a snapshot"
+    first = delta["bars"][0][0] * 1000
+    kept = [i for i, t in enumerate(x) if delta["start"] * 1000 <= t < first]
+    x = [x[i] for i in kept] + [b[0] * 1000 for b in delta["bars"]]
+    y = [y[i] for i in kept] + [b[4] for b in delta["bars"]]
+    return x, y, delta["seq"]
+
+
 def test_delta_subscribers_get_small_updates_that_rebuild_the_figure(
     pipeline: Pipeline, listener: Listener
 ) -> None:
     assert listener.call("subscribe", {"symbol": "MSFT", "updates": "delta"})["ok"]
     snapshot, _ = listener.next("figure", timeout=1)
-    trace = snapshot["figure"]["data"][0]
-    state = (list(trace["x"]), list(trace["y"]), snapshot["seq"])
+    state = figure_state(snapshot)
 
-    def apply_next() -> tuple[list[int], list[float], int]:
-        x, y, seq = state
-        delta, _ = listener.next("bars", timeout=5, where=lambda d: d["seq"] > seq)
-        assert delta["base_seq"] == seq, "a gap: the page would ask for a snapshot"
+    def apply_next() -> State:
+        delta, _ = listener.next("bars", timeout=5, where=lambda d: d["seq"] > state[2])
         assert 1 <= len(delta["bars"]) <= 2
-        first = delta["bars"][0][0] * 1000
-        kept = [i for i, t in enumerate(x) if delta["start"] * 1000 <= t < first]
-        x = [x[i] for i in kept] + [b[0] * 1000 for b in delta["bars"]]
-        y = [y[i] for i in kept] + [b[4] for b in delta["bars"]]
-        return x, y, delta["seq"]
+        return apply(state, delta)
 
     for _ in range(4):
         state = apply_next()
     assert len([e for e, _, _ in listener.received if e == "figure"]) == 1  # only the snapshot
     assert listener.call("snapshot", {"symbol": "MSFT"}) == {"ok": True, "symbol": "MSFT"}
     fresh, _ = listener.next("figure", timeout=1)
-    while state[2] < fresh["seq"]:  # ticks that landed meanwhile
+    rebuilt = figure_state(fresh)
+    if fresh["seq"] < state[2]:  # the stored figure trails: a delta catches it up at once
+        catchup, _ = listener.next("bars", timeout=1, where=lambda d: d["base_seq"] == fresh["seq"])
+        rebuilt = apply(rebuilt, catchup)
+    while state[2] < rebuilt[2]:  # ticks that landed meanwhile
         state = apply_next()
-    assert state[2] == fresh["seq"]
-    assert (state[0], state[1]) == (
-        fresh["figure"]["data"][0]["x"],
-        fresh["figure"]["data"][0]["y"],
-    )
+    assert state == rebuilt
 
 
 def test_emits_through_python_socketios_own_queue_reach_the_rooms_on_every_gateway(
@@ -252,7 +233,7 @@ def test_emits_through_python_socketios_own_queue_reach_the_rooms_on_every_gatew
 ) -> None:
     """A user's own process emitting as python-socketio documents it still reaches the
     clients in that room, on every gateway, beside rtplot's room channels."""
-    clients = [Listener(pipeline.gateways[mode]) for mode in ("asyncio", "eventlet")]
+    clients = [Listener(pipeline.url(f"gateway-{mode}")) for mode in ("asyncio", "eventlet")]
     emitter = socketio.RedisManager(
         pipeline.redis.url, channel=Keys().socketio_channel, write_only=True
     )

@@ -4,23 +4,12 @@ bounded and everyone else keeps their updates. Both gateway modes, real processe
 import socket
 import time
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import pytest
 import websocket
 
-from support import (
-    CLIENT_SOCKET_LEAK,
-    Listener,
-    RedisServer,
-    Service,
-    free_port,
-    record_reliability,
-    service_env,
-    wait_http_ok,
-    wait_until,
-)
+from support import CLIENT_SOCKET_LEAK, Listener, Pipeline, record_reliability, running, wait_until
 
 pytestmark = [
     pytest.mark.e2e,
@@ -31,49 +20,20 @@ SYMBOLS = ["AAPL", "MSFT", "TSLA", "BRK-B"]
 MAX_QUEUED = 20
 
 
-class Stack:
-    def __init__(self) -> None:
-        self.redis = RedisServer().start()
-        # A full week per symbol: about 200 kB per update, so a stalled reader backs up fast.
-        env = service_env(
-            self.redis.url,
-            symbols=",".join(SYMBOLS),
-            window_minutes="10080",
-            max_queued=str(MAX_QUEUED),
-        )
-        self.services = [
-            Service(n, [n], dict(env, RTPLOT_METRICS_PORT=str(free_port())))
-            for n in ("worker", "beat", "renderer")
-        ]
-        self.gateways: dict[str, tuple[str, Service]] = {}
-        for mode in ("asyncio", "eventlet"):
-            port = free_port()
-            gateway = Service(
-                f"gateway-{mode}", ["gateway", "--mode", mode], dict(env, RTPLOT_PORT=str(port))
-            )
-            self.gateways[mode] = (f"http://127.0.0.1:{port}", gateway)
-            wait_http_ok(f"http://127.0.0.1:{port}/healthz")
-
-    def close(self) -> None:
-        for _, gateway in self.gateways.values():
-            gateway.stop()
-        for service in self.services:
-            service.stop()
-        self.redis.cleanup()
-
-
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    instance = Stack()
-    yield instance
-    instance.close()
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
+def stack() -> Iterator[Pipeline]:
+    gateways = [(f"gateway-{mode}", "gateway", "--mode", mode) for mode in ("asyncio", "eventlet")]
+    # A full week per symbol: about 200 kB per update, so a stalled reader backs up fast.
+    with running(
+        "worker",
+        "beat",
+        "renderer",
+        *gateways,
+        symbols=",".join(SYMBOLS),
+        window_minutes=10080,
+        max_queued=MAX_QUEUED,
+    ) as pipeline:
+        yield pipeline
 
 
 def dropped(url: str) -> float:
@@ -103,13 +63,14 @@ def stalled_client(url: str) -> websocket.WebSocket:
 
 @pytest.mark.parametrize("mode", ["asyncio", "eventlet"])
 def test_a_client_that_stops_reading_is_dropped_and_memory_stays_bounded(
-    stack: Stack, mode: str
+    stack: Pipeline, mode: str, listen: Callable[[str], Listener]
 ) -> None:
-    url, gateway = stack.gateways[mode]
-    healthy = Listener(url)
+    gateway = stack.services[f"gateway-{mode}"]
+    url = gateway.url
+    healthy = listen(url)
     assert healthy.call("subscribe", {"symbol": "AAPL"})["ok"]
     healthy.next("figure")
-    before_rss = rss_mb(gateway.process.pid)
+    before_rss = gateway.rss_kb() / 1024
     before = dropped(url)
     stalled = stalled_client(url)
     started = time.monotonic()
@@ -121,7 +82,7 @@ def test_a_client_that_stops_reading_is_dropped_and_memory_stays_bounded(
             message="the stalled client to be dropped",
         )
         took = time.monotonic() - started
-        peak_rss = rss_mb(gateway.process.pid)
+        peak_rss = gateway.rss_kb() / 1024
         seen = len(healthy.received)
         wait_until(
             lambda: len(healthy.received) >= seen + 3,
@@ -132,7 +93,6 @@ def test_a_client_that_stops_reading_is_dropped_and_memory_stays_bounded(
         stalled.close()
     growth = peak_rss - before_rss
     assert growth < 150, f"the gateway grew by {growth:.0f} MB for one stalled client"
-    healthy.close()
     record_reliability(
         "faults",
         {

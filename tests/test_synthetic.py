@@ -29,6 +29,7 @@ def test_bars_cover_since_to_now_one_per_minute_and_are_sane() -> None:
 def test_bars_join_up_even_across_midnight() -> None:
     midnight = (int(NOW) // DAY + 1) * DAY
     bars = SyntheticSource().fetch({"TSLA": midnight - 300}, midnight + 300).bars["TSLA"]
+    assert [b.t - midnight for b in bars] == list(range(-300, 301, MINUTE))
     for earlier, later in pairwise(bars):
         assert abs(later.o - earlier.c) <= 0.011  # rounding to cents only
 
