@@ -71,6 +71,7 @@ class Result:
     spread_p99_ms: float
     delivered_per_s: float
     gateway_cpu: float  # % of one core while publishing
+    us_per_delivery: float  # the gateway's CPU time per update delivered, in µs
     rss_kb_per_conn: float
     loadgen_cpu: float  # % of one core while publishing
 
@@ -252,6 +253,7 @@ def one_run(
         spread_p99_ms=percentile(spreads, 0.99) * 1000,
         delivered_per_s=len(latencies) / publish_seconds,
         gateway_cpu=measured.gateway_cpu,
+        us_per_delivery=measured.gateway_cpu * 1e4 / max(len(latencies) / publish_seconds, 1),
         rss_kb_per_conn=measured.rss_kb_per_conn,
         loadgen_cpu=measured.loadgen_cpu,
     )
@@ -281,14 +283,15 @@ def measure(
 def table(results: list[Result]) -> str:
     lines = [
         "| mode | payload | clients | connected | p50 | p99 | spread p50 | spread p99 | "
-        "delivered/s | gateway CPU | RSS per idle connection | load generator CPU |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "delivered/s | gateway CPU | CPU per delivery | RSS per idle connection | "
+        "load generator CPU |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         lines.append(
             f"| {r.mode} | {r.payload} | {r.clients:,} | {r.connected:,} | {r.p50_ms:.0f} ms | "
             f"{r.p99_ms:.0f} ms | {r.spread_p50_ms:.0f} ms | {r.spread_p99_ms:.0f} ms | "
-            f"{r.delivered_per_s:,.0f} | {r.gateway_cpu:.0f} % | "
+            f"{r.delivered_per_s:,.0f} | {r.gateway_cpu:.0f} % | {r.us_per_delivery:.1f} µs | "
             f"{r.rss_kb_per_conn:.1f} KB | {r.loadgen_cpu:.0f} % |"
         )
     return "\n".join(lines) + "\n"

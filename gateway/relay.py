@@ -63,6 +63,7 @@ class RelayCore(RoomIndex):
     """What both managers share: the rooms in use, their subscriptions, the relay."""
 
     def setup_relay(self, settings: Settings) -> None:
+        self.max_queued = settings.max_queued
         self.keys = Keys(settings.key_prefix)
         self.room_prefix = self.keys.room_channel("").encode()
         self.stock_channel = self.keys.socketio_channel.encode()
@@ -75,7 +76,7 @@ class RelayCore(RoomIndex):
 
     def set_server(self, server: Any) -> None:
         super().set_server(server)
-        self.outbox = Outbox(server.eio)
+        self.outbox = Outbox(server.eio, self.max_queued)
 
     def listener_ok(self) -> bool:
         """Listening, or not started yet on the public path (it starts with the first

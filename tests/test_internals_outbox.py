@@ -162,3 +162,14 @@ def test_the_public_path_is_taken_when_asked(public_path: None) -> None:
     asyncio.run(sending)
     assert queued(eio, sids) == {"s0": (["4x"], False)}
     assert Outbox(eio).overfull(0) == []  # the public path cannot see the queues
+
+
+def test_only_a_client_the_fan_out_saw_over_the_limit_counts_as_stopped() -> None:
+    eio = engineio_server(is_async=True)
+    sids = with_sockets(eio, ["open", "open"])
+    outbox = Outbox(eio, limit=2)
+    packet = eio_packet.Packet(eio_packet.MESSAGE, "x")
+    outbox.send(sids[:1], [packet] * 3)  # the first client has three waiting: over
+    outbox.send(sids[1:], [packet])
+    assert outbox.overfull(2) == [("s0", 3)]
+    assert outbox.overfull(2) == []  # looked at once: the next send tells again

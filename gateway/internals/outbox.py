@@ -25,9 +25,13 @@ Packet = Any  # an engineio.packet.Packet
 
 
 class Outbox:
-    def __init__(self, eio: Any) -> None:
+    def __init__(self, eio: Any, limit: int = 100) -> None:
         self.eio = eio
         self.is_async = isinstance(eio, engineio.AsyncServer)
+        self.limit = limit  # packets (frames) waiting before a client counts as stopped
+        # Clients seen over the limit by the fan-out: looked at again by ``overfull``,
+        # which so never walks every connection.
+        self.suspects: set[str] = set()
 
     def send(self, targets: Iterable[str], packets: Sequence[Packet]) -> Awaitable[None] | None:
         """Queue ``packets``, in order, to each Engine.IO session in ``targets``.
@@ -53,9 +57,13 @@ class Outbox:
                 if framed is None:
                     framed = b"".join(frame(pkt.encode()) for pkt in packets)
                 queue.write(framed)
+                if queue.frames > self.limit:
+                    self.suspects.add(eio_sid)
             else:
                 for pkt in packets:
                     queue.put_nowait(pkt)
+                if queue.qsize() > self.limit:
+                    self.suspects.add(eio_sid)
         return self._library_send(late, packets) if late else None
 
     def _library_send(self, targets: list[str], packets: Sequence[Packet]) -> Any:
@@ -75,15 +83,15 @@ class Outbox:
 
     def overfull(self, limit: int) -> list[tuple[str, int]]:
         """(session, queued packets) of each open socket holding more than ``limit``
-        packets: a client that stopped reading. None are found on the public path,
-        which cannot see the queues."""
-        if not internals.enabled():
-            return []
+        packets: a client that stopped reading. Only the clients the fan-out saw over
+        the limit are looked at. None are found on the public path, which cannot see
+        the queues."""
+        suspects, self.suspects = self.suspects, set()
         found = []
-        for eio_sid, sock in list(self.eio.sockets.items()):
-            queued = sock.queue.qsize()
-            if queued > limit and not sock.closed:
-                found.append((eio_sid, queued))
+        for eio_sid in suspects:
+            sock = self.eio.sockets.get(eio_sid)
+            if sock is not None and not sock.closed and sock.queue.qsize() > limit:
+                found.append((eio_sid, sock.queue.qsize()))
         return found
 
     def drop(self, eio_sid: str) -> Awaitable[None] | None:
