@@ -285,7 +285,7 @@ def table(results: list[Result]) -> str:
         "| mode | payload | clients | connected | p50 | p99 | spread p50 | spread p99 | "
         "delivered/s | gateway CPU | CPU per delivery | RSS per idle connection | "
         "load generator CPU |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | --- |" + " ---: |" * 11,
     ]
     for r in results:
         lines.append(
