@@ -297,6 +297,75 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# -- idle connections: how many one process holds, and how fast it lets them go ---------
+
+FILE_LIMIT_HEADROOM = 100  # descriptors a process needs beside its clients
+
+
+@dataclass
+class Idle:
+    mode: str
+    clients: int
+    connected: int
+    served: int  # clients that received their snapshot
+    rss_kb_per_conn: float
+    stop_seconds: float  # SIGTERM to exit, with every client connected
+
+
+def idle_run(mode: str, count: int) -> Idle:
+    """``count`` clients that subscribe, get their snapshot and then only stay connected;
+    then the gateway is stopped as compose stops it (SIGTERM), and timed."""
+    with Stack(grace=30, cwd=ROOT, symbols=",".join(SYMBOLS[:4]), log_level="WARNING") as stack:
+        for symbol in SYMBOLS:  # a small snapshot for every symbol: "served" = received it
+            payload = {"symbol": symbol, "seq": 1, "figure": {"data": [], "layout": {}}}
+            stack.client.hset(
+                Keys().snapshot(symbol), mapping={"seq": 1, "payload": orjson.dumps(payload)}
+            )
+        gateway = start_gateway(stack, mode)
+        use_uvloop()
+        connected, served, rss = asyncio.run(_hold_idle(gateway, count))
+        started = time.monotonic()
+        gateway.send_signal(15)
+        gateway.process.wait(timeout=60)
+        stop_seconds = time.monotonic() - started
+    return Idle(mode, count, connected, served, rss, stop_seconds)
+
+
+async def _hold_idle(gateway: Service, count: int) -> tuple[int, int, float]:
+    served: set[int] = set()
+
+    def on_event_for(i: int) -> OnEvent:
+        return lambda frame, _at: served.add(i)
+
+    def subscribe(i: int) -> list[str]:
+        return [
+            event_frame(SUBSCRIBE, orjson.dumps({"symbol": SYMBOLS[i % len(SYMBOLS)]}).decode())
+        ]
+
+    crowd = Crowd(socketio_url(gateway.port or 0), count, subscribe, lambda frame, at: None)
+    for i, client in enumerate(crowd.clients):
+        client.on_event = on_event_for(i)
+    base = gateway.rss_kb()
+    connected = await crowd.connect(timeout=300)
+    await asyncio.sleep(3)
+    rss = (gateway.rss_kb() - base) / max(connected, 1)
+    crowd.stop.set()  # the clients close only after the gateway has stopped (below)
+    return connected, len(served), rss
+
+
+def idle_table(rows: list[Idle]) -> str:
+    lines = [
+        "| mode | clients | connected | served | RSS per idle connection | stop (SIGTERM) |",
+        "| --- |" + " ---: |" * 5,
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.mode} | {r.clients:,} | {r.connected:,} | {r.served:,} | "
+            f"{r.rss_kb_per_conn:.1f} KB | {r.stop_seconds:.1f} s |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, nargs="+", default=[1000, 2000])
@@ -307,7 +376,14 @@ def main() -> None:
     parser.add_argument(
         "--profile", type=Path, help="folder for py-spy collapsed stacks of each gateway run"
     )
+    parser.add_argument(
+        "--idle", action="store_true", help="idle clients only: connected, memory, stop time"
+    )
     args = parser.parse_args()
+    if args.idle:
+        rows = [idle_run(mode, count) for count in args.clients for mode in args.modes]
+        print(idle_table(rows))
+        return
     results = []
     for count in args.clients:
         for mode in args.modes:

@@ -14,7 +14,8 @@ delivery, and 40 kB per idle connection. Here, for a client that connects over W
   frames are not masked, and compression is off);
 - a slow reader shows as the transport's buffer, not a queue: ``qsize`` counts the frames
   written since that buffer was last empty;
-- one task pings every client when its ping is due, instead of a task per client.
+- one task pings every client when its ping is due, and drops one whose PONG does not
+  come in time, instead of a task and a timer per client.
 
 Everything else is python-engineio's: the socket object, its handshake, what it does
 with what the client sends, closing. A client that arrives by long-polling and upgrades
@@ -29,7 +30,9 @@ uvicorn's WebSocket protocol, found as the owner of the ASGI ``send`` callable, 
 """
 
 import asyncio
+import functools
 import heapq
+import itertools
 import struct
 import time
 from typing import Any
@@ -109,30 +112,46 @@ class DirectSender:
 
 
 class Pinger:
-    """Sends each client its PING when due, from one task for every client."""
+    """Pings each client when due and drops one whose PONG does not come, from one task
+    for every client: no task or timer per connection."""
 
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
-        self.due: list[tuple[float, int, Any]] = []  # (when, tie-break, socket)
+    def __init__(self, interval: float, timeout: float) -> None:
+        self.interval, self.timeout = interval, timeout
+        self.due: list[tuple[float, int, str, Any]] = []  # (when, tie-break, what, socket)
         self.task: asyncio.Task[None] | None = None
+        self.order = itertools.count()
 
     def schedule(self, sock: Any) -> None:
         """python-engineio's ``schedule_ping``: a new cycle once the last was answered."""
         if sock.last_ping:
             sock.last_ping = None
-            heapq.heappush(self.due, (time.monotonic() + self.interval, id(sock), sock))
-            if self.task is None:
-                self.task = asyncio.get_running_loop().create_task(self._run())
+            self._at(self.interval, "ping", sock)
+
+    def watch(self, sock: Any) -> None:
+        """A new session: its first PING is the library's; make sure it is answered."""
+        self._at(self.interval + self.timeout + PING_TICK, "check", sock)
+
+    def _at(self, delay: float, what: str, sock: Any) -> None:
+        heapq.heappush(self.due, (time.monotonic() + delay, next(self.order), what, sock))
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(PING_TICK)
             now = time.monotonic()
             while self.due and self.due[0][0] <= now:
-                _, _, sock = heapq.heappop(self.due)
-                if not sock.closing and not sock.closed:
+                _, _, what, sock = heapq.heappop(self.due)
+                if sock.closing or sock.closed:
+                    continue
+                if what == "ping":
                     sock.last_ping = time.time()
+                    self._at(self.timeout + PING_TICK, "check", sock)
                     await sock.send(eio_packet.Packet(eio_packet.PING))
+                elif sock.last_ping and time.time() - sock.last_ping > self.timeout:
+                    # Silent past its ping timeout: the library's reader would have
+                    # timed out here. The session ends as the connection drops.
+                    sock.queue.transport.abort()
 
 
 class DirectWebSocket(LibraryWebSocket):  # type: ignore[misc]
@@ -164,13 +183,13 @@ async def session(sock: Any, ws: DirectWebSocket, sender: DirectSender, pinger: 
         if pkt is not None:
             sender.put_nowait(pkt)
     sock.queue = sender
-    sock.schedule_ping = lambda: pinger.schedule(sock)
+    sock.schedule_ping = functools.partial(pinger.schedule, sock)
+    pinger.watch(sock)
     server = sock.server
     while True:
         try:
-            async with asyncio.timeout(server.ping_interval + server.ping_timeout):
-                data = await ws.wait()
-        except (TimeoutError, OSError, asyncio.CancelledError):
+            data = await ws.wait()  # a silent client is dropped by the pinger instead
+        except (OSError, asyncio.CancelledError):
             break
         except Exception:  # the library ends the session on any error here too
             break
@@ -215,6 +234,6 @@ def install(eio: Any) -> None:
     """Use the direct path for this engine.io server's WebSocket clients."""
 
     class Driver(DirectWebSocket):
-        pinger = Pinger(eio.ping_interval)
+        pinger = Pinger(eio.ping_interval, eio.ping_timeout)
 
     eio._async = dict(eio._async, websocket=Driver)
