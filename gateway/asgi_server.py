@@ -7,6 +7,7 @@ gateways can run side by side behind a load balancer.
 """
 
 import asyncio
+import importlib.util
 import logging
 from typing import Any
 
@@ -60,7 +61,10 @@ class AsyncGateway:
             self.core.end_sessions,
         ):
             self._loops.append(asyncio.create_task(forever_async(loop, self.runner)))
-        log.info("gateway started", extra={"mode": "asyncio", "fast_path": internals.enabled()})
+        log.info(
+            "gateway started",
+            extra={"mode": "asyncio", "fast_path": internals.enabled(), **runs_with()},
+        )
 
     async def shutdown(self) -> None:
         for task in self._loops:
@@ -89,6 +93,14 @@ class AsyncGateway:
         headers = [(b"content-type", content_type.encode()), (b"cache-control", b"no-store")]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def runs_with() -> dict[str, str]:
+    """What uvicorn picked for "auto": its event loop and HTTP parser (uvloop and
+    httptools, which uvicorn[standard] installs, in the image too)."""
+    loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    return {"loop": "uvloop" if loop == "uvloop" else "asyncio", "http": http}
 
 
 def serve(settings: Settings) -> None:

@@ -21,13 +21,17 @@ GATEWAYS = {"asyncio": "asyncio", "asyncio-2": "asyncio", "eventlet": "eventlet"
 def pipeline() -> Iterator[Pipeline]:
     gateways = [(f"gateway-{label}", "gateway", "--mode", mode) for label, mode in GATEWAYS.items()]
     with running("worker", "beat", "renderer", *gateways, symbols=SYMBOLS) as stack:
+        # python-socketio's public path only (as with library versions rtplot was not
+        # tested with): slower, and the same protocol.
+        stack.launch("gateway-public", "gateway", fast_path="false")
+        stack.wait_healthy()
         wait_until(
             lambda: stack.snapshot_seq("AAPL"), timeout=30, message="the first AAPL snapshot"
         )
         yield stack
 
 
-@pytest.fixture(params=["asyncio", "eventlet"])
+@pytest.fixture(params=["asyncio", "eventlet", "public"])
 def gateway(request: pytest.FixtureRequest, pipeline: Pipeline) -> str:
     return pipeline.url(f"gateway-{request.param}")
 
@@ -88,9 +92,8 @@ def test_two_gateways_deliver_the_same_updates(pipeline: Pipeline) -> None:
 def test_an_unconfigured_symbol_is_tracked_once_subscribed(
     pipeline: Pipeline, gateway: str, listener: Listener
 ) -> None:
-    symbol = {pipeline.url("gateway-asyncio"): "NVDA", pipeline.url("gateway-eventlet"): "^GSPC"}[
-        gateway
-    ]
+    names = {"asyncio": "NVDA", "eventlet": "^GSPC", "public": "AMZN"}
+    symbol = next(s for g, s in names.items() if pipeline.url(f"gateway-{g}") == gateway)
     assert not pipeline.client.sismember(Keys().tracked, symbol)
     assert listener.call("subscribe", {"symbol": symbol.lower()}) == {"ok": True, "symbol": symbol}
     update, _ = listener.next("figure", timeout=10, where=lambda d: d["symbol"] == symbol)
@@ -153,6 +156,17 @@ def test_healthz_reports_redis_and_the_listener(gateway: str) -> None:
     with urllib.request.urlopen(gateway + "/healthz", timeout=5) as response:
         health = json.loads(response.read())
     assert health["status"] == "ok" and health["redis"] and health["listener"]
+
+
+def test_each_gateway_says_what_it_runs_on(pipeline: Pipeline) -> None:
+    import urllib.request
+
+    logs = {name: pipeline.services[f"gateway-{name}"].log() for name in ("asyncio", "public")}
+    assert "loop=uvloop http=httptools" in logs["asyncio"]
+    assert "fast_path=True" in logs["asyncio"] and "fast_path=False" in logs["public"]
+    assert "RTPLOT_FAST_PATH=false: the gateway uses only public library APIs" in logs["public"]
+    with urllib.request.urlopen(pipeline.url("gateway-public") + "/healthz", timeout=5) as reply:
+        assert json.loads(reply.read())["fast_path"] is False
 
 
 def test_the_official_javascript_client_receives_updates(pipeline: Pipeline) -> None:
