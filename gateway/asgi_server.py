@@ -55,11 +55,7 @@ class AsyncGateway:
         if internals.enabled():
             websocket.install(self.sio.eio)
         startup.start_manager(self.sio)
-        for loop in (
-            self.core.refresh_watched,
-            self.core.drop_slow_consumers,
-            self.core.end_sessions,
-        ):
+        for loop in self.core.background():
             self._loops.append(asyncio.create_task(forever_async(loop, self.runner)))
         log.info(
             "gateway started",

@@ -48,11 +48,7 @@ class EventletGateway:
 
     def start(self) -> None:
         startup.start_manager(self.sio)
-        for loop in (
-            self.core.refresh_watched,
-            self.core.drop_slow_consumers,
-            self.core.end_sessions,
-        ):
+        for loop in self.core.background():
             self.sio.start_background_task(forever, loop, self.runner)
 
     def health(self) -> routes.Health:
