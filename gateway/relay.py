@@ -30,7 +30,7 @@ from engineio import packet as eio_packet
 from socketio.async_pubsub_manager import AsyncPubSubManager
 from socketio.pubsub_manager import PubSubManager
 
-from common.connection import connect_async, connect_listener, connect_listener_async
+from common.connection import connect, connect_async, connect_listener, connect_listener_async
 from common.keys import Keys
 from common.settings import Settings
 from gateway import metrics
@@ -242,7 +242,7 @@ class RelayManager(RelayCore, PubSubManager):  # type: ignore[misc]
     def __init__(self, settings: Settings) -> None:
         super().__init__(channel=Keys(settings.key_prefix).socketio_channel)
         self.setup_relay(settings)
-        self.redis = redis.Redis.from_url(settings.redis_url)
+        self.redis = connect(settings.redis_url)
         self.listener_client = connect_listener(settings.redis_url)
         self.pubsub: redis.client.PubSub | None = None
 

@@ -74,3 +74,33 @@ def test_untested_versions_keep_the_libraries_pacing(
     library = Connection.ensure_connection
     assert not internals.pace_broker_reconnects()
     assert Connection.ensure_connection is library
+
+
+def test_the_beats_lock_is_read_as_redbeat_took_it(redis_url: str, monkeypatch: Any) -> None:
+    """What fetcher.beat gives back after a crash is the key and token redbeat really
+    stored, so the give-back deletes our lock and nothing else."""
+    from types import SimpleNamespace
+
+    import redis
+    from redbeat.schedulers import RedBeatScheduler, acquire_distributed_beat_lock
+
+    from common.settings import Settings
+    from fetcher.celery_app import make_app
+
+    monkeypatch.setenv("RTPLOT_REDIS_URL", redis_url)
+    app = make_app(Settings.from_env())
+    scheduler = RedBeatScheduler(app=app, lazy=True)
+    assert internals.held_beat_lock(scheduler) is None  # nothing taken yet
+    acquire_distributed_beat_lock(sender=SimpleNamespace(scheduler=scheduler))
+    held = internals.held_beat_lock(scheduler)
+    assert held is not None
+    key, token = held
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert client.get(key) == token
+        assert key == scheduler.lock_key
+        monkeypatch.setattr(internals, "TESTED", {"celery-redbeat": ("0.1",)})
+        assert internals.held_beat_lock(scheduler) is None  # untested: redbeat's own way
+    finally:
+        scheduler.lock.release()
+        client.close()
