@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.chaos                  # 10 minutes, 200 clients, 20 symbols
     .venv/bin/python -m bench.chaos --minutes 2      # shorter
+    .venv/bin/python -m bench.chaos --write docs/chaos.md   # the report docs/reliability.md links
 
 Redis (with AOF, as compose runs it), a worker, a beat, a renderer and two gateways behind
 HAProxy (deploy/haproxy.cfg) run on loopback. 200 python-socketio clients connect through
@@ -287,9 +288,13 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--write", type=Path, help="also write the report to this file")
     args = parser.parse_args()
     report = run(args.minutes, args.clients, args.seed)
-    print(markdown(report))
+    text = markdown(report)
+    print(text)
+    if args.write:
+        args.write.write_text("# Chaos soak\n\n" + text.removeprefix("## Chaos soak\n\n"))
     print(orjson.dumps(asdict(report)).decode(), file=sys.stderr)
 
 

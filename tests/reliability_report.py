@@ -1,6 +1,6 @@
 """Write docs/reliability.md from the rows the fault and bad-input tests recorded.
 
-pytest tests/test_faults.py tests/test_gateway_limits.py tests/test_symbols.py
+make test          # every test that injects a fault records a row
 python -m tests.reliability_report
 """
 
@@ -19,9 +19,13 @@ and a real redis-server. This page is generated from those tests' records:
 
 ```sh
 make install
-.venv/bin/pytest tests/test_faults.py tests/test_gateway_limits.py
+make test
 .venv/bin/python -m tests.reliability_report
 ```
+
+Two longer runs are kept beside it: [a chaos soak](chaos.md) (`bench.chaos`: random
+processes killed and frozen for 10 minutes under 200 clients) and [a soak](soak.md)
+(`bench.soak`: memory and open files over time).
 
 """
 
