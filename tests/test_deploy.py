@@ -183,6 +183,8 @@ class ComposeRun:
     def localize(self, text: str, service: str, replica: str) -> str:
         text = text.replace("redis:6379", f"127.0.0.1:{self.ports['redis']}")
         text = text.replace("0.0.0.0", "127.0.0.1")
+        if service == "redis":  # in its container redis-cli's default port is its own
+            text = text.replace("redis-cli ", f"redis-cli -p {self.ports['redis']} ")
         own = CONTAINER_PORTS.get(service)
         if own is not None and replica in self.ports:
             text = text.replace(f"127.0.0.1:{own}", f"127.0.0.1:{self.ports[replica]}")
@@ -339,6 +341,10 @@ def test_every_service_passes_its_own_healthcheck(deployment: ComposeRun) -> Non
         assert deployment.run_check(
             deployment.healthcheck("gateway", replica), deployment.environment("gateway", replica)
         ), replica
+    # Redis' check reaches this Redis (not another on the machine): it fails without the
+    # password.
+    wrong = deployment.environment("redis", "redis") | {"REDISCLI_AUTH": "not-the-password"}
+    assert not deployment.run_check(deployment.healthcheck("redis", "redis"), wrong)
 
 
 def test_prometheus_runs_with_the_compose_command_and_loads_the_alerts(
