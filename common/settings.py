@@ -127,6 +127,11 @@ class Settings:
                 f"RTPLOT_SYMBOLS lists {len(settings.symbols)} symbols, more than "
                 f"RTPLOT_MAX_SYMBOLS={settings.max_symbols}"
             )
+        if settings.auth_token and settings.jwt_key:
+            raise SettingsError(
+                "RTPLOT_AUTH_TOKEN and RTPLOT_JWT_KEY are both set: choose one (a shared "
+                "token, or a JWT per user)"
+            )
         return settings
 
 

@@ -70,3 +70,11 @@ def test_a_bad_value_names_the_variable(name: str, value: str) -> None:
 def test_more_configured_symbols_than_the_cap_is_refused() -> None:
     with pytest.raises(SettingsError, match="RTPLOT_MAX_SYMBOLS"):
         Settings.from_env({"RTPLOT_SYMBOLS": "A,B,C", "RTPLOT_MAX_SYMBOLS": "2"})
+
+
+def test_a_shared_token_and_a_jwt_key_together_are_refused() -> None:
+    secret = "s" * 40
+    with pytest.raises(SettingsError, match="choose one") as error:
+        Settings.from_env({"RTPLOT_AUTH_TOKEN": "t0ken-xyz", "RTPLOT_JWT_KEY": secret})
+    assert secret not in str(error.value) and "t0ken-xyz" not in str(error.value)
+    assert Settings.from_env({"RTPLOT_JWT_KEY": secret}).jwt_key == secret
