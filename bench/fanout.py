@@ -49,7 +49,7 @@ from common.messages import (
 from fetcher.sources.synthetic import SyntheticSource
 from renderer.figure import build_figure
 from renderer.window import Window, rows_of
-from rtplot.processes import Service, Stack, free_port
+from rtplot.processes import Service, Stack, cpu_times, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SYMBOLS = [f"SYM{i:02d}" for i in range(20)]
@@ -72,6 +72,7 @@ class Result:
     delivered_per_s: float
     gateway_cpu: float  # % of one core while publishing
     us_per_delivery: float  # the gateway's CPU time per update delivered, in µs
+    kernel_share: float  # % of the gateway's CPU time spent in the kernel
     rss_kb_per_conn: float
     loadgen_cpu: float  # % of one core while publishing
 
@@ -166,6 +167,7 @@ class Measured:
     connected: int
     rss_kb_per_conn: float
     gateway_cpu: float
+    kernel_share: float
     loadgen_cpu: float
     receipts: Receipts
 
@@ -197,7 +199,7 @@ async def run_clients(
     thread = threading.Thread(
         target=publisher, args=(redis_url, mode, kind, publish_stop, publish_seconds), daemon=True
     )
-    gateway_cpu0, self0, wall0 = gateway.cpu_seconds(), self_cpu(), time.monotonic()
+    (user0, system0), self0, wall0 = cpu_times(gateway.pid), self_cpu(), time.monotonic()
     thread.start()
     sampler = profiles.record(gateway.pid, publish_seconds, profile) if profile else None
     await asyncio.sleep(publish_seconds + 1)
@@ -205,11 +207,18 @@ async def run_clients(
         await asyncio.to_thread(sampler.wait, 60)
     publish_stop.set()
     wall = time.monotonic() - wall0
-    gateway_cpu = (gateway.cpu_seconds() - gateway_cpu0) / wall * 100
+    user, system = cpu_times(gateway.pid)
+    gateway_cpu = (user - user0 + system - system0) / wall * 100
+    kernel_share = (system - system0) / max(user - user0 + system - system0, 1e-9) * 100
     loadgen_cpu = (self_cpu() - self0) / wall * 100
     await crowd.close()
     return Measured(
-        connected, (idle_rss - base_rss) / max(connected, 1), gateway_cpu, loadgen_cpu, receipts
+        connected,
+        (idle_rss - base_rss) / max(connected, 1),
+        gateway_cpu,
+        kernel_share,
+        loadgen_cpu,
+        receipts,
     )
 
 
@@ -254,6 +263,7 @@ def one_run(
         delivered_per_s=len(latencies) / publish_seconds,
         gateway_cpu=measured.gateway_cpu,
         us_per_delivery=measured.gateway_cpu * 1e4 / max(len(latencies) / publish_seconds, 1),
+        kernel_share=measured.kernel_share,
         rss_kb_per_conn=measured.rss_kb_per_conn,
         loadgen_cpu=measured.loadgen_cpu,
     )
@@ -283,16 +293,16 @@ def measure(
 def table(results: list[Result]) -> str:
     lines = [
         "| mode | payload | clients | connected | p50 | p99 | spread p50 | spread p99 | "
-        "delivered/s | gateway CPU | CPU per delivery | RSS per idle connection | "
-        "load generator CPU |",
-        "| --- | --- |" + " ---: |" * 11,
+        "delivered/s | gateway CPU | CPU per delivery | of it in the kernel | "
+        "RSS per idle connection | load generator CPU |",
+        "| --- | --- |" + " ---: |" * 12,
     ]
     for r in results:
         lines.append(
             f"| {r.mode} | {r.payload} | {r.clients:,} | {r.connected:,} | {r.p50_ms:.0f} ms | "
             f"{r.p99_ms:.0f} ms | {r.spread_p50_ms:.0f} ms | {r.spread_p99_ms:.0f} ms | "
             f"{r.delivered_per_s:,.0f} | {r.gateway_cpu:.0f} % | {r.us_per_delivery:.1f} µs | "
-            f"{r.rss_kb_per_conn:.1f} KB | {r.loadgen_cpu:.0f} % |"
+            f"{r.kernel_share:.0f} % | {r.rss_kb_per_conn:.1f} KB | {r.loadgen_cpu:.0f} % |"
         )
     return "\n".join(lines) + "\n"
 
