@@ -42,6 +42,7 @@ from typing import Any
 import orjson
 import redis
 
+from bench import profiles
 from bench.loadgen import Crowd, event_frame, socketio_url
 from bench.render import NOW as RENDER_NOW
 from bench.render import sample_delta, window_of
@@ -147,8 +148,10 @@ class Throughput:
 
 
 def renderer_throughput(
-    window: str, count: int, seconds: float, tree: Path | None = None
+    window: str, count: int, seconds: float, tree: Path | None = None, profile: Path | None = None
 ) -> Throughput:
+    """With ``profile``, py-spy samples the renderer while it renders and writes collapsed
+    stacks there."""
     minutes = WINDOWS[window]
     names = symbols(count)
     now = time.time()
@@ -160,11 +163,14 @@ def renderer_throughput(
         renders_before = metric(renderer.url + "/metrics", "rtplot_renderer_renders_total")
         cpu_before, started = renderer.cpu_seconds(), time.monotonic()
         mover.start()
+        sampler = profiles.record(renderer.pid, seconds, profile) if profile else None
         time.sleep(seconds)
         elapsed = time.monotonic() - started
         renders = metric(renderer.url + "/metrics", "rtplot_renderer_renders_total")
         cpu = renderer.cpu_seconds() - cpu_before
         mover.stop()
+        if sampler is not None:
+            sampler.wait(60)
     done = renders - renders_before
     return Throughput(
         tree="this" if tree is None else str(tree),
@@ -307,6 +313,8 @@ class Gateways:
     read_mb_s_per_gateway: list[float]  # what each gateway process read (/proc, rchar)
     cpu_per_gateway: list[float]  # % of a core
     delivered_per_s: float  # events the clients received, all gateways
+    beyond_owner: int  # messages received by a gateway whose clients do not watch them
+    unreceived: int  # messages no gateway received
 
 
 def gateways_compared(count: int = 200, gateways: int = 4, seconds: float = 10.0) -> list[Gateways]:
@@ -352,6 +360,8 @@ def gateway_layout(single: bool, count: int, gateways: int, seconds: float) -> G
         read_mb_s_per_gateway=[r / elapsed / 1e6 for r in read],
         cpu_per_gateway=[c / elapsed * 100 for c in cpu],
         delivered_per_s=delivered / elapsed,
+        beyond_owner=publisher.beyond_owner,
+        unreceived=publisher.unreceived,
     )
 
 
@@ -413,6 +423,8 @@ class Publisher:
         self.client = redis.Redis.from_url(url)
         self.names, self.single, self.share = names, single, share
         self.received = [0] * gateways
+        self.beyond_owner = 0  # per-room messages that reached more gateways than their own
+        self.unreceived = 0  # per-room messages no gateway received
         self.figure = encode(build_figure("S", window_of(_one_day(), 2)))
         self.payload = b'{"symbol":"S","seq":2,"epoch":"bench","figure":%b}' % self.figure
         self.delta = orjson.dumps(sample_delta())
@@ -443,6 +455,9 @@ class Publisher:
                     self.received = [count + 1 for count in self.received]
                 elif receivers and owner < len(self.received):
                     self.received[owner] += 1
+                    self.beyond_owner += receivers - 1
+                else:
+                    self.unreceived += 1
             tick += 1
             time.sleep(max(0.0, started + tick - time.monotonic()))
         self.client.close()
@@ -472,11 +487,19 @@ class Report:
     traffic: list[Pipeline]  # 40 symbols, one page: this tree, then --before's if given
 
 
-def run(quick: bool = False, before: Path | None = None) -> Report:
+def run(quick: bool = False, before: Path | None = None, profile_dir: Path | None = None) -> Report:
+    """Every measurement; with ``profile_dir``, py-spy profiles of the renderer on 7-day
+    windows go there (``renderer-this.txt``, and ``renderer-before.txt`` with ``before``)."""
     seconds = 5.0 if quick else 15.0
     trees = [None] if before is None else [before, None]
+
+    def profile(window: str, tree: Path | None) -> Path | None:
+        if profile_dir is None or window != "7 days" or not profiles.available():
+            return None
+        return profile_dir / f"renderer-{'this' if tree is None else 'before'}.txt"
+
     throughput = [
-        renderer_throughput(window, 20 if quick else 100, seconds, tree)
+        renderer_throughput(window, 20 if quick else 100, seconds, tree, profile(window, tree))
         for window in WINDOWS
         for tree in trees
     ]
@@ -486,6 +509,61 @@ def run(quick: bool = False, before: Path | None = None) -> Report:
         whole_pipeline(40, "7 days", seconds, tree, viewer=True, warmup=6.0) for tree in trees
     ]
     return Report(throughput, pipeline, gateways, traffic)
+
+
+def targets(report: Report) -> list[tuple[str, str, bool]]:
+    """Issue 11's targets against this run: (target, this run's figure, met)."""
+    rows = []
+    week = [t for t in report.throughput if t.window == "7 days" and t.tree == "this"]
+    if week:
+        rows.append(
+            (
+                "renderer: at least 500 symbol-renders/s on 7-day windows",
+                f"{week[0].renders_per_s:,.0f}/s",
+                week[0].renders_per_s >= 500,
+            )
+        )
+    if report.pipeline is not None:
+        p = report.pipeline
+        rows += [
+            (
+                f"{p.symbols} symbols, 7-day windows: every figure advances 0.95 times a second",
+                f"slowest {p.advances_min:.2f}/s",
+                p.advances_min >= 0.95,
+            ),
+            (
+                f"{p.symbols} symbols: write -> publish p99 under 250 ms",
+                f"{p.lag_p99_ms:,.0f} ms",
+                p.lag_p99_ms < 250,
+            ),
+        ]
+    if len(report.gateways) == 2:
+        single, rooms = report.gateways
+        share = rooms.symbols // rooms.gateways
+        own = 3 * share  # a delta, a figure and a graph_plot per symbol a second
+        rows += [
+            (
+                f"each gateway receives only its own {share} symbols' messages",
+                f"{max(rooms.messages_per_gateway):,.0f}/s at most (its own: {own}/s); "
+                f"{rooms.beyond_owner} beyond their gateway",
+                rooms.beyond_owner == 0 and max(rooms.messages_per_gateway) <= own * 1.05,
+            ),
+            (
+                "Redis output at least 3.5x lower with a channel per room",
+                f"{single.redis_out_mb_s / max(rooms.redis_out_mb_s, 1e-9):.1f}x",
+                single.redis_out_mb_s >= 3.5 * rooms.redis_out_mb_s,
+            ),
+        ]
+    now = [t for t in report.traffic if t.tree == "this"]
+    if now:
+        rows.append(
+            (
+                "Redis output at most 2 MB/s, 40 symbols ticking, one delta viewer",
+                f"{now[0].redis_out_mb_s:.2f} MB/s",
+                now[0].redis_out_mb_s <= 2,
+            )
+        )
+    return rows
 
 
 def markdown(report: Report) -> str:
@@ -540,15 +618,18 @@ def markdown(report: Report) -> str:
         "gateway received before. *Messages* are what Redis sent each gateway (from "
         "PUBLISH's receiver counts); *read* what each gateway process read (/proc).",
         "",
-        "| layout | Redis output | messages per gateway | read per gateway | CPU per gateway |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| layout | Redis output | messages per gateway | read per gateway | CPU per gateway "
+        "| received by a gateway not watching them |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for g in report.gateways:
         lines.append(
             f"| {g.layout} | {g.redis_out_mb_s:.2f} MB/s | "
             f"{'/'.join(f'{m:,.0f}' for m in g.messages_per_gateway)} /s | "
             f"{'/'.join(f'{r:.2f}' for r in g.read_mb_s_per_gateway)} MB/s | "
-            f"{'/'.join(f'{c:.0f}' for c in g.cpu_per_gateway)} % |"
+            f"{'/'.join(f'{c:.0f}' for c in g.cpu_per_gateway)} % | "
+            + ("all (one channel)" if g.layout.startswith("single") else f"{g.beyond_owner:,}")
+            + " |"
         )
     if len(report.gateways) == 2 and report.gateways[1].redis_out_mb_s:
         ratio = report.gateways[0].redis_out_mb_s / report.gateways[1].redis_out_mb_s
@@ -575,10 +656,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small and short")
     parser.add_argument("--before", type=Path, help="a checkout of an earlier revision")
+    parser.add_argument("--profile", type=Path, help="folder for the renderer's py-spy stacks")
     args = parser.parse_args()
     started = time.monotonic()
-    report = run(args.quick, args.before)
+    report = run(args.quick, args.before, args.profile)
     print(markdown(report))
+    for name, value, ok in targets(report):
+        print(f"{'met' if ok else 'MISSED'}: {name}: {value}")
     print(orjson.dumps(asdict(report)).decode())
     print(f"bench.scaleout took {time.monotonic() - started:.0f} s", file=sys.stderr)
 

@@ -259,11 +259,11 @@ class Service:
 
 class Stack:
     """A private redis-server and named rtplot services on it, every one with ``settings``
-    (RTPLOT_* by name) and a /healthz port of its own: RTPLOT_PORT for a gateway (its name
-    or first argument is ``gateway``), RTPLOT_METRICS_PORT for the others, unless the
-    settings name one. Services start in the order launched and are waited healthy;
-    ``close`` stops them in reverse order, then Redis. As a context manager, a start that
-    fails stops everything started before it."""
+    (RTPLOT_* by name) and a /healthz port of its own: RTPLOT_PORT for a gateway (its
+    name, up to a ``-``, or its first argument is ``gateway``), RTPLOT_METRICS_PORT for
+    the others, unless the settings name one. Services start in the order launched and
+    are waited healthy; ``close`` stops them in reverse order, then Redis. As a context
+    manager, a start that fails stops everything started before it."""
 
     def __init__(
         self,
@@ -309,7 +309,7 @@ class Stack:
         """Starts ``rtplot <args>`` (default: ``rtplot <name>``) or ``command <args>``
         without waiting for it (see ``wait_healthy``)."""
         args = args or (name,)
-        own = "port" if "gateway" in (name, args[0]) else "metrics_port"
+        own = "port" if "gateway" in (name.split("-")[0], args[0]) else "metrics_port"
         settings.setdefault(own, free_port())
         service = Service(
             name,
