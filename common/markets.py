@@ -9,10 +9,15 @@ are not known: a closed weekday shows as a flat stretch, or, with real data, as 
 
 from dataclasses import dataclass, replace
 from datetime import datetime, time
-from functools import cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo
 
+import numpy as np
+import numpy.typing as npt
 import orjson
+
+Seconds = npt.NDArray[np.int64]
+DAY = 86_400
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,60 @@ class Market:
         """Seconds the exchange's clock is ahead of UTC at that moment (DST included)."""
         offset = datetime.fromtimestamp(epoch_seconds, self.zone).utcoffset()
         return int(offset.total_seconds()) if offset is not None else 0
+
+    def utc_offsets(self, epoch_seconds: npt.ArrayLike) -> Seconds:
+        """``utc_offset`` of many moments at once, in ascending order or not: the zone's
+        transitions within their span are found once (and cached), not per moment."""
+        t = np.asarray(epoch_seconds, dtype=np.int64)
+        if not t.size:
+            return np.zeros(0, dtype=np.int64)
+        lo, hi = int(t.min()), int(t.max())
+        offsets = np.full(t.shape, _offset(self.tz, lo), dtype=np.int64)
+        for chunk in range(lo // _CHUNK * _CHUNK, hi + 1, _CHUNK):
+            for at, offset in _changes(self.tz, chunk):
+                if lo < at <= hi:
+                    offsets[t >= at] = offset
+        return offsets
+
+    def local_seconds(self, epoch_seconds: npt.ArrayLike) -> Seconds:
+        """The exchange's wall clock at each moment, as seconds since 1970-01-01 on that
+        clock: what a chart's date axis shows, which knows no time zones."""
+        t = np.asarray(epoch_seconds, dtype=np.int64)
+        return t + self.utc_offsets(t)
+
+    def open_mask(self, epoch_seconds: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+        """``is_open`` of many moments at once."""
+        local = self.local_seconds(epoch_seconds)
+        is_open = np.ones(local.shape, dtype=bool)
+        if self.weekdays:
+            is_open &= (local // DAY + 3) % 7 < 5  # 1970-01-01 was a Thursday
+        if self.opens is not None and self.closes is not None:
+            of_day = local % DAY
+            opens, closes = _seconds(self.opens), _seconds(self.closes)
+            if opens <= closes:
+                is_open &= (of_day >= opens) & (of_day < closes)
+            else:  # a session across midnight
+                is_open &= (of_day >= opens) | (of_day < closes)
+        return is_open
+
+    def repeated(self, epoch_seconds: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+        """The moments in the hour after the clocks go back, whose wall-clock times the
+        hour before had already shown: a chart on this clock would draw them twice over
+        the same stretch of axis."""
+        t = np.asarray(epoch_seconds, dtype=np.int64)
+        return self.utc_offsets(t) < self.utc_offsets(t - 3600)
+
+    @property
+    def has_sessions(self) -> bool:
+        """Whether it closes at all: only then has a chart hours to hide."""
+        return self.weekdays or (self.opens is not None and self.closes is not None)
+
+    @property
+    def session_origin(self) -> int:
+        """Seconds after local midnight that bars are counted from: the session's open
+        (hourly bars from 09:30, as exchanges and charting sites draw them), or midnight
+        for a market without one."""
+        return 0 if self.opens is None else _seconds(self.opens)
 
     def rangebreaks(self) -> list[dict[str, object]]:
         """Plotly's way to hide the closed hours and weekends of a local-time axis."""
@@ -85,6 +144,38 @@ def _hours(at: time) -> float:
     return at.hour + at.minute / 60
 
 
+def _seconds(at: time) -> int:
+    return at.hour * 3600 + at.minute * 60 + at.second
+
+
+# Zone transitions are looked for in spans of this length: two in one span never happen
+# (they are months apart, or weeks in the strangest zones).
+_CHUNK = 6 * 3600
+
+
+@lru_cache(maxsize=65_536)
+def _offset(tz: str, at: int) -> int:
+    offset = datetime.fromtimestamp(at, _zone(tz)).utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0
+
+
+@lru_cache(maxsize=16_384)
+def _changes(tz: str, chunk: int) -> tuple[tuple[int, int], ...]:
+    """The zone's transitions in [chunk, chunk + _CHUNK]: (first second of the new
+    offset, the new offset), found by bisection."""
+    before, after = _offset(tz, chunk), _offset(tz, chunk + _CHUNK)
+    if before == after:
+        return ()
+    lo, hi = chunk, chunk + _CHUNK  # before at lo, something else at hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _offset(tz, mid) == before:
+            lo = mid
+        else:
+            hi = mid
+    return ((hi, _offset(tz, hi)),)
+
+
 def _session(name: str, tz: str, opens: str, closes: str) -> Market:
     return Market(name, tz, time.fromisoformat(opens), time.fromisoformat(closes))
 
@@ -114,6 +205,17 @@ BY_SUFFIX: dict[str, Market] = {
 FX = Market("New York", "America/New_York", weekdays=True)  # =X: around the clock, weekdays
 FUTURES = Market("New York", "America/New_York", weekdays=True)  # =F: likewise
 CRYPTO = Market("UTC", "UTC", weekdays=False)  # -USD and the like: never closes
+
+
+UTC = Market("UTC", "UTC", weekdays=False)  # a clock for data that says nothing of its own
+
+
+def clock_name(tz: str) -> str:
+    """What a chart calls an IANA zone: the table's name for it, else its city."""
+    for market in (NEW_YORK, *BY_SUFFIX.values(), CRYPTO):
+        if market.tz == tz:
+            return market.name
+    return tz.rsplit("/", 1)[-1].replace("_", " ")
 
 
 def market_for(symbol: str) -> Market:

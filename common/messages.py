@@ -1,11 +1,17 @@
 """The Socket.IO protocol: event names, room names, payload shapes, JSON codec.
 
-Client -> server:  ``subscribe`` ``{"symbol": ..., "updates": "figure" | "delta"}``,
+Client -> server:  ``subscribe`` ``{"symbol": ..., "updates": "figure" | "delta"}`` and
+                   optionally a view (``chart``, ``timeframe``, ``indicators``, ``volume``:
+                   common.views),
                    ``unsubscribe`` / ``snapshot`` ``{"symbol": ...}`` (all acknowledged),
                    ``ping_graph`` ``{"symbol": ...}`` (the article's client).
-Server -> client:  ``figure`` ``{"symbol", "seq", "figure"}``,
-                   ``bars`` ``{"symbol", "seq", "base_seq", "start", "bars", "style"}``,
+Server -> client:  ``figure`` ``{"symbol", ["view",] "seq", "epoch", "figure"}``,
+                   ``bars`` ``{"symbol", ["view",] "seq", "base_seq", "epoch", "start",
+                   ["head",] "bars", "style"}``,
                    ``graph_plot`` the figure as a JSON *string* (the article's client).
+
+Rooms: the default view keeps ``figure:AAPL``, ``bars:AAPL`` and ``graph_plot:AAPL``;
+another view's rooms carry its key: ``figure:AAPL@candles.5m.vol``.
 """
 
 from typing import Any, TypedDict
@@ -34,6 +40,16 @@ UPDATE_MODES = {"figure": figure_room, "delta": delta_room}
 
 def legacy_room(symbol: str) -> str:
     return f"graph_plot:{symbol}"
+
+
+def view_room(room: str, view_key: str) -> str:
+    """A room of the default view, for the view with this key: ``bars:AAPL@candles.5m``."""
+    return f"{room}@{view_key}" if view_key else room
+
+
+def room_view(room: str) -> str:
+    """The view key a room is for ("" for the default view's rooms)."""
+    return room.partition("@")[2]
 
 
 class FigurePayload(TypedDict):

@@ -1,4 +1,11 @@
-"""The bar store: idempotent, versioned upserts of a symbol's bars into Redis."""
+"""The bar store: idempotent, versioned upserts of a symbol's bars into Redis.
+
+A symbol's meta hash also holds its market (``market``: common.markets, as JSON), which
+the source says and the renderer reads for the clock and the closed hours it draws. A
+market that changes under bars already stored (another RTPLOT_MARKET_HOURS, a source
+that learnt better) starts a new epoch: every point of every chart moves, so no delta
+from the old versions could say so.
+"""
 
 import secrets
 import time
@@ -10,6 +17,8 @@ import redis
 from common import changelog
 from common.bars import MINUTE, Bar
 from common.keys import CHANGELOG_LENGTH, CHANGES_MAXLEN, Keys
+from common.markets import Market
+from common.views import snapshot_key, views_key
 
 # One script call per symbol and tick, so a write is atomic and a concurrent renderer
 # never sees half of it. A bar replaces the stored one of the same minute only when it
@@ -18,14 +27,19 @@ from common.keys import CHANGELOG_LENGTH, CHANGES_MAXLEN, Keys
 _UPSERT = """
 local bars, meta, changes, changelog = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local symbol, as_of, cutoff, maxlen = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
-local loglen, new_epoch = tonumber(ARGV[5]), ARGV[6]
+local loglen, new_epoch, market = tonumber(ARGV[5]), ARGV[6], ARGV[7]
 local last_as_of = tonumber(redis.call('HGET', meta, 'as_of') or '-1')
 local version = tonumber(redis.call('HGET', meta, 'version') or '0')
 if as_of < last_as_of then
   return {-1, 0, version}
 end
+local moved = false  -- the market changed under bars already stored
+if market ~= '' and redis.call('HGET', meta, 'market') ~= market then
+  redis.call('HSET', meta, 'market', market)
+  moved = version > 0
+end
 local changed, first_changed = 0, -1
-for i = 7, #ARGV, 2 do
+for i = 8, #ARGV, 2 do
   local t, bar = ARGV[i], ARGV[i + 1]
   local current = redis.call('ZRANGEBYSCORE', bars, t, t)
   if #current ~= 1 or current[1] ~= bar then
@@ -38,9 +52,9 @@ end
 local trimmed = redis.call('ZREMRANGEBYSCORE', bars, '-inf', '(' .. cutoff)
 redis.call('HSET', meta, 'as_of', ARGV[2])
 if changed > 0 then redis.call('HSET', meta, 'changed_at', ARGV[2]) end
-if changed + trimmed > 0 then
+if changed + trimmed > 0 or moved then
   version = redis.call('HINCRBY', meta, 'version', 1)
-  if version == 1 or redis.call('HEXISTS', meta, 'epoch') == 0 then
+  if version == 1 or moved or redis.call('HEXISTS', meta, 'epoch') == 0 then
     -- Versions start again here: a new epoch, so no reader takes them for old ones,
     -- and no changelog entry of the old versions stays to be read for the new.
     redis.call('HSET', meta, 'epoch', new_epoch)
@@ -128,7 +142,16 @@ class BarStore:
             )
         return heads
 
-    def upsert(self, symbol: str, bars: Iterable[Bar], as_of: float, now: float) -> UpsertResult:
+    def upsert(
+        self,
+        symbol: str,
+        bars: Iterable[Bar],
+        as_of: float,
+        now: float,
+        market: Market | None = None,
+    ) -> UpsertResult:
+        """Store the bars that differ; ``market``: where the symbol trades, if the source
+        said (None keeps what is stored)."""
         cutoff = self.window_start(now)
         args: list[str | bytes | int | float] = [
             symbol,
@@ -137,6 +160,7 @@ class BarStore:
             CHANGES_MAXLEN,
             CHANGELOG_LENGTH,
             new_epoch(),
+            b"" if market is None else market.encode(),
         ]
         for bar in bars:
             if bar.t >= cutoff:
@@ -156,11 +180,19 @@ class BarStore:
         rows: list[bytes] = self.client.zrange(self.keys.bars(symbol), 0, -1)  # type: ignore[assignment]
         return [Bar.decode(raw) for raw in rows]
 
+    def market(self, symbol: str) -> Market | None:
+        raw = self.client.hget(self.keys.meta(symbol), "market")
+        return None if raw is None else Market.decode(raw)
+
     def drop(self, symbol: str) -> None:
-        """Forget a symbol nobody tracks any more (bars, version, snapshot)."""
+        """Forget a symbol nobody tracks any more (bars, version, snapshots of every view)."""
+        listed = views_key(self.keys, symbol)
+        views: list[bytes] = self.client.zrange(listed, 0, -1)  # type: ignore[assignment]
         self.client.delete(
             self.keys.bars(symbol),
             self.keys.meta(symbol),
             self.keys.snapshot(symbol),
             self.keys.changelog(symbol),
+            listed,
+            *(snapshot_key(self.keys, symbol, view.decode()) for view in views),
         )

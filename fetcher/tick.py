@@ -1,21 +1,32 @@
 """One fetch tick: decide what to ask the source for, ask once, store what changed.
 
 Kept apart from Celery so tests can run a tick against a real Redis directly.
+
+Whatever the source (built in, or your own: docs/sources.md), what it does is checked
+here the same way: any exception is a failed fetch with doubling back-off (a
+``SourceError``'s ``kind`` labels it, anything else is an ``error``), a result that is
+not a ``FetchResult`` is one too, and each bar must be a ``Bar`` for a symbol asked
+about, at most a minute ahead of the tick, and pass the cleaning (fetcher.cleaning).
 """
 
 import logging
+import math
 import time
+from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
+from numbers import Real
+from typing import Any
 
 import redis
 
-from common.bars import Bar
+from common.bars import MINUTE, Bar, floor_minute
 from common.keys import Keys
+from common.markets import Market
 from common.settings import Settings
 from fetcher import metrics
 from fetcher.cleaning import clean
-from fetcher.sources.base import Source, SourceError
+from fetcher.sources.base import FetchResult, Source, SourceError
 from fetcher.store import BarStore, Head
 from fetcher.tracking import tracked_symbols
 
@@ -70,24 +81,28 @@ def run_tick(
         return report
 
     started = time.perf_counter()
+    since = _since(store, heads, now)
     try:
-        result = source.fetch(_since(store, heads, now), now)
-    except SourceError as exc:
-        _back_off(client, keys, settings.fetch_interval, exc.kind, now)
-        metrics.SOURCE_ERRORS.labels(exc.kind).inc()
+        result = _fetched(source, since, now)
+    except Exception as exc:  # a source of any kind failing in any way: the same back-off
+        kind = exc.kind if isinstance(exc, SourceError) else "error"
+        _back_off(client, keys, settings.fetch_interval, kind, now)
+        metrics.SOURCE_ERRORS.labels(kind).inc()
         metrics.TICKS.labels("error").inc()
-        log.warning("source failed, backing off", extra={"kind": exc.kind, "error": str(exc)})
-        report.skipped = f"{exc.kind}: {exc}"
+        shown = str(exc) if isinstance(exc, SourceError) else repr(exc)
+        log.warning("source failed, backing off", extra={"kind": kind, "error": shown})
+        report.skipped = f"{kind}: {shown}"
         _record_staleness(heads, report, now)
         return report
     finally:
         metrics.SOURCE_LATENCY.observe(time.perf_counter() - started)
     client.delete(keys.source_failures)
 
-    report.errors = dict(result.errors)
-    for symbol, bars in result.bars.items():
-        good = _sane(bars, symbol, report)
-        outcome = store.upsert(symbol, good, as_of=now, now=now)
+    report.errors = _errors(result, since)
+    markets = _markets(result, since)
+    for symbol, bars in _bars(result, since, report).items():
+        good = _sane(_bars_only(bars, symbol, now, report), symbol, report)
+        outcome = store.upsert(symbol, good, as_of=now, now=now, market=markets.get(symbol))
         if outcome.changed or outcome.trimmed:
             report.changed[symbol] = outcome.version
             report.bars_stored += outcome.changed
@@ -98,6 +113,75 @@ def run_tick(
     metrics.TICKS.labels("ok").inc()
     _record_staleness(heads, report, now)
     return report
+
+
+def _fetched(source: Source, since: dict[str, int], now: float) -> FetchResult:
+    result = source.fetch(since, now)
+    if not isinstance(result, FetchResult):
+        raise SourceError(f"{source!r}.fetch returned {type(result).__name__}, not a FetchResult")
+    if not isinstance(result.bars, Mapping):
+        raise SourceError(f"{source!r}.fetch returned bars as {type(result.bars).__name__}")
+    return result
+
+
+def _bars(result: FetchResult, since: dict[str, int], report: TickReport) -> dict[str, Any]:
+    """The bars of the symbols asked about; any other symbol's are dropped (its data would
+    be stored for nobody, outside the cap on symbols)."""
+    unasked = [symbol for symbol in result.bars if symbol not in since]
+    if unasked:
+        report.rejected += sum(_count(result.bars[symbol]) for symbol in unasked)
+        log.warning("bars for symbols not asked about", extra={"symbols": unasked[:10]})
+    return {symbol: bars for symbol, bars in result.bars.items() if symbol in since}
+
+
+def _count(bars: object) -> int:
+    return len(bars) if isinstance(bars, list | tuple) else 1
+
+
+def _bars_only(bars: object, symbol: str, now: float, report: TickReport) -> list[Bar]:
+    """The bars that are ``Bar``s of whole numbers where those belong, and not more than
+    a minute ahead of this tick's clock; the rest rejected."""
+    if not isinstance(bars, list | tuple):
+        report.rejected += 1
+        log.warning("bars are not a list", extra={"symbol": symbol, "error": type(bars).__name__})
+        return []
+    latest = floor_minute(now) + MINUTE
+    good: list[Bar] = []
+    for bar in bars:
+        reason = _why_not(bar, latest)
+        if reason is None:
+            t, o, h, lo, c, v = bar.t, bar.o, bar.h, bar.l, bar.c, bar.v
+            good.append(Bar(int(t), float(o), float(h), float(lo), float(c), int(v)))
+            continue
+        report.rejected += 1
+        log.warning("bad bar rejected", extra={"symbol": symbol, "error": reason})
+    return good
+
+
+def _why_not(bar: object, latest: int) -> str | None:
+    if not isinstance(bar, Bar):
+        return f"{type(bar).__name__} is not a Bar"
+    fields = (bar.t, bar.o, bar.h, bar.l, bar.c, bar.v)
+    if not all(isinstance(value, Real) and not isinstance(value, bool) for value in fields):
+        return f"bar at {bar.t!r} has a field that is not a number"
+    numbers = [float(value) for value in fields]
+    if not all(math.isfinite(n) for n in (numbers[0], numbers[5])):
+        return f"bar at {bar.t!r} has a time or volume that is not finite"
+    if numbers[0] != int(numbers[0]) or numbers[5] != int(numbers[5]):
+        return f"bar at {bar.t!r} has a time or volume that is not a whole number"
+    if numbers[0] > latest:
+        return f"bar at {int(numbers[0])} is in the future"
+    return None
+
+
+def _errors(result: FetchResult, since: dict[str, int]) -> dict[str, str]:
+    errors = result.errors if isinstance(result.errors, Mapping) else {}
+    return {str(symbol): str(why) for symbol, why in errors.items() if symbol in since}
+
+
+def _markets(result: FetchResult, since: dict[str, int]) -> dict[str, Market]:
+    markets = result.markets if isinstance(result.markets, Mapping) else {}
+    return {s: m for s, m in markets.items() if s in since and isinstance(m, Market)}
 
 
 def _since(store: BarStore, heads: dict[str, Head], now: float) -> dict[str, int]:

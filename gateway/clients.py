@@ -6,7 +6,7 @@ import logging
 import math
 from typing import Any
 
-from common.messages import error_ack
+from common.messages import error_ack, room_view
 from common.settings import Settings, SettingsError
 from gateway import metrics
 from gateway.auth import Grant, JwtPolicy, Refused, offered_token, token_matches
@@ -16,29 +16,48 @@ log = logging.getLogger("rtplot.gateway")
 
 
 class Subscriptions:
-    """Which symbols each client of this gateway watches (rooms do the delivery; this
-    is for the caps, re-stamping watched symbols and metrics)."""
+    """Which symbols, and views of them, each client of this gateway watches (rooms do
+    the delivery; this is for the caps, re-stamping watched symbols and views, and
+    metrics)."""
 
     def __init__(self) -> None:
         self.by_client: dict[str, dict[str, str]] = {}  # sid -> symbol -> its room
         self.viewers: dict[str, int] = {}  # symbol -> clients watching it here
+        self.view_viewers: dict[tuple[str, str], int] = {}  # (symbol, view key) -> clients
 
     def add(self, sid: str, symbol: str, room: str) -> None:
         held = self.by_client.setdefault(sid, {})
         if symbol not in held:
             self.viewers[symbol] = self.viewers.get(symbol, 0) + 1
+        else:
+            self._count_view(symbol, held[symbol], -1)
         held[symbol] = room
+        self._count_view(symbol, room, +1)
 
     def remove(self, sid: str, symbol: str) -> None:
         held = self.by_client.get(sid)
         if held is None or symbol not in held:
             return
-        del held[symbol]
+        self._count_view(symbol, held.pop(symbol), -1)
         if not held:
             del self.by_client[sid]
         self.viewers[symbol] -= 1
         if not self.viewers[symbol]:
             del self.viewers[symbol]
+
+    def _count_view(self, symbol: str, room: str, by: int) -> None:
+        key = room_view(room)
+        if not key:
+            return  # the default view is always rendered: nothing to stamp
+        count = self.view_viewers.get((symbol, key), 0) + by
+        if count:
+            self.view_viewers[(symbol, key)] = count
+        else:
+            del self.view_viewers[(symbol, key)]
+
+    def views(self) -> list[tuple[str, str]]:
+        """(symbol, view key) of every view other than the default one watched here."""
+        return list(self.view_viewers)
 
     def remove_client(self, sid: str) -> list[str]:
         symbols = list(self.by_client.get(sid, ()))
@@ -71,6 +90,10 @@ class ClientBook:
         self.grants: dict[str, Grant] = {}
         self.endings: list[tuple[float, str]] = []  # (when a session ends, sid): a heap
         self.jwt = _jwt_policy(settings)
+        # sid -> symbol -> (its newest join still under way, the room it joins): a newer
+        # subscribe to a symbol (another view) wins over one still joining.
+        self.joining: dict[str, dict[str, tuple[int, str]]] = {}
+        self._joins = 0
 
     def admit(self, sid: str, environ: dict[str, Any], auth: Any) -> bool:
         """A new connection: False (and counted) if its token is refused."""
@@ -102,7 +125,33 @@ class ClientBook:
                 gone.append(sid)
         return gone
 
+    def begin_join(self, sid: str, symbol: str, room: str) -> int:
+        """A join of ``room`` starts; the token ``newest_join`` compares with."""
+        self._joins += 1
+        self.joining.setdefault(sid, {})[symbol] = (self._joins, room)
+        return self._joins
+
+    def newest_join(self, sid: str, symbol: str) -> tuple[int, str] | None:
+        """The newest join of the symbol still under way: (its token, its room)."""
+        return self.joining.get(sid, {}).get(symbol)
+
+    def end_join(self, sid: str, symbol: str, token: int | None = None) -> None:
+        """The join with ``token`` (None: any) is over."""
+        pending = self.joining.get(sid, {})
+        if symbol in pending and (token is None or pending[symbol][0] == token):
+            del pending[symbol]
+            if not pending:
+                del self.joining[sid]
+
+    def rooms_of(self, sid: str, symbol: str) -> set[str]:
+        """The rooms the client is in, or joining, for the symbol."""
+        rooms = {self.subscriptions.room_of(sid, symbol)}
+        if (newest := self.newest_join(sid, symbol)) is not None:
+            rooms.add(newest[1])
+        return {room for room in rooms if room is not None}
+
     def forget(self, sid: str) -> None:
+        self.joining.pop(sid, None)
         self.grants.pop(sid, None)
         if sid in self.connected:
             self.connected.discard(sid)

@@ -10,6 +10,13 @@ for the client, make sure this gateway receives the room, read the snapshot, que
 then queue whatever was held, and only then let updates flow straight to the client.
 So a subscriber gets its snapshot first and every update after it, whatever happens
 in between.
+
+A subscription is to one view of a symbol (common.views; the default is the article's
+chart), and each view has rooms of its own. A client holds one room per symbol: joining
+another view's room leaves the one it was in, and of two subscribes to a symbol that
+overlap, the later wins. A view other than the default one is stamped as watched once
+its room is heard (so a renderer asked to render it finds someone to render it for),
+and stamped again while any client here holds it.
 """
 
 import logging
@@ -29,18 +36,25 @@ from common.messages import (
     SNAPSHOT,
     SUBSCRIBE,
     UNSUBSCRIBE,
-    UPDATE_MODES,
     delta_room,
     event_packet,
     figure_room,
     graph_plot_payload,
     legacy_room,
     ok_ack,
+    room_view,
 )
 from common.settings import Settings
 from gateway import metrics
 from gateway.clients import ClientBook
-from gateway.requests import BadRequest, requested_symbol, requested_updates, symbol_rooms
+from gateway.requests import (
+    BadRequest,
+    requested_symbol,
+    requested_updates,
+    requested_view,
+    subscription_room,
+    symbol_rooms,
+)
 from gateway.steps import (
     Disconnect,
     DropSlowConsumers,
@@ -56,6 +70,7 @@ from gateway.steps import (
     Step,
     TakeHeld,
     Watch,
+    WatchView,
 )
 from gateway.watching import refresh_every, too_many
 
@@ -130,7 +145,7 @@ class GatewayCore:
             return refused
         try:
             symbol = requested_symbol(data)
-            room = UPDATE_MODES[requested_updates(data)](symbol)
+            room = subscription_room(symbol, requested_updates(data), requested_view(data))
         except BadRequest as exc:
             return self.clients.refuse(SUBSCRIBE, "invalid", str(exc))
         return (yield from self._join(sid, SUBSCRIBE, symbol, room))
@@ -152,7 +167,8 @@ class GatewayCore:
             symbol = requested_symbol(data)
         except BadRequest as exc:
             return self.clients.refuse(UNSUBSCRIBE, "invalid", str(exc))
-        yield Leave(sid, tuple(symbol_rooms(symbol)))
+        yield Leave(sid, self._rooms_held(sid, symbol))
+        self.clients.end_join(sid, symbol)
         self.clients.left(sid, symbol)
         return ok_ack(symbol)
 
@@ -162,14 +178,15 @@ class GatewayCore:
             return refused
         try:
             symbol = requested_symbol(data)
-            stored = yield ReadSnapshot(symbol)
+            # The view the client holds (the default one if none).
+            room = self.clients.subscriptions.room_of(sid, symbol) or figure_room(symbol)
+            stored = yield ReadSnapshot(symbol, room_view(room))
         except BadRequest as exc:
             return self.clients.refuse(SNAPSHOT, "invalid", str(exc))
         except redis.RedisError:
             return self.clients.refuse(SNAPSHOT, "unavailable", UNAVAILABLE)
         if stored.payload is None:
             return self.clients.refuse(SNAPSHOT, "no_snapshot", f"no snapshot of {symbol} yet")
-        room = self.clients.subscriptions.room_of(sid, symbol) or figure_room(symbol)
         yield Send(sid, snapshot_packets(room, stored))
         metrics.SNAPSHOTS_OUT.inc()
         return ok_ack(symbol)
@@ -193,30 +210,52 @@ class GatewayCore:
     def _join(self, sid: str, event: str, symbol: str, room: str) -> Steps[Ack]:
         if refused := self.clients.subscription_refusal(sid, event, symbol):
             return refused
+        view = room_view(room)
+        token = self.clients.begin_join(sid, symbol, room)
         yield Hold(sid, room)
         try:
             watched = yield Watch(symbol)
             if watched:
                 yield Listen(room)
-                stored = yield ReadSnapshot(symbol)
+                if view:
+                    yield WatchView(symbol, view)
+                stored = yield ReadSnapshot(symbol, view)
         except (redis.RedisError, TimeoutError) as exc:
             log.warning("cannot subscribe", extra={"symbol": symbol, "error": str(exc)})
+            self.clients.end_join(sid, symbol, token)
             yield from self._flush(Release(sid, room))
             return self.clients.refuse(event, "unavailable", UNAVAILABLE)
         if not watched:
+            self.clients.end_join(sid, symbol, token)
             yield from self._flush(Release(sid, room))
             return self.clients.refuse(event, "too_many_symbols", too_many(self.settings))
-        # One room per symbol and client: a switch of update mode leaves the old one.
-        yield Leave(sid, tuple(other for other in symbol_rooms(symbol) if other != room))
+        newest = self.clients.newest_join(sid, symbol)
+        if newest is None or newest[0] != token:
+            # It unsubscribed, or subscribed again (another view, say) while this waited:
+            # the later request wins.
+            if newest is None or newest[1] != room:
+                yield Leave(sid, (room,))
+            return ok_ack(symbol)
+        # One room per symbol and client: a switch of view or update mode leaves the old.
+        yield Leave(sid, tuple(other for other in self._rooms_held(sid, symbol) if other != room))
         yield Enter(sid, room)
         if stored.payload is not None:
             yield Send(sid, snapshot_packets(room, stored))
             metrics.SNAPSHOTS_OUT.inc()
         if not (yield from self._flush(TakeHeld(sid, room))):
+            self.clients.end_join(sid, symbol, token)
             yield Leave(sid, (room,))  # it unsubscribed while this join waited
             return ok_ack(symbol)
+        self.clients.end_join(sid, symbol, token)
         self.clients.joined(sid, symbol, room)
         return ok_ack(symbol)
+
+    def _rooms_held(self, sid: str, symbol: str) -> tuple[str, ...]:
+        """Every room of the symbol the client may be in or joining: the default view's,
+        and the one it holds or joins of another view."""
+        rooms = dict.fromkeys(symbol_rooms(symbol))
+        rooms.update(dict.fromkeys(sorted(self.clients.rooms_of(sid, symbol))))
+        return tuple(rooms)
 
     def _flush(self, take: TakeHeld | Release) -> Steps[bool]:
         """Send what was held for the client, in order, until nothing is left and it is
@@ -232,17 +271,25 @@ class GatewayCore:
         return self.refresh_watched, self.drop_slow_consumers, self.end_sessions
 
     def refresh_watched(self) -> Steps[None]:
-        """Keep re-stamping the symbols this gateway's clients watch, well inside
-        ``RTPLOT_WATCH_TTL``, so the fetcher keeps tracking them."""
+        """Keep re-stamping the symbols and views this gateway's clients watch, well
+        inside ``RTPLOT_WATCH_TTL``, so the fetcher keeps tracking them and the renderers
+        keep listing the views."""
         while True:
             yield Sleep(refresh_every(self.settings))
-            for symbol in self.clients.subscriptions.symbols():
+            stamps: list[Watch | WatchView] = [
+                Watch(symbol) for symbol in self.clients.subscriptions.symbols()
+            ]
+            stamps += [
+                WatchView(symbol, view, notify=False)
+                for symbol, view in self.clients.subscriptions.views()
+            ]
+            for stamp in stamps:
                 try:
-                    yield Watch(symbol)
+                    yield stamp
                 except redis.RedisError as exc:
                     log.warning(
                         "cannot re-stamp watched symbol",
-                        extra={"symbol": symbol, "error": str(exc)},
+                        extra={"symbol": stamp.symbol, "error": str(exc)},
                     )
                     break
 

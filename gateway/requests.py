@@ -3,8 +3,12 @@ name. A bad payload raises ``BadRequest``, whose message goes back in the ack.""
 
 from typing import Any
 
-from common.messages import UPDATE_MODES, legacy_room
+from common.messages import UPDATE_MODES, legacy_room, view_room
 from common.symbols import InvalidSymbol, normalize_symbol
+from common.views import DEFAULT, FIELDS, InvalidView, View
+from common.views import requested_view as view_fields
+
+SUBSCRIBE_FIELDS = ("symbol", "updates", *FIELDS)
 
 
 class BadRequest(ValueError):
@@ -36,6 +40,28 @@ def requested_updates(data: Any) -> str:
     return str(mode)
 
 
+def requested_view(data: Any) -> View:
+    """The view a ``subscribe`` asks for (common.views): ``chart``, ``timeframe``,
+    ``indicators``, ``volume``, each optional; any other field is refused, so a typo
+    does not quietly draw the default chart."""
+    if not isinstance(data, dict):
+        return DEFAULT
+    unknown = [str(key) for key in data if key not in SUBSCRIBE_FIELDS]
+    if unknown:
+        fields = ", ".join(f'"{name}"' for name in SUBSCRIBE_FIELDS)
+        raise BadRequest(f'unknown field "{unknown[0][:40]}": a subscribe takes {fields}')
+    try:
+        return view_fields(data)
+    except InvalidView as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def subscription_room(symbol: str, updates: str, view: View) -> str:
+    """The room a subscription lives in: the view's, for its update mode."""
+    return view_room(UPDATE_MODES[updates](symbol), view.key)
+
+
 def symbol_rooms(symbol: str) -> list[str]:
-    """Every room of a symbol; a client's subscription to it lives in one at a time."""
+    """The default view's rooms of a symbol; a client's subscription to it lives in one
+    room at a time (of these, or of another view: ``subscription_room``)."""
     return [room(symbol) for room in UPDATE_MODES.values()] + [legacy_room(symbol)]

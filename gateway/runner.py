@@ -16,10 +16,11 @@ import socketio
 
 from common.keys import Keys
 from common.settings import Settings
+from common.views import snapshot_key
 from gateway import internals, steps
 from gateway.core import GatewayCore, Handler, Steps, Stored
 from gateway.internals import websocket
-from gateway.watching import WATCH_SCRIPT, watch_args
+from gateway.watching import WATCH_SCRIPT, WATCH_VIEW_SCRIPT, watch_args, watch_view_args
 
 log = logging.getLogger("rtplot.gateway")
 
@@ -37,8 +38,10 @@ class Runner:
         self.manager = sio.manager
         self.keys = Keys(settings.key_prefix)
         self.watch_script = redis_client.register_script(WATCH_SCRIPT)
+        self.watch_view_script = redis_client.register_script(WATCH_VIEW_SCRIPT)
         self.perform_as: dict[type, Callable[[Any], Any]] = {
             steps.Watch: self.watch,
+            steps.WatchView: self.watch_view,
             steps.ReadSnapshot: self.read_snapshot,
             steps.Hold: lambda s: self.manager.delivery.hold(s.sid, s.room),
             steps.Listen: lambda s: self.manager.listen_room(s.room, LISTEN_TIMEOUT),
@@ -63,8 +66,13 @@ class Runner:
         keys, args = watch_args(self.settings, step.symbol)
         return self.watch_script(keys=keys, args=args)
 
+    def watch_view(self, step: steps.WatchView) -> Any:
+        keys, args = watch_view_args(self.settings, step.symbol, step.view, step.notify)
+        return self.watch_view_script(keys=keys, args=args)
+
     def read_snapshot(self, step: steps.ReadSnapshot) -> Any:
-        reply = self.redis.hmget(self.keys.snapshot(step.symbol), ["payload", "catchup"])
+        key = snapshot_key(self.keys, step.symbol, step.view)
+        reply = self.redis.hmget(key, ["payload", "catchup"])
         if inspect.isawaitable(reply):
             return _then(reply, Stored._make)
         return Stored._make(reply)

@@ -19,10 +19,23 @@ class Watch:
 
 
 @dataclass(frozen=True, slots=True)
-class ReadSnapshot:
-    """The symbol's snapshot as stored (``gateway.core.Stored``)."""
+class WatchView:
+    """Stamp the view with key ``view`` of ``symbol`` as watched, so renderers render it
+    while this gateway receives its rooms; with ``notify``, also ask for a render now
+    (its snapshot may be old, or missing). None."""
 
     symbol: str
+    view: str
+    notify: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ReadSnapshot:
+    """The snapshot of the symbol's view with key ``view`` ("" the default view) as
+    stored (``gateway.core.Stored``)."""
+
+    symbol: str
+    view: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +128,7 @@ class Sleep:
 
 Step = (
     Watch
+    | WatchView
     | ReadSnapshot
     | Hold
     | Listen

@@ -5,6 +5,9 @@ figure of ``base_seq`` (same epoch) drops its points from the first delta bar on
 appends the delta's bars, drops points before ``start`` (the window's first minute) and
 applies ``style`` (only the keys that changed: ``color``, ``y_range``); it then holds
 exactly the figure of ``seq``. A client at any other seq or epoch asks for a snapshot.
+Times (``start`` and each bar's ``t``) are on the exchange's clock, as the figure's x:
+seconds since 1970-01-01 on that clock (renderer.window). Other views' deltas are
+built in renderer.views.
 
 The renderer builds two from each render: the live one from the previous render (the
 snapshot's ``head``), published to the page's room, and the catch-up one from the
@@ -31,13 +34,13 @@ def build_delta(
     since: int,
 ) -> dict[str, Any]:
     """The delta from ``base_seq`` to the window's version, whose versions changed
-    nothing before minute ``since`` (``common.changelog.first_changed``)."""
+    nothing before minute ``since`` (UTC, as ``common.changelog.first_changed`` says)."""
     return {
         "symbol": symbol,
         "seq": window.version,
         "base_seq": base_seq,
         "epoch": window.epoch,
-        "start": window.start,
+        "start": window.local_start(),
         "bars": window.rows_from(since),
         "style": changed_style(base_style, style),
     }

@@ -5,6 +5,10 @@ down, yellow flat), a range slider, a black range selector (15m, 45m, hour to da
 3h, all) and the ``plotly_dark`` template. Building the dict directly instead of through
 ``go.Figure`` skips plotly.py's validation, which costs far more than the chart itself;
 ``tests/test_figure.py`` feeds the result to ``go.Figure`` to prove it stays valid.
+
+The x axis is the exchange's clock (renderer.window), named in its title, and hides the
+hours the market is closed (``rangebreaks``) where it has any. Other views of a symbol
+(candles, timeframes, indicators, volume) are built in renderer.views.
 """
 
 from typing import Any
@@ -14,12 +18,13 @@ import numpy.typing as npt
 import orjson
 import plotly.io as pio
 
+from common.markets import Market
 from renderer.window import Window
 
 UP, DOWN, FLAT = "lime", "red", "yellow"
 # plotly.js knows no template names, so the template travels inside the layout.
-_DARK_TEMPLATE: dict[str, Any] = pio.templates["plotly_dark"].to_plotly_json()
-_RANGE_BUTTONS = [
+DARK_TEMPLATE: dict[str, Any] = pio.templates["plotly_dark"].to_plotly_json()
+RANGE_BUTTONS: list[dict[str, Any]] = [
     {"count": 15, "label": "15m", "step": "minute", "stepmode": "backward"},
     {"count": 45, "label": "45m", "step": "minute", "stepmode": "backward"},
     {"count": 1, "label": "HTD", "step": "hour", "stepmode": "todate"},
@@ -52,6 +57,34 @@ def style_of(window: Window) -> dict[str, Any]:
     return style
 
 
+def time_axis(market: Market, buttons: list[dict[str, Any]], hours: bool = True) -> dict[str, Any]:
+    """A date axis on the exchange's clock, named, with the range slider and selector;
+    closed hours (if ``hours``) and weekends hidden where the market has them."""
+    axis: dict[str, Any] = {
+        "type": "date",
+        "title": {"text": f"Time ({market.name})"},
+        "rangeslider": {"visible": True},
+        "rangeselector": {"bgcolor": "black", "buttons": buttons},
+        "hoverformat": "%a %d %b %Y, %H:%M",
+    }
+    breaks = [_canonical(b) for b in market.rangebreaks() if hours or b.get("pattern") != "hour"]
+    if breaks:
+        axis["rangebreaks"] = breaks
+    return axis
+
+
+_WEEKDAYS = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
+
+
+def _canonical(rangebreak: dict[str, Any]) -> dict[str, Any]:
+    """A break as plotly.js keeps it: weekdays by number ("sat" would be rewritten to 6,
+    which ``Plotly.validate`` reports)."""
+    bounds = rangebreak.get("bounds", [])
+    if "pattern" not in rangebreak and all(b in _WEEKDAYS for b in bounds):
+        return {"pattern": "day of week", "bounds": [_WEEKDAYS[b] for b in bounds]}
+    return rangebreak
+
+
 def build_figure(
     symbol: str, window: Window, style: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -68,15 +101,10 @@ def build_figure(
         "line": {"color": style["color"]},
     }
     layout: dict[str, Any] = {
-        "template": _DARK_TEMPLATE,
+        "template": DARK_TEMPLATE,
         "title": {"text": symbol},
         "uirevision": symbol,  # keeps the viewer's zoom across updates
-        "xaxis": {
-            "type": "date",
-            "title": {"text": "Time (UTC)"},
-            "rangeslider": {"visible": True},
-            "rangeselector": {"bgcolor": "black", "buttons": _RANGE_BUTTONS},
-        },
+        "xaxis": time_axis(window.market, RANGE_BUTTONS),
         "yaxis": {"title": {"text": "Price"}},
     }
     if "y_range" in style:

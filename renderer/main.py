@@ -45,7 +45,13 @@ def run(settings: Settings) -> None:
     keys = Keys(settings.key_prefix)
     client = connect(settings.redis_url)
     publisher = RoomPublisher(client, keys, settings.full_figure_every)
-    renderer = Renderer(client, keys, publisher, snapshot_every=settings.snapshot_every)
+    renderer = Renderer(
+        client,
+        keys,
+        publisher,
+        snapshot_every=settings.snapshot_every,
+        watch_ttl=settings.watch_ttl,
+    )
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -3,6 +3,10 @@
 from prometheus_client import Counter, Histogram
 
 RENDERS = Counter("rtplot_renderer_renders_total", "Figures rendered and published")
+VIEW_RENDERS = Counter(
+    "rtplot_renderer_view_renders_total",
+    "Renders of views other than the default one (included in renders_total)",
+)
 RENDER_SECONDS = Histogram(
     "rtplot_renderer_render_seconds",
     "Read, build, encode and store one figure",

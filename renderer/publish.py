@@ -6,9 +6,9 @@ with a client in the room subscribe; a message is the Socket.IO event packet its
 
 A render's delta goes to the page's room with the render's store (renderer.store,
 in one script). The whole figure, 200 kB for a week's window, goes only to the rooms
-that store found watched: the figure room (``figure`` events) and the article's
-``graph_plot`` room (the figure as a JSON string), and to each at most once per
-``RTPLOT_FULL_FIGURE_EVERY`` seconds.
+that store found watched: the view's figure room (``figure`` events) and, for the
+default view, the article's ``graph_plot`` room (the figure as a JSON string), and to
+each at most once per ``RTPLOT_FULL_FIGURE_EVERY`` seconds.
 """
 
 import time
@@ -18,7 +18,13 @@ from typing import Protocol
 import redis
 
 from common.keys import Keys
-from common.messages import FIGURE, GRAPH_PLOT, event_packet, figure_room, graph_plot_payload
+from common.messages import (
+    FIGURE,
+    GRAPH_PLOT,
+    event_packet,
+    graph_plot_payload,
+    legacy_room,
+)
 from renderer import metrics
 
 
@@ -38,9 +44,10 @@ class RoomPublisher:
     def publish_figures(
         self, symbol: str, payload_json: bytes, figure_json: bytes, rooms: set[str]
     ) -> None:
-        """The figure to each of ``rooms`` (the symbol's figure and graph_plot rooms
-        that are watched) that is due one. Raises ``redis.RedisError`` when it could not,
-        so the renderer leaves the change unacknowledged and it is rendered again."""
+        """The figure to each of ``rooms`` (a view's figure room, and the symbol's
+        graph_plot room, that are watched) that is due one. Raises ``redis.RedisError``
+        when it could not, so the renderer leaves the change unacknowledged and it is
+        rendered again."""
         now = time.monotonic()
         pipe = self.client.pipeline(transaction=False)
         sent = 0
@@ -48,14 +55,13 @@ class RoomPublisher:
             if now - self._last_sent.get(room, -1e9) < self.full_figure_every:
                 continue
             self._last_sent[room] = now
-            if room == figure_room(symbol):
+            event = GRAPH_PLOT if room == legacy_room(symbol) else FIGURE
+            if event == FIGURE:
                 packet = event_packet(FIGURE, payload_json)
             else:  # the article's client JSON.parse()s a string: the figure, as one
                 packet = event_packet(GRAPH_PLOT, graph_plot_payload(figure_json))
             pipe.publish(self.keys.room_channel(room), packet)
-            metrics.PUBLISHED_BYTES.labels(
-                FIGURE if room == figure_room(symbol) else GRAPH_PLOT
-            ).inc(len(packet))
+            metrics.PUBLISHED_BYTES.labels(event).inc(len(packet))
             sent += 1
         if not sent:
             return

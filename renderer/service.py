@@ -5,6 +5,11 @@ after its symbol is rendered, so a renderer killed mid-render leaves the notice 
 and another renderer (or this one, restarted) claims it once it has idled for
 ``CLAIM_IDLE_MS``. A burst of notices for one symbol becomes one render of its latest
 state, whatever the number of viewers.
+
+A render of a symbol renders its default view (the article's chart) and each other view
+that some gateway subscribes to now (common.views: gateways list the views they were
+asked for, renderer.store says which are watched); each is built once from the one
+window, whatever the number of its viewers, and stored and published on its own.
 """
 
 import logging
@@ -21,12 +26,15 @@ import redis
 
 from common import changelog
 from common.keys import RENDER_GROUP, Keys
+from common.markets import market_for
 from common.messages import BARS, FIGURE, event_packet
+from common.views import DEFAULT, View
 from renderer import metrics
 from renderer.delta import build_delta
 from renderer.figure import build_figure, encode, style_of
 from renderer.publish import Publisher
-from renderer.store import NEEDS_FIGURE, STORED, Read, RenderStore
+from renderer.store import NEEDS_FIGURE, STORED, Read, RenderStore, Stored
+from renderer.views import Frame, frame_of, view_delta, view_figure, view_style
 from renderer.window import Window, rows_of
 
 log = logging.getLogger("rtplot.renderer")
@@ -47,11 +55,69 @@ class RoundReport:
     rendered: dict[str, int] = field(default_factory=dict)  # symbol -> seq published
 
 
+class Chart:
+    """One view of a symbol at one version: its look, its figure, its deltas. This one
+    is the default view, the article's chart (renderer.figure, renderer.delta)."""
+
+    key = ""
+
+    def __init__(self, symbol: str, window: Window) -> None:
+        self.symbol, self.window = symbol, window
+
+    def style(self) -> dict[str, Any]:
+        return style_of(self.window)
+
+    def figure(self, style: dict[str, Any]) -> dict[str, Any]:
+        return build_figure(self.symbol, self.window, style)
+
+    def delta(
+        self, base_seq: int, base_style: dict[str, Any] | None, style: dict[str, Any], since: int
+    ) -> dict[str, Any]:
+        return build_delta(self.symbol, self.window, base_seq, base_style, style, since)
+
+    def size_since(self, minute: int) -> int:
+        """How many points a delta from ``minute`` (UTC) carries."""
+        return self.window.rows_since(minute)
+
+    def deltas_apply(self) -> bool:
+        """Whether a page can place a delta's points by their x alone (see
+        ``Window.monotonic``); if not, it is sent whole figures."""
+        return self.window.monotonic()
+
+
+class ViewChart(Chart):
+    """Any other view (renderer.views)."""
+
+    def __init__(self, symbol: str, window: Window, view: View) -> None:
+        super().__init__(symbol, window)
+        self.view, self.key = view, view.key
+        self.frame: Frame = frame_of(window, view)
+
+    def style(self) -> dict[str, Any]:
+        return view_style(self.frame)
+
+    def figure(self, style: dict[str, Any]) -> dict[str, Any]:
+        return view_figure(self.symbol, self.frame, style)
+
+    def delta(
+        self, base_seq: int, base_style: dict[str, Any] | None, style: dict[str, Any], since: int
+    ) -> dict[str, Any]:
+        return view_delta(self.symbol, self.frame, base_seq, base_style, style, since)
+
+    def size_since(self, minute: int) -> int:
+        return len(self.frame) - self.frame.bar_at(minute)
+
+    def deltas_apply(self) -> bool:
+        return self.frame.monotonic()
+
+
 @dataclass
 class Render:
-    """One render: the delta and catch-up always, the whole figure only when asked."""
+    """One render of a view: the delta and catch-up always, the whole figure only when
+    asked."""
 
     symbol: str
+    chart: Chart
     window: Window
     style: dict[str, Any]
     now: float
@@ -65,11 +131,13 @@ class Render:
     def whole(self) -> tuple[bytes, bytes]:
         """The ``figure`` event payload and the figure, encoded once."""
         if self.payload_json is None or self.figure_json is None:
-            self.figure_json = encode(build_figure(self.symbol, self.window, self.style))
-            # The bytes orjson.dumps({"symbol", "seq", "epoch", "figure"}) gives, without
-            # encoding the figure twice.
-            self.payload_json = b'{"symbol":%b,"seq":%d,"epoch":%b,"figure":%b}' % (
+            self.figure_json = encode(self.chart.figure(self.style))
+            # The bytes orjson.dumps({"symbol", ["view",] "seq", "epoch", "figure"})
+            # gives, without encoding the figure twice.
+            view = b'"view":%b,' % orjson.dumps(self.chart.key) if self.chart.key else b""
+            self.payload_json = b'{"symbol":%b,%b"seq":%d,"epoch":%b,"figure":%b}' % (
                 orjson.dumps(self.symbol),
+                view,
                 self.window.version,
                 orjson.dumps(self.window.epoch),
                 self.figure_json,
@@ -98,12 +166,14 @@ class Renderer:
         publisher: Publisher,
         name: str | None = None,
         snapshot_every: float = 5.0,
+        watch_ttl: float = 600.0,
     ) -> None:
         self.client = client
         self.keys = keys
         self.publisher = publisher
         self.name = name or consumer_name()
         self.snapshot_every = snapshot_every  # seconds between whole figures stored
+        self.watch_ttl = watch_ttl  # seconds a view stays listed after its last stamp
         self.store = RenderStore(client, keys)
         self.windows: OrderedDict[str, Window] = OrderedDict()  # least recently used first
         self._last_claim = 0.0
@@ -158,26 +228,64 @@ class Renderer:
             self.client.xack(self.keys.changes, RENDER_GROUP, *ids)
 
     def render(self, symbol: str) -> int | None:
-        """Render the symbol's current bars and publish them, unless a render as new is
-        stored already; the seq published, or None."""
+        """Render the symbol's current bars and publish them, in every view that needs it:
+        the default view unless a render as new is stored already, and each watched view
+        likewise. The seq published in the default view, or None."""
         started = time.perf_counter()
-        attempts = 2  # a snapshot reset between the read and the write: read it again
-        while True:
-            read = self._read(symbol)
-            if read is None or read.stored.head == read.version:
-                return None  # gone, not fetched yet, or rendered already
-            render = self._build(symbol, self.windows[symbol], read)
-            written = self.store.write(symbol, *render.write_args())
-            attempts -= 1
-            if written.outcome != NEEDS_FIGURE or not attempts:
+        read = self._read(symbol)
+        if read is None:
+            return None  # gone, or not fetched yet
+        published = None
+        if read.stored.head != read.version:
+            published = self._render_view(symbol, DEFAULT, read, read.stored, started)
+        watched = [key for key, gateways in (read.views or {}).items() if gateways]
+        for key, stored in self._view_states(symbol, read, watched).items():
+            if stored.head == read.version:
+                continue
+            try:
+                view = View.from_key(key)
+            except ValueError:
+                log.warning("not a view key", extra={"symbol": symbol, "view": key})
+                continue
+            self._render_view(symbol, view, read, stored, time.perf_counter())
+        for key in read.stale_views:
+            self.store.forget_view(symbol, key, time.time() - self.watch_ttl)
+        return published
+
+    def _view_states(self, symbol: str, read: Read, keys: list[str]) -> dict[str, Stored]:
+        return self.store.read_views(symbol, read.epoch, keys) if keys else {}
+
+    def _render_view(
+        self, symbol: str, view: View, read: Read, stored: Stored, started: float
+    ) -> int | None:
+        """Build, store and publish one view; the seq published, or None."""
+        for attempt in range(2):
+            window = self.windows[symbol]
+            chart = ViewChart(symbol, window, view) if view.key else Chart(symbol, window)
+            render = self._build(chart, read, stored)
+            epoch, seq, style, packet, catchup, payload = render.write_args()
+            written = self.store.write(
+                symbol, epoch, seq, style, packet, catchup, payload, view_key=view.key
+            )
+            if written.outcome != NEEDS_FIGURE or attempt:
                 break
+            # The snapshot was reset between the read and the write: read it all again.
+            fresh = self._read(symbol)
+            if fresh is None:
+                return None
+            read = fresh
+            stored = read.stored
+            if view.key:
+                stored = self._view_states(symbol, read, [view.key])[view.key]
+            if stored.head == read.version:
+                return None
         if written.outcome != STORED:
             return None
         watched = {room for room, count in written.watchers.items() if count}
         if watched:
             payload_json, figure_json = render.whole()
             self.publisher.publish_figures(symbol, payload_json, figure_json, watched)
-        self._record(symbol, render, read, started)
+        self._record(chart, render, read, started)
         return read.version
 
     def _read(self, symbol: str) -> Read | None:
@@ -185,11 +293,14 @@ class Renderer:
         since the window's version where the changelog proves that is all, else from
         every bar."""
         held = self.windows.get(symbol)
-        read = self.store.read(symbol, *((held.epoch, held.version) if held else ("", 0)))
+        since = time.time() - self.watch_ttl
+        read = self.store.read(symbol, *((held.epoch, held.version) if held else ("", 0)), since)
         if read.version == 0 or read.count == 0:
             self.windows.pop(symbol, None)
             return None
-        if held is not None and read.changed_from is not None:
+        # A source that says nothing of its market: its suffix's clock, no hours hidden.
+        market = read.market or market_for(symbol).always_open()
+        if held is not None and read.changed_from is not None and held.market == market:
             held.apply(read.version, read.start, read.changed_from, rows_of(read.rows))
             if len(held) == read.count:
                 self.windows.move_to_end(symbol)
@@ -197,28 +308,28 @@ class Renderer:
                 return read
             metrics.READS.labels("out_of_step").inc()  # a bug, or a store changed by hand
             log.warning("window out of step with the store", extra={"symbol": symbol})
-            read = self.store.read(symbol)
+            read = self.store.read(symbol, "", 0, since)
         metrics.READS.labels("all").inc()
-        self.windows[symbol] = Window(read.epoch, read.version, rows_of(read.rows))
+        self.windows[symbol] = Window(read.epoch, read.version, rows_of(read.rows), market)
         self.windows.move_to_end(symbol)
         while len(self.windows) > MAX_WINDOWS:
             self.windows.popitem(last=False)
         return read
 
-    def _build(self, symbol: str, window: Window, read: Read) -> Render:
+    def _build(self, chart: Chart, read: Read, stored: Stored) -> Render:
         """The live delta from the previous render (``head``), when the changelog covers
         the versions since; the catch-up from the stored figure, when it is not due to
         be stored again and the catch-up is short. What is missing is sent or stored
         whole."""
-        stored, now = read.stored, time.time()
-        style = style_of(window)
-        render = Render(symbol, window, style, now)
-        if stored.head is None:
+        window, now = chart.window, time.time()
+        style = chart.style()
+        render = Render(chart.symbol, chart, window, style, now)
+        if stored.head is None or not chart.deltas_apply():
             return render  # a first render in this epoch: everything whole
         since = changelog.first_changed(read.entries, stored.head, window.version)
         if since is None:
             return render  # too many versions since the last render to tell what changed
-        delta = build_delta(symbol, window, stored.head, stored.head_style, style, since)
+        delta = chart.delta(stored.head, stored.head_style, style, since)
         render.delta_json = orjson.dumps(delta)
         # Every render since the stored figure moved `catchup_from` to the first minute
         # it changed: the catch-up needs no changelog, however many versions ago that was.
@@ -227,16 +338,19 @@ class Renderer:
         if (
             not due
             and stored.seq is not None
-            and window.rows_since(catchup_from) <= CATCHUP_MAX_BARS
+            and chart.size_since(catchup_from) <= CATCHUP_MAX_BARS
         ):
-            catchup = build_delta(symbol, window, stored.seq, stored.style, style, catchup_from)
+            catchup = chart.delta(stored.seq, stored.style, style, catchup_from)
             render.catchup = (stored.seq, catchup_from, orjson.dumps(catchup))
         return render
 
-    def _record(self, symbol: str, render: Render, read: Read, started: float) -> None:
+    def _record(self, chart: Chart, render: Render, read: Read, started: float) -> None:
+        symbol = chart.symbol
         took = time.perf_counter() - started
         metrics.RENDER_SECONDS.observe(took)
         metrics.RENDERS.inc()
+        if chart.key:
+            metrics.VIEW_RENDERS.inc()
         if render.delta_json is not None:
             metrics.PAYLOAD_BYTES.labels("delta").observe(len(render.delta_json))
         if render.payload_json is not None:
@@ -247,6 +361,7 @@ class Renderer:
             "rendered",
             extra={
                 "symbol": symbol,
+                "view": chart.key,
                 "seq": read.version,
                 "bars": len(render.window),
                 "ms": round(took * 1000, 2),

@@ -267,3 +267,130 @@ def test_a_failed_step_is_thrown_into_the_core() -> None:
         raise KeyError("boom")
 
     assert drive(steps(), perform) == "caught boom"
+
+
+# -- views ---------------------------------------------------------------------------
+
+CANDLES = "figure:AAPL@candles.5m.vol"
+
+
+def test_a_view_is_its_own_room_stamped_as_watched_once_it_is_heard(core: GatewayCore) -> None:
+    script = Script()
+    ack = run(
+        core.subscribe("c1", {"symbol": "AAPL", "chart": "candles", "timeframe": "5m"}), script
+    )
+    assert ack == {"ok": True, "symbol": "AAPL"}
+    assert script.kinds() == [
+        "Hold", "Watch", "Listen", "WatchView", "ReadSnapshot", "Leave", "Enter", "Send", "TakeHeld"
+    ]  # fmt: skip
+    assert do.Listen(CANDLES) in script.steps
+    assert do.WatchView("AAPL", "candles.5m.vol") in script.steps
+    assert do.ReadSnapshot("AAPL", "candles.5m.vol") in script.steps
+    assert script.delivery.members == {CANDLES: {"c1": "eio-c1"}}
+    assert core.clients.subscriptions.views() == [("AAPL", "candles.5m.vol")]
+
+
+def test_the_default_view_asks_no_stamp_and_keeps_its_rooms(core: GatewayCore) -> None:
+    script = Script()
+    view = {"chart": "mountain", "timeframe": "1m", "indicators": [], "volume": False}
+    run(core.subscribe("c1", {"symbol": "AAPL", "updates": "delta", **view}), script)
+    assert "WatchView" not in script.kinds() and do.ReadSnapshot("AAPL", "") in script.steps
+    assert script.delivery.members == {"bars:AAPL": {"c1": "eio-c1"}}
+
+
+def test_switching_views_leaves_the_old_views_room(core: GatewayCore) -> None:
+    script = Script()
+    run(core.subscribe("c1", {"symbol": "AAPL", "chart": "candles", "timeframe": "5m"}), script)
+    run(core.subscribe("c1", {"symbol": "AAPL", "chart": "ohlc", "updates": "delta"}), script)
+    assert script.delivery.members == {"bars:AAPL@ohlc.1m.vol": {"c1": "eio-c1"}}
+    assert core.clients.subscriptions.views() == [("AAPL", "ohlc.1m.vol")]
+    run(core.subscribe("c1", {"symbol": "AAPL"}), script)  # back to the article's chart
+    assert script.delivery.members == {"figure:AAPL": {"c1": "eio-c1"}}
+    assert core.clients.subscriptions.views() == []
+
+
+def test_of_two_overlapping_subscribes_the_later_wins(core: GatewayCore) -> None:
+    script = Script()
+    later = core.subscribe("c1", {"symbol": "AAPL", "chart": "ohlc"})
+    # The first one's snapshot read is slow: the page switched view meanwhile.
+    script.during[do.ReadSnapshot] = lambda: (
+        script.during.pop(do.ReadSnapshot),
+        run(later, script),
+    )
+    assert run(core.subscribe("c1", {"symbol": "AAPL", "chart": "candles"}), script)["ok"]
+    assert script.delivery.members == {"figure:AAPL@ohlc.1m.vol": {"c1": "eio-c1"}}
+    assert script.delivery.held == {}
+    assert core.clients.subscriptions.room_of("c1", "AAPL") == "figure:AAPL@ohlc.1m.vol"
+
+
+def test_unsubscribing_leaves_a_views_room_even_while_it_is_joined(core: GatewayCore) -> None:
+    script = Script()
+    unsubscribe = core.unsubscribe("c1", {"symbol": "AAPL"})
+    script.during[do.ReadSnapshot] = lambda: run(unsubscribe, script)
+    assert run(core.subscribe("c1", {"symbol": "AAPL", "chart": "candles"}), script)["ok"]
+    assert script.delivery.members == {} and script.delivery.held == {}
+    run(core.subscribe("c1", {"symbol": "AAPL", "chart": "candles"}), script)
+    run(core.unsubscribe("c1", {"symbol": "AAPL"}), script)
+    assert script.delivery.members == {} and core.clients.subscriptions.views() == []
+
+
+def test_a_snapshot_request_reads_the_snapshot_of_the_view_held(core: GatewayCore) -> None:
+    script = Script()
+    run(core.subscribe("c1", {"symbol": "AAPL", "chart": "candles", "updates": "delta"}), script)
+    script.steps.clear()
+    run(core.snapshot("c1", {"symbol": "AAPL"}), script)
+    assert script.steps[0] == do.ReadSnapshot("AAPL", "candles.1m.vol")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"symbol": "AAPL", "chart": "bars"},
+        {"symbol": "AAPL", "timeframe": "7m"},
+        {"symbol": "AAPL", "indicators": ["rsi"]},
+        {"symbol": "AAPL", "volume": 1},
+        {"symbol": "AAPL", "timeFrame": "5m"},
+    ],
+)
+def test_a_bad_view_is_refused_with_the_reason_and_without_any_io(
+    core: GatewayCore, payload: dict[str, Any]
+) -> None:
+    script = Script()
+    ack = run(core.subscribe("c1", payload), script)
+    assert ack["ok"] is False and ('"' in ack["error"]) and script.steps == []
+
+
+def test_views_held_are_stamped_again_without_asking_for_a_render(core: GatewayCore) -> None:
+    script = Script()
+    run(core.subscribe("c1", {"symbol": "NVDA", "chart": "candles", "timeframe": "1h"}), script)
+    loop = core.refresh_watched()
+    assert isinstance(next(loop), do.Sleep)
+    assert loop.send(None) == do.Watch("NVDA")
+    assert loop.send(True) == do.WatchView("NVDA", "candles.1h.vol", notify=False)
+    assert isinstance(loop.send(None), do.Sleep)
+
+
+def test_a_join_finishing_while_a_later_one_waits_gives_way(core: GatewayCore) -> None:
+    """The page switched from candles to ohlc; the candles join ends first, while the
+    ohlc one still waits for its snapshot: the client ends up in the ohlc room only."""
+    script = Script()
+    later = core.subscribe("c1", {"symbol": "AAPL", "chart": "ohlc"})
+    paused: list[do.Step] = []
+
+    def start_later() -> None:  # run the later join up to its snapshot read, and pause
+        script.during.pop(do.ReadSnapshot)
+        step = next(later)
+        while not isinstance(step, do.ReadSnapshot):
+            step = later.send(script.perform(step))
+        paused.append(step)
+
+    script.during[do.ReadSnapshot] = start_later
+    assert run(core.subscribe("c1", {"symbol": "AAPL", "chart": "candles"}), script)["ok"]
+    assert script.delivery.members == {}  # the earlier join gave way
+    assert list(script.delivery.held) == ["figure:AAPL@ohlc.1m.vol"]
+    result = script.perform(paused[0])
+    with pytest.raises(StopIteration) as done:
+        while True:
+            result = script.perform(later.send(result))
+    assert done.value.value == {"ok": True, "symbol": "AAPL"}
+    assert script.delivery.members == {"figure:AAPL@ohlc.1m.vol": {"c1": "eio-c1"}}

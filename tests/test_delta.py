@@ -1,35 +1,50 @@
 """Deltas: a page applying them holds exactly the figure a whole render gives, whether
-it starts from the live stream or from a stored figure and its catch-up."""
+it starts from the live stream or from a stored figure and its catch-up; in the
+default view and in every other (candles, timeframes, indicators, volume)."""
 
+import time
 from typing import Any
 
 import orjson
 import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from page_model import PageChart, state_of
 
 from common.bars import MINUTE, Bar
 from common.keys import Keys
-from common.messages import delta_room
+from common.markets import NEW_YORK, UTC, Market, market_for
+from common.messages import delta_room, view_room
+from common.views import CHARTS, INDICATORS, TIMEFRAMES, View, make_view, views_key
 from fetcher.store import BarStore
-from renderer.service import Renderer
+from renderer.figure import encode
+from renderer.service import Renderer, ViewChart
 from renderer.store import RenderStore
+from renderer.window import Window, rows_of
 
-START = 1_794_999_960
+START = 1_794_999_960  # 06:06 in New York
 KEYS = Keys()
+NY_ALWAYS = market_for("AAPL").always_open()  # the clock a source that says nothing gets
+
+
+def local(t: int, market: Market = NY_ALWAYS) -> int:
+    return int(market.local_seconds([t])[0])
 
 
 class Page:
-    """What the page receives on the symbol's delta room, as (event, payload)."""
+    """What the page receives on a delta room, as (event, payload)."""
 
-    def __init__(self, client: "redis.Redis") -> None:
+    def __init__(self, client: "redis.Redis", room: str = delta_room("AAPL")) -> None:
         self.pubsub = client.pubsub(ignore_subscribe_messages=True)
-        self.pubsub.subscribe(KEYS.room_channel(delta_room("AAPL")))
+        self.pubsub.subscribe(KEYS.room_channel(room))
         self.pubsub.get_message(timeout=1)
+
+    def close(self) -> None:
+        self.pubsub.close()
 
     def received(self) -> list[tuple[str, Any]]:
         events = []
-        while (message := self.pubsub.get_message(timeout=0.05)) is not None:
+        while (message := self.pubsub.get_message(timeout=0.01)) is not None:
             event, payload = orjson.loads(message["data"][1:])  # 2["bars",{...}]
             events.append((event, payload))
         return events
@@ -40,22 +55,8 @@ class NoViewers:
         raise AssertionError("nobody watches the figure rooms here")
 
 
-def apply(x: list[int], y: list[float], delta: dict[str, Any]) -> tuple[list[int], list[float]]:
-    """What the page does with a `bars` event (gateway/static/app.js, applyDelta)."""
-    first = delta["bars"][0][0] * 1000 if delta["bars"] else float("inf")
-    keep = [i for i, t in enumerate(x) if delta["start"] * 1000 <= t < first]
-    x = [x[i] for i in keep] + [b[0] * 1000 for b in delta["bars"]]
-    y = [y[i] for i in keep] + [b[4] for b in delta["bars"]]
-    return x, y
-
-
-def trace(figure_payload: dict[str, Any]) -> tuple[list[int], list[float]]:
-    data = figure_payload["figure"]["data"][0]
-    return list(data["x"]), list(data["y"])
-
-
-def write(store: BarStore, bars: list[Bar], at: float) -> None:
-    store.upsert("AAPL", bars, as_of=at, now=at)
+def write(store: BarStore, bars: list[Bar], at: float, market: Market | None = None) -> None:
+    store.upsert("AAPL", bars, as_of=at, now=at, market=market)
 
 
 def test_a_changed_last_bar_is_a_one_bar_delta(client: "redis.Redis") -> None:
@@ -80,7 +81,11 @@ def test_a_changed_last_bar_is_a_one_bar_delta(client: "redis.Redis") -> None:
 
     delta = next_delta(Bar(START, 10, 12, 9, 11.5, 2), now + 1)
     assert (delta["seq"], delta["base_seq"], delta["epoch"]) == (2, 1, first["epoch"])
-    assert delta["bars"] == [[START, 10.0, 12.0, 9.0, 11.5, 2]]
+    # On New York's clock, as the figure's x: 06:06 there, not 11:06 UTC.
+    assert delta["bars"] == [[START - 5 * 3600, 10.0, 12.0, 9.0, 11.5, 2]]
+    assert delta["start"] == local(START - 4 * 60) and first["figure"]["data"][0]["x"][-1] == (
+        local(START) * 1000
+    )
     assert delta["style"] == {"color": "lime"}  # was flat; the range did not move
     assert next_delta(Bar(START, 10, 12, 9, 11.5, 3), now + 2)["style"] == {}  # volume only
     assert next_delta(Bar(START, 10, 12, 9, 9.5, 4), now + 3)["style"] == {"color": "red"}
@@ -99,22 +104,56 @@ steps = st.lists(
 )
 
 
-@settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+markets = st.sampled_from([NY_ALWAYS, NEW_YORK, UTC, market_for("RELIANCE.NS")])
+views = st.builds(
+    make_view,
+    st.sampled_from(CHARTS),
+    st.sampled_from(list(TIMEFRAMES)),
+    st.lists(st.sampled_from(INDICATORS), unique=True, max_size=4),
+    st.sampled_from([None, True, False]),
 )
-@given(steps=steps)
-def test_the_live_deltas_and_every_catch_up_give_the_whole_figure(
-    client: "redis.Redis", steps: list[tuple[str, float]]
+
+
+def run_steps(
+    client: "redis.Redis",
+    steps: list[tuple[str, float]],
+    view: View,
+    market: Market,
+    window_minutes: int,
+    start: int = START,
 ) -> None:
+    """Writes bars step by step, renders after each, and checks that the page applying
+    the view's deltas, and a page subscribing now (the stored figure and its catch-up),
+    both hold exactly the figure of every stored bar rendered whole."""
     client.flushdb()
-    store = BarStore(client, KEYS, window_minutes=10)
-    page = Page(client)
+    store = BarStore(client, KEYS, window_minutes=window_minutes)
+    if view.key:  # a gateway lists the view, and receives its rooms: it is watched
+        client.zadd(views_key(KEYS, "AAPL"), {view.key: time.time()})
+    page = Page(client, view_room(delta_room("AAPL"), view.key))
+    try:
+        check_steps(client, store, page, steps, view, market, window_minutes, start)
+    finally:
+        page.close()
+
+
+def check_steps(
+    client: "redis.Redis",
+    store: BarStore,
+    page: Page,
+    steps: list[tuple[str, float]],
+    view: View,
+    market: Market,
+    window_minutes: int,
+    start: int,
+) -> None:
     renderer = Renderer(client, KEYS, NoViewers(), name="r", snapshot_every=3600)
-    now = float(START + 5)
-    write(store, [Bar(START - 60 * i, 50, 51, 49, 50, 1) for i in range(10)], now)
+    now = float(start + 5)
+    bars = [Bar(start - 60 * i, 50, 51, 49, 50, 1 + i % 7) for i in range(window_minutes)]
+    write(store, bars, now, market)
     renderer.render("AAPL")
     [(_, first)] = page.received()
-    x, y = trace(first)
+    chart = PageChart(first)
+    assert chart.state() == whole(client, view, market)
     for kind, price in steps:
         now += {"tick": 1, "new_minute": MINUTE, "revise_old": 1, "idle_trim": 3 * MINUTE}.get(
             kind, 1
@@ -127,20 +166,69 @@ def test_the_live_deltas_and_every_catch_up_give_the_whole_figure(
         }.get(kind, [])
         renderer.snapshot_every = 0 if kind == "snapshot_due" else 3600
         write(store, bars, now)
-        if renderer.render("AAPL") is None:
+        renderer.render("AAPL")
+        received = page.received()
+        if not received:
             continue
-        [(event, delta)] = page.received()
+        [(event, delta)] = received
         assert event == "bars"
-        x, y = apply(x, y, delta)
-        rows = RenderStore(client, KEYS).read("AAPL").rows  # every bar, as stored
-        assert (x, y) == ([int(r[0]) * 1000 for r in rows], [r[4] for r in rows])
-        stored = client.hgetall(KEYS.snapshot("AAPL"))
+        chart.apply(delta)
+        expected = whole(client, view, market)
+        assert chart.state() == expected
+        stored = client.hgetall(snapshot_of(view))
         head = orjson.loads(stored[b"payload"])
-        if b"catchup" in stored:  # a page subscribing now: the stored figure, caught up
+        subscriber = PageChart(head)  # a page subscribing now
+        if b"catchup" in stored:
             catchup = orjson.loads(stored[b"catchup"])
             assert catchup["base_seq"] == head["seq"] and catchup["seq"] == delta["seq"]
-            sx, sy = apply(*trace(head), catchup)
+            subscriber.apply(catchup)
         else:
             assert head["seq"] == delta["seq"]
-            sx, sy = trace(head)
-        assert (x, y) == (sx, sy)
+        assert subscriber.state() == expected
+
+
+def snapshot_of(view: View) -> str:
+    from common.views import snapshot_key
+
+    return snapshot_key(KEYS, "AAPL", view.key)
+
+
+def whole(client: "redis.Redis", view: View, market: Market) -> tuple[Any, ...]:
+    """The page's state for the figure of every stored bar, rendered afresh."""
+    read = RenderStore(client, KEYS).read("AAPL")
+    window = Window(read.epoch, read.version, rows_of(read.rows), read.market or market)
+    chart = ViewChart("AAPL", window, view) if view.key else None
+    if chart is None:
+        from renderer.figure import build_figure
+
+        figure = build_figure("AAPL", window)
+    else:
+        figure = chart.figure(chart.style())
+    return state_of({"seq": read.version, "figure": orjson.loads(encode(figure))})
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(steps=steps)
+def test_the_live_deltas_and_every_catch_up_give_the_whole_figure(
+    client: "redis.Redis", steps: list[tuple[str, float]]
+) -> None:
+    run_steps(client, steps, View(), NY_ALWAYS, window_minutes=10)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    steps=steps,
+    view=views,
+    market=markets,
+    start=st.sampled_from([START, START + 18 * 3600 - 40 * 60]),  # 00:26 in New York
+)
+def test_every_views_deltas_and_catch_ups_give_its_whole_figure(
+    client: "redis.Redis", steps: list[tuple[str, float]], view: View, market: Market, start: int
+) -> None:
+    """Windows of 90 minutes; from 23:26 New York, the window moves across midnight, which
+    begins the first day VWAP is drawn on."""
+    run_steps(client, steps, view, market, window_minutes=90, start=start)

@@ -1,7 +1,7 @@
 """A render from the window a renderer kept, brought up to date with the bars that
 changed, is byte for byte the render of every bar read afresh: whatever the writes
 (new minutes, revisions of old ones, backfilled gaps, trims), restarts, hand-overs
-between renderers and stores emptied under them."""
+between renderers and stores emptied under them; in the default view and in others."""
 
 from typing import Any
 
@@ -11,10 +11,12 @@ from hypothesis import strategies as st
 
 from common.bars import MINUTE, Bar
 from common.keys import Keys
+from common.markets import NEW_YORK, market_for
+from common.views import View
 from fetcher.store import BarStore
 from renderer.figure import build_figure, encode
 from renderer.metrics import READS
-from renderer.service import Renderer
+from renderer.service import Renderer, ViewChart
 from renderer.store import RenderStore
 from renderer.window import Window, rows_of
 
@@ -28,11 +30,25 @@ class NoViewers:
         pass
 
 
-def whole_render(client: "redis.Redis") -> bytes:
-    """The figure of every stored bar, read by a renderer that holds nothing."""
+# Views whose every part (buckets across hours, every indicator, volume) a kept window
+# must render as a fresh one does.
+VIEWS = [View.from_key("candles.5m.sma20.sma50.ema20.vwap.vol"), View.from_key("ohlc.1h.vol")]
+
+
+def renders(window: Window) -> list[bytes]:
+    """The window's figure in the default view and in each of VIEWS."""
+    figures = [encode(build_figure("AAPL", window))]
+    for view in VIEWS:
+        chart = ViewChart("AAPL", window, view)
+        figures.append(encode(chart.figure(chart.style())))
+    return figures
+
+
+def whole_render(client: "redis.Redis") -> list[bytes]:
+    """The figures of every stored bar, read by a renderer that holds nothing."""
     read = RenderStore(client, KEYS).read("AAPL")
-    window = Window(read.epoch, read.version, rows_of(read.rows))
-    return encode(build_figure("AAPL", window))
+    market = read.market or market_for("AAPL").always_open()
+    return renders(Window(read.epoch, read.version, rows_of(read.rows), market))
 
 
 operations = st.lists(
@@ -59,8 +75,10 @@ def test_a_kept_window_renders_as_every_bar_read_afresh(
     store = BarStore(client, KEYS, window_minutes=WINDOW)
     renderers = [Renderer(client, KEYS, NoViewers(), name=n) for n in ("a", "b")]
     now = float(START + 5)
-    # Every other minute of the window: gaps for a backfill to fill.
-    store.upsert("AAPL", [bar(START - 120 * i, 50) for i in range(WINDOW // 2)], now, now)
+    # Every other minute of the window: gaps for a backfill to fill. A session's hours:
+    # hourly bars count from its open.
+    bars = [bar(START - 120 * i, 50) for i in range(WINDOW // 2)]
+    store.upsert("AAPL", bars, now, now, market=NEW_YORK)
     active = 0
     out_of_step = READS.labels("out_of_step")._value.get()
     for kind, age, price in ops:
@@ -84,13 +102,13 @@ def test_a_kept_window_renders_as_every_bar_read_afresh(
         elif kind == "hand_over":
             active = 1 - active
         elif kind == "reset":
-            client.flushdb()  # Redis back empty: a new epoch
+            client.flushdb()  # Redis back empty: a new epoch, and no market said yet
             store.upsert("AAPL", [bar(minute - MINUTE, price), bar(minute, price)], now, now)
         renderer = renderers[active]
         renderer.render("AAPL")
         held = renderer.windows.get("AAPL")
         if held is not None:
-            assert encode(build_figure("AAPL", held)) == whole_render(client)
+            assert renders(held) == whole_render(client)
     # Held windows were brought up to date, not read again in doubt.
     assert READS.labels("out_of_step")._value.get() == out_of_step
 

@@ -3,6 +3,7 @@
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 
 from common.markets import CRYPTO, FX, NEW_YORK, Market, local_day_start, market_for
@@ -64,3 +65,49 @@ def test_a_market_travels_as_json() -> None:
 
 def test_a_local_day_starts_at_local_midnight() -> None:
     assert local_day_start(NEW_YORK, at("2026-11-27T15:00")) == at("2026-11-27T00:00")
+
+
+def test_offsets_of_many_moments_match_each_ones_across_the_clock_changes() -> None:
+    from common.markets import BY_SUFFIX
+
+    # Around New York's and London's spring and autumn changes, and Sydney's (south).
+    moments = np.concatenate(
+        [
+            np.arange(at(day) - 3 * 86_400, at(day) + 3 * 86_400, 599, dtype=np.int64)
+            for day in (
+                "2026-03-08T00:00",
+                "2026-03-29T00:00",
+                "2026-10-25T00:00",
+                "2026-11-01T00:00",
+            )
+        ]
+    )
+    for market in (NEW_YORK, BY_SUFFIX[".L"], BY_SUFFIX[".AX"], BY_SUFFIX[".NS"], CRYPTO):
+        expected = [market.utc_offset(float(t)) for t in moments]
+        assert market.utc_offsets(moments).tolist() == expected
+        assert market.utc_offsets(moments[::-1]).tolist() == expected[::-1]
+        assert (market.local_seconds(moments) - moments).tolist() == expected
+
+
+def test_open_mask_is_is_open_for_many_moments() -> None:
+    moments = np.arange(at("2026-11-25T00:00"), at("2026-12-02T00:00"), 7 * 60, dtype=np.int64)
+    for market in (NEW_YORK, FX, CRYPTO, market_for("RELIANCE.NS"), market_for("0700.HK")):
+        assert market.open_mask(moments).tolist() == [market.is_open(float(t)) for t in moments]
+
+
+def test_the_hour_the_clocks_go_back_is_the_repeated_one() -> None:
+    back = int(at("2026-11-01T01:59")) + 60  # 06:00 UTC: 01:00 again, in EST
+    minutes = np.arange(back - 7200, back + 7200, 60, dtype=np.int64)
+    repeated = minutes[NEW_YORK.repeated(minutes)]
+    assert repeated.tolist() == list(range(back, back + 3600, 60))
+    assert not CRYPTO.repeated(minutes).any()
+
+
+def test_a_charts_clock_is_named_and_hourly_bars_count_from_the_open() -> None:
+    from common.markets import clock_name
+
+    assert clock_name("Asia/Kolkata") == "Kolkata" and clock_name("America/Chicago") == "Chicago"
+    assert clock_name("UTC") == "UTC"
+    assert NEW_YORK.session_origin == 9 * 3600 + 1800 and CRYPTO.session_origin == 0
+    assert NEW_YORK.has_sessions and FX.has_sessions and not CRYPTO.has_sessions
+    assert not NEW_YORK.always_open().has_sessions

@@ -2,9 +2,11 @@
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
 
+import orjson
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
@@ -353,3 +355,183 @@ def test_the_articles_client_renders_graph_plot_in_a_browser(
         page.screenshot(path=str(SCREENSHOTS / "article-client.png"))
     finally:
         context.close()
+
+
+# -- views -----------------------------------------------------------------------------
+
+VIEWS_PAGE = "?symbols=AAPL,TSLA&TSLA=ohlc,sma20,ema20,vwap"
+
+
+def traces(tab: Tab, symbol: str) -> dict[str, Any]:
+    """The chart's view key, seq and every trace's arrays, as the page holds them."""
+    return dict(
+        tab.page.evaluate(
+            """symbol => {
+            const chart = window.rtplot.charts.get(symbol);
+            if (!chart || !chart.drawn) return {seq: null};
+            const arrays = chart.plot.data.map((t) => {
+                const out = {x: [...t.x]};
+                for (const name of ["y", "open", "high", "low", "close"]) {
+                    if (t[name]) out[name] = [...t[name]];
+                }
+                if (t.type === "bar") out["marker.color"] = [...t.marker.color];
+                return out;
+            });
+            return {seq: chart.seq, key: chart.viewKey, types: chart.plot.data.map(t => t.type),
+                    arrays, y_range: chart.plot.layout.yaxis.range};
+        }""",
+            symbol,
+        )
+    )
+
+
+def wait_view(tab: Tab, symbol: str, key: str, timeout: float = 20) -> dict[str, Any]:
+    return dict(
+        wait_until(
+            lambda: (s := traces(tab, symbol))["seq"] is not None and s["key"] == key and s,
+            timeout=timeout,
+            message=f"{symbol} drawn as {key or 'the default view'}",
+        )
+    )
+
+
+def test_every_view_is_offered_on_the_card_and_kept_in_the_address(
+    stack: Pipeline, browser: Browser
+) -> None:
+    tab = Tab(browser, page_url(stack) + VIEWS_PAGE, viewport={"width": 1280, "height": 900})
+    try:
+        assert wait_view(tab, "TSLA", "ohlc.1m.sma20.ema20.vwap.vol")["types"] == [
+            "ohlc", "scatter", "scatter", "scatter", "bar"
+        ]  # fmt: skip
+        card = tab.page.locator('[data-symbol="AAPL"]')
+        wait_view(tab, "AAPL", "")
+        card.locator('[data-chart="candles"]').click()
+        assert wait_view(tab, "AAPL", "candles.1m.vol")["types"] == ["candlestick", "bar"]
+        card.locator('[data-timeframe="5m"]').click()
+        card.locator('[data-indicator="sma50"]').click()
+        card.locator("[data-volume]").click()
+        state = wait_view(tab, "AAPL", "candles.5m.sma50")
+        assert state["types"] == ["candlestick", "scatter"]
+        assert all(
+            b - a == 300_000
+            for a, b in zip(state["arrays"][0]["x"], state["arrays"][0]["x"][1:], strict=False)
+        )
+        pressed = card.locator('[aria-pressed="true"]').all_text_contents()
+        assert pressed == ["Candles", "5m", "SMA 50"]
+        assert "AAPL=candles,5m,sma50,novolume" in tab.page.url
+        assert "TSLA=ohlc,sma20,ema20,vwap" in tab.page.url
+        for timeframe in ("15m", "1h", "1d"):
+            card.locator(f'[data-timeframe="{timeframe}"]').click()
+            wait_view(tab, "AAPL", f"candles.{timeframe}.sma50")
+        tab.page.goto(page_url(stack))  # no address: local storage remembers every view
+        wait_view(tab, "AAPL", "candles.1d.sma50")
+        wait_view(tab, "TSLA", "ohlc.1m.sma20.ema20.vwap.vol")
+        tab.page.goto(page_url(stack) + "?symbols=AAPL,MSFT&view=candles,5m")  # one for all
+        wait_view(tab, "AAPL", "candles.5m.vol")
+        wait_view(tab, "MSFT", "candles.5m.vol")
+        assert tab.errors == []
+    finally:
+        tab.close()
+
+
+def test_each_views_figure_is_valid_for_plotly_js_and_its_deltas_rebuild_it(
+    stack: Pipeline, browser: Browser
+) -> None:
+    from page_model import PageChart
+
+    from common.keys import Keys
+    from common.views import snapshot_key
+
+    tab = Tab(
+        browser,
+        page_url(stack) + VIEWS_PAGE + "&AAPL=candles,15m,sma20",
+        viewport={"width": 1280, "height": 900},
+    )
+    try:
+        for symbol, key in (
+            ("TSLA", "ohlc.1m.sma20.ema20.vwap.vol"),
+            ("AAPL", "candles.15m.sma20.vol"),
+        ):
+            wait_view(tab, symbol, key)
+            if symbol == "TSLA":  # a minute passes: the window moves on, the deltas' heads
+                wait_until(lambda: tab.stats()["heads"] >= 1, timeout=75, message="a head")
+            start = tab.stats()["deltasApplied"]
+            wait_until(
+                lambda s=start: tab.stats()["deltasApplied"] >= s + 4, timeout=20, message="deltas"
+            )
+            for _ in range(120):
+                page = traces(tab, symbol)
+                raw = stack.client.hget(snapshot_key(Keys(), symbol, key), "payload")
+                stored = orjson.loads(raw) if raw else {"seq": -1}
+                if stored["seq"] == page["seq"]:
+                    chart = PageChart(stored)
+                    assert page["arrays"] == chart.traces and page["y_range"] == chart.y_range
+                    break
+                time.sleep(0.1)
+            else:
+                pytest.fail(f"never caught the page and {symbol}'s snapshot at the same seq")
+            problems = tab.page.evaluate(
+                "f => Plotly.validate(f.data, f.layout) || []", stored["figure"]
+            )
+            assert problems == []
+        assert tab.stats()["gaps"] == 0 and tab.errors == []
+    finally:
+        tab.close()
+
+
+def test_hover_shows_the_bars_exchange_time_and_its_ohlc_and_volume(
+    stack: Pipeline, browser: Browser
+) -> None:
+    tab = Tab(
+        browser,
+        page_url(stack) + "?symbols=AAPL&view=candles,15m",
+        viewport={"width": 1280, "height": 900},
+    )
+    try:
+        state = wait_view(tab, "AAPL", "candles.15m.vol")
+        box = tab.page.locator('[data-symbol="AAPL"] .plot').bounding_box()
+        assert box is not None
+        tab.page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.3)
+        label = wait_until(
+            lambda: tab.page.locator('[data-symbol="AAPL"] .hoverlayer').text_content(),
+            timeout=5,
+            message="a hover label",
+        )
+        for word in ("open: ", "high: ", "low: ", "close: ", "Volume"):
+            assert word in label
+        # The bar's start on New York's clock, as the axis shows it.
+        shown = {
+            datetime.fromtimestamp(x / 1000, UTC).strftime("%a %d %b %Y, %H:%M")
+            for x in state["arrays"][0]["x"]
+        }
+        assert any(label.startswith(text) for text in shown), label
+        tab.screenshot("hover-candles.png")
+    finally:
+        tab.close()
+
+
+def test_a_screenshot_of_each_chart_type(stack: Pipeline, browser: Browser) -> None:
+    """For the README (docs/images/chart-*.png are copies)."""
+    views = "AAPL=candles,5m&TSLA=ohlc,5m,sma20,ema20&MSFT=sma20,volume"
+    tab = Tab(
+        browser,
+        page_url(stack) + f"?symbols=AAPL,TSLA,MSFT&{views}",
+        viewport={"width": 1280, "height": 900},
+    )
+    try:
+        for symbol, key, name in (
+            ("AAPL", "candles.5m.vol", "candles"),
+            ("TSLA", "ohlc.5m.sma20.ema20.vol", "ohlc"),
+            ("MSFT", "mountain.1m.sma20.vol", "mountain"),
+        ):
+            seq = wait_view(tab, symbol, key)["seq"]
+            wait_until(
+                lambda s=symbol, q=seq: traces(tab, s)["seq"] > q, timeout=20, message="live"
+            )
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            card = tab.page.locator(f'[data-symbol="{symbol}"]')
+            card.screenshot(path=str(SCREENSHOTS / f"chart-{name}.png"))
+        tab.screenshot("views.png")
+        assert tab.errors == []
+    finally:
+        tab.close()

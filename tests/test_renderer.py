@@ -11,9 +11,12 @@ import redis
 
 from common.bars import MINUTE, Bar
 from common.keys import RENDER_GROUP, Keys
-from common.messages import delta_room, figure_room
+from common.markets import NEW_YORK, UTC
+from common.messages import delta_room, figure_room, view_room
+from common.views import views_key
 from fetcher.store import BarStore
 from renderer import service
+from renderer.metrics import VIEW_RENDERS
 from renderer.service import Renderer
 from renderer.store import OLDER, SAME, STORED, RenderStore
 
@@ -208,3 +211,113 @@ def test_the_catch_up_outlives_the_changelog(client: "redis.Redis") -> None:
     assert (stored[b"seq"], stored[b"head"]) == (b"1", b"150")
     catchup = orjson.loads(stored[b"catchup"])
     assert (catchup["base_seq"], catchup["seq"], len(catchup["bars"])) == (1, 150, 1)
+
+
+# -- views ---------------------------------------------------------------------------
+
+CANDLES = "candles.5m.vol"
+
+
+def watch(client: "redis.Redis", view: str, at: float | None = None) -> None:
+    """What a gateway does when a client joins a view: list it, stamped now."""
+    client.zadd(views_key(KEYS, "AAPL"), {view: time.time() if at is None else at})
+
+
+def listen(client: "redis.Redis", room: str) -> Any:
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(KEYS.room_channel(room))
+    pubsub.get_message(timeout=0.5)
+    return pubsub
+
+
+def test_a_watched_view_is_rendered_once_per_change_whatever_its_viewers(
+    client: "redis.Redis",
+) -> None:
+    instance, publisher = renderer(client)
+    watch(client, CANDLES)
+    pages = [listen(client, view_room(delta_room("AAPL"), CANDLES)) for _ in range(3)]
+    viewer = listen(client, view_room(figure_room("AAPL"), CANDLES))
+    before = VIEW_RENDERS._value.get()
+    write(client, "AAPL", 100, NOW)
+    instance.render("AAPL")
+    write(client, "AAPL", 101, NOW + 1)
+    instance.render("AAPL")
+    assert VIEW_RENDERS._value.get() - before == 2  # two changes, two renders, four viewers
+    stored = snapshot(client, f"AAPL@{CANDLES}")
+    assert stored[b"head"] == b"2" and orjson.loads(stored[b"payload"])["view"] == CANDLES
+    for page in pages:
+        events = [
+            orjson.loads(m["data"][1:])
+            for m in iter(lambda p=page: p.get_message(timeout=0.2), None)
+        ]
+        assert [(name, body["view"], body["seq"]) for name, body in events] == [
+            ("figure", CANDLES, 1),
+            ("bars", CANDLES, 2),
+        ]
+    assert [(seq, rooms) for _, seq, rooms in publisher.figures] == [
+        (1, {view_room(figure_room("AAPL"), CANDLES)}),
+        (2, {view_room(figure_room("AAPL"), CANDLES)}),
+    ]
+    for pubsub in [*pages, viewer]:
+        pubsub.close()
+
+
+def test_a_view_nobody_receives_now_is_not_rendered(client: "redis.Redis") -> None:
+    instance, _ = renderer(client)
+    watch(client, CANDLES)  # listed, but no gateway subscribes to its rooms any more
+    write(client, "AAPL", 100, NOW)
+    assert instance.render("AAPL") == 1
+    assert snapshot(client, "AAPL") and not snapshot(client, f"AAPL@{CANDLES}")
+
+
+def test_a_view_not_stamped_for_the_ttl_is_forgotten_with_its_snapshot(
+    client: "redis.Redis",
+) -> None:
+    instance, _ = renderer(client)
+    instance.watch_ttl = 60
+    watch(client, CANDLES)
+    page = listen(client, view_room(delta_room("AAPL"), CANDLES))
+    write(client, "AAPL", 100, NOW)
+    instance.render("AAPL")
+    assert snapshot(client, f"AAPL@{CANDLES}")
+    watch(client, CANDLES, at=time.time() - 61)  # the last gateway stopped stamping it
+    write(client, "AAPL", 101, NOW + 1)
+    instance.render("AAPL")
+    assert not snapshot(client, f"AAPL@{CANDLES}")
+    assert client.zcard(views_key(KEYS, "AAPL")) == 0
+    page.close()
+
+
+def test_a_view_joined_while_nothing_changes_is_rendered_on_the_gateways_notice(
+    client: "redis.Redis",
+) -> None:
+    instance, _ = renderer(client)
+    write(client, "AAPL", 100, NOW)
+    assert instance.step(block_ms=100).rendered == {"AAPL": 1}
+    page = listen(client, view_room(delta_room("AAPL"), CANDLES))
+    watch(client, CANDLES)
+    client.xadd(KEYS.changes, {"symbol": "AAPL", "view": CANDLES})  # WATCH_VIEW_SCRIPT's
+    assert instance.step(block_ms=100).rendered == {}  # nothing new in the default view
+    [message] = list(iter(lambda: page.get_message(timeout=0.2), None))
+    assert orjson.loads(message["data"][1:])[0] == "figure"
+    assert snapshot(client, f"AAPL@{CANDLES}")[b"head"] == b"1"
+    page.close()
+
+
+def test_the_clock_is_the_markets_and_a_new_market_starts_a_new_epoch(
+    client: "redis.Redis",
+) -> None:
+    instance, _ = renderer(client)
+    minute = int(NOW) // MINUTE * MINUTE
+    store = BarStore(client, KEYS, 60)
+    store.upsert("AAPL", [Bar(minute, 1, 1, 1, 1, 1)], as_of=NOW, now=NOW, market=UTC)
+    instance.render("AAPL")
+    first = orjson.loads(snapshot(client, "AAPL")[b"payload"])
+    assert first["figure"]["data"][0]["x"] == [minute * 1000]
+    assert first["figure"]["layout"]["xaxis"]["title"]["text"] == "Time (UTC)"
+    store.upsert("AAPL", [], as_of=NOW + 1, now=NOW + 1, market=NEW_YORK)
+    assert instance.render("AAPL") == 2
+    moved = orjson.loads(snapshot(client, "AAPL")[b"payload"])
+    assert moved["epoch"] != first["epoch"]
+    assert moved["figure"]["data"][0]["x"] == [(minute - 5 * 3600) * 1000]  # New York, EST
+    assert moved["figure"]["layout"]["xaxis"]["title"]["text"] == "Time (New York)"

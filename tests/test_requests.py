@@ -89,3 +89,29 @@ def test_text_logs_carry_the_extra_fields() -> None:
     entry = record()
     entry.symbol = "AAPL"
     assert TextFormatter("renderer").format(entry).endswith("rendered symbol=AAPL")
+
+
+def test_a_subscribe_names_a_view_and_its_room() -> None:
+    from common.views import DEFAULT
+    from gateway.requests import requested_view, subscription_room
+
+    view = requested_view({"symbol": "AAPL", "chart": "candles", "timeframe": "5m"})
+    assert view.key == "candles.5m.vol"
+    assert subscription_room("AAPL", "delta", view) == "bars:AAPL@candles.5m.vol"
+    assert subscription_room("AAPL", "figure", DEFAULT) == "figure:AAPL"
+    assert requested_view("AAPL") == DEFAULT and requested_view({"symbol": "AAPL"}) == DEFAULT
+    with pytest.raises(BadRequest, match='unknown field "timeFrame"'):
+        requested_view({"symbol": "AAPL", "timeFrame": "5m"})
+
+
+def test_subscriptions_count_the_viewers_of_each_view() -> None:
+    subs = Subscriptions()
+    subs.add("a", "AAPL", "figure:AAPL@candles.5m.vol")
+    subs.add("b", "AAPL", "bars:AAPL@candles.5m.vol")
+    subs.add("c", "AAPL", "bars:AAPL")
+    assert subs.views() == [("AAPL", "candles.5m.vol")] and subs.counts() == {"AAPL": 3}
+    subs.add("a", "AAPL", "figure:AAPL@ohlc.1h.vol")  # a switch of view: still one symbol
+    assert sorted(subs.views()) == [("AAPL", "candles.5m.vol"), ("AAPL", "ohlc.1h.vol")]
+    subs.remove("b", "AAPL")
+    subs.remove_client("a")
+    assert subs.views() == [] and subs.counts() == {"AAPL": 1}

@@ -480,3 +480,87 @@ def test_whatever_the_frame_the_bars_are_sane_sorted_and_from_since(
     assert [b.t for b in bars] == sorted({b.t for b in bars})
     assert all(b.t >= since and b.t % 60 == 0 for b in bars)
     assert all(check_bar(b) == b for b in bars)
+
+
+# --- where it trades: real-shaped data across a weekend ----------------------------
+
+WEEKEND_NOW = 1750686300.0 + 12  # Monday 2025-06-23 09:45:12 New York
+
+
+def test_each_symbol_trades_where_its_metadata_says(source: YahooSource, yahoo: FakeYahoo) -> None:
+    from common.markets import NEW_YORK, market_for
+
+    result = source.fetch({"AAPL": 0, "RELIANCE.NS": 0}, NOW)
+
+    assert result.markets == {"AAPL": NEW_YORK, "RELIANCE.NS": market_for("RELIANCE.NS")}
+    asked = len(yahoo.seen)
+    again = source.fetch({"AAPL": AAPL_LIVE_MINUTE}, NOW)  # once per symbol
+    assert again.markets == {"AAPL": NEW_YORK}
+    later = [params.get("interval") for url, params in yahoo.seen[asked:] if "/chart/" in url]
+    assert later == ["1m"]  # the bars only: the metadata is asked once per symbol
+
+
+def test_metadata_names_the_zone_and_the_session_of_any_exchange() -> None:
+    from datetime import time
+
+    from fetcher.sources.yahoo import market_from_metadata
+
+    oslo = {
+        "exchangeTimezoneName": "Europe/Oslo",
+        "instrumentType": "EQUITY",
+        "currentTradingPeriod": {"regular": {"start": 1750402800, "end": 1750433400}},
+    }
+    market = market_from_metadata("EQNR.OL", oslo)
+    assert market is not None
+    assert (market.name, market.tz, market.opens, market.closes) == (
+        "Oslo", "Europe/Oslo", time(9, 0), time(17, 30)
+    )  # fmt: skip
+    crypto = market_from_metadata(
+        "BTC-USD", {"exchangeTimezoneName": "UTC", "instrumentType": "CRYPTOCURRENCY"}
+    )
+    assert crypto is not None and not crypto.has_sessions
+    fx = market_from_metadata(
+        "EURUSD=X", {"exchangeTimezoneName": "Europe/London", "instrumentType": "CURRENCY"}
+    )
+    assert fx is not None and fx.weekdays and fx.opens is None
+    assert market_from_metadata("X", {"exchangeTimezoneName": "Mars/Olympus"}) is None
+
+
+def test_real_shaped_bars_across_a_weekend_are_drawn_on_new_york_time_without_gaps(
+    yahoo: FakeYahoo,
+) -> None:
+    """AAPL.1m.weekend.json: Friday 2025-06-20 15:45-15:59 and Monday 2025-06-23
+    09:30-09:44 New York, as Yahoo sends a range across a weekend (hand-made, like the
+    other recorded responses)."""
+    import orjson
+    from breaks import widest_gap
+
+    from common.views import make_view
+    from renderer.figure import build_figure, encode
+    from renderer.service import ViewChart
+    from renderer.window import Window, rows_of
+
+    yahoo.charts["AAPL"] = recorded("AAPL.1m.weekend.json")
+    result = YahooSource(session=yahoo).fetch({"AAPL": 0}, WEEKEND_NOW)
+    bars = result.bars["AAPL"]
+    assert len(bars) == 30
+    window = Window("e", 1, rows_of([b.as_list() for b in bars]), result.markets["AAPL"])
+
+    mountain = orjson.loads(encode(build_figure("AAPL", window)))
+    xs = mountain["data"][0]["x"]
+    local = [datetime.fromtimestamp(x / 1000, UTC) for x in xs]  # the axis shows New York time
+    assert local[0].isoformat() == "2025-06-20T15:45:00+00:00"
+    assert local[-1].isoformat() == "2025-06-23T09:44:00+00:00"
+    assert all(t.weekday() < 5 and "09:30" <= t.strftime("%H:%M") < "16:00" for t in local)
+    axis = mountain["layout"]["xaxis"]
+    assert axis["title"]["text"] == "Time (New York)"
+    assert axis["rangebreaks"] == [
+        {"pattern": "day of week", "bounds": [6, 1]},
+        {"pattern": "hour", "bounds": [16.0, 9.5]},
+    ]
+    assert widest_gap(axis["rangebreaks"], xs) == 1  # Friday's close to Monday's open: a minute
+
+    chart = ViewChart("AAPL", window, make_view("candles", "5m"))
+    candles = orjson.loads(encode(chart.figure(chart.style())))
+    xs = candles["data"][0]["x"]
+    assert len(xs) == 6 and widest_gap(candles["layout"]["xaxis"]["rangebreaks"], xs) == 5

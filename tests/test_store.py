@@ -105,3 +105,39 @@ def test_another_redis_history_gives_every_symbol_a_new_epoch(client: "redis.Red
     assert store.follow_lineage(["AAPL", "MSFT"]) == 1
     assert client.hget(KEYS.meta("AAPL"), "epoch") != epoch
     assert not client.exists(KEYS.meta("MSFT"))  # no symbol is made up
+
+
+def test_a_symbols_market_is_kept_and_a_new_one_starts_a_new_epoch(
+    client: "redis.Redis",
+) -> None:
+    from common.markets import NEW_YORK
+
+    store = BarStore(client, KEYS, window_minutes=60)
+    ts = minutes(3)
+    always = NEW_YORK.always_open()
+    first = store.upsert("AAPL", [bar(t, 100) for t in ts], as_of=NOW, now=NOW, market=always)
+    assert first.version == 1 and store.market("AAPL") == always
+    epoch = client.hget(KEYS.meta("AAPL"), "epoch")
+    same = store.upsert("AAPL", [bar(ts[-1], 100)], as_of=NOW + 1, now=NOW + 1, market=always)
+    silent = store.upsert("AAPL", [bar(ts[-1], 100)], as_of=NOW + 2, now=NOW + 2)
+    assert (same.version, silent.version) == (1, 1) and store.market("AAPL") == always
+    assert client.xlen(KEYS.changes) == 1  # idempotent: the same market changes nothing
+    # RTPLOT_MARKET_HOURS=exchange from now on: every chart's axis moves.
+    moved = store.upsert("AAPL", [], as_of=NOW + 3, now=NOW + 3, market=NEW_YORK)
+    assert moved.version == 2 and store.market("AAPL") == NEW_YORK
+    assert client.hget(KEYS.meta("AAPL"), "epoch") != epoch
+    assert client.zrange(KEYS.changelog("AAPL"), 0, -1) == [changelog.entry(2, -1)]
+    assert client.xlen(KEYS.changes) == 2  # the renderers are told
+    assert store.bars("AAPL") == [bar(t, 100) for t in ts]
+
+
+def test_dropping_a_symbol_drops_the_snapshots_of_its_views(client: "redis.Redis") -> None:
+    from common.views import snapshot_key, views_key
+
+    store = BarStore(client, KEYS, window_minutes=60)
+    store.upsert("AAPL", [bar(t, 100) for t in minutes(2)], as_of=NOW, now=NOW)
+    client.zadd(views_key(KEYS, "AAPL"), {"candles.5m.vol": NOW})
+    client.hset(snapshot_key(KEYS, "AAPL", "candles.5m.vol"), "head", 1)
+    client.hset(KEYS.snapshot("AAPL"), "head", 1)
+    store.drop("AAPL")
+    assert client.keys("*AAPL*") == []

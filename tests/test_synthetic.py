@@ -61,3 +61,44 @@ def test_a_whole_hour_at_once_is_the_same_as_minute_by_minute() -> None:
         at_once = _finished_minutes(symbol, hour)
         one_by_one = [_minute_bar(symbol, hour * HOUR + MINUTE * i, MINUTE - 1) for i in range(60)]
         assert at_once == one_by_one
+
+
+def test_with_exchange_hours_a_symbol_trades_only_when_its_exchange_does() -> None:
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from common.markets import market_for
+
+    week = {s: int(NOW) - 7 * DAY for s in ("AAPL", "RELIANCE.NS", "EURUSD=X", "BTC-USD")}
+    result = SyntheticSource(market_hours="exchange").fetch(week, NOW)
+    assert result.markets == {s: market_for(s) for s in week}
+    new_york = [
+        datetime.fromtimestamp(b.t, ZoneInfo("America/New_York")) for b in result.bars["AAPL"]
+    ]
+    assert {t.weekday() for t in new_york} == {0, 1, 2, 3, 4}
+    assert min(t.strftime("%H:%M") for t in new_york) == "09:30"
+    assert max(t.strftime("%H:%M") for t in new_york) == "15:59"
+    assert len(new_york) == 5 * 390  # a week of whole sessions
+    kolkata = [
+        datetime.fromtimestamp(b.t, ZoneInfo("Asia/Kolkata")) for b in result.bars["RELIANCE.NS"]
+    ]
+    assert all("09:15" <= t.strftime("%H:%M") < "15:30" and t.weekday() < 5 for t in kolkata)
+    fx = [
+        datetime.fromtimestamp(b.t, ZoneInfo("America/New_York")) for b in result.bars["EURUSD=X"]
+    ]
+    assert {t.weekday() for t in fx} == {0, 1, 2, 3, 4} and {t.hour for t in fx} == set(range(24))
+    crypto = [datetime.fromtimestamp(b.t, UTC) for b in result.bars["BTC-USD"]]
+    assert len(crypto) == 7 * 24 * 60 and {t.weekday() for t in crypto} == set(range(7))
+    # The same bars as around the clock, where both trade: the walk is the one walk.
+    always = SyntheticSource().fetch(week, NOW).bars["AAPL"]
+    assert set(result.bars["AAPL"]) <= set(always)
+
+
+def test_around_the_clock_the_hour_the_clocks_repeat_has_no_bars() -> None:
+    back = 1_793_512_800  # 2026-11-01 06:00 UTC: New York's clocks go back to 01:00
+    result = SyntheticSource().fetch({"AAPL": back - 3600}, back + 7200)
+    minutes = [b.t for b in result.bars["AAPL"]]
+    assert minutes == list(range(back - 3600, back, MINUTE)) + list(
+        range(back + 3600, back + 7201, MINUTE)
+    )
+    assert result.markets["AAPL"].name == "New York" and not result.markets["AAPL"].has_sessions

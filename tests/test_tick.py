@@ -1,5 +1,6 @@
 from collections.abc import Mapping
 
+import pytest
 import redis
 from prometheus_client import REGISTRY
 
@@ -190,3 +191,73 @@ def test_two_deployments_share_one_redis_by_prefix(client: "redis.Redis", redis_
     assert client.smembers("blue:tracked") == {b"AAPL"}
     assert client.smembers("green:tracked") == {b"AAPL", b"MSFT"}
     assert client.xlen("blue:changes") == 1 and client.xlen("green:changes") == 2
+
+
+class OwnSource:
+    """Someone's own source, misbehaving as told."""
+
+    name = "own"
+
+    def __init__(self, outcome: object) -> None:
+        self.outcome = outcome
+        self.calls = 0
+
+    def fetch(self, since: Mapping[str, int], now: float) -> FetchResult:
+        self.calls += 1
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        return self.outcome  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize(
+    "outcome",
+    [ValueError("bad json"), KeyError("close"), ZeroDivisionError(), None, {"AAPL": []}],
+    ids=["ValueError", "KeyError", "ZeroDivisionError", "None", "a dict"],
+)
+def test_a_source_failing_in_any_way_is_backed_off_like_the_built_in_ones(
+    settings: Settings, client: "redis.Redis", outcome: object
+) -> None:
+    source = OwnSource(outcome)
+    before = REGISTRY.get_sample_value("rtplot_fetcher_source_errors_total", {"kind": "error"})
+    report = run_tick(settings, client, source, now=NOW)
+    assert report.skipped and report.skipped.startswith("error: ")
+    assert run_tick(settings, client, source, now=NOW + 0.5).skipped == "backing off after error"
+    assert source.calls == 1
+    after = REGISTRY.get_sample_value("rtplot_fetcher_source_errors_total", {"kind": "error"})
+    assert after == (before or 0) + 1
+    source.outcome = SyntheticSource().fetch({"AAPL": int(NOW) - 60, "MSFT": int(NOW) - 60}, NOW)
+    assert run_tick(settings, client, source, now=NOW + 2).skipped is None  # recovered
+
+
+def test_what_is_not_a_sane_bar_for_a_symbol_asked_about_is_dropped(
+    settings: Settings, client: "redis.Redis"
+) -> None:
+    from common.markets import market_for
+
+    t = int(NOW) // MINUTE * MINUTE
+    good = Bar(t - 60, 10, 11, 9, 10, 5)
+    source = OwnSource(
+        FetchResult(
+            bars={
+                "AAPL": [
+                    good,
+                    (t, 10, 11, 9, 10, 5),  # not a Bar
+                    Bar(t, "10", 11, 9, 10, 5),  # type: ignore[arg-type]
+                    Bar(t + 30, 10, 11, 9, 10, 5),  # not on a minute
+                    Bar(t + 600, 10, 11, 9, 10, 5),  # ten minutes ahead
+                    Bar(t, 10, 11, 9, 10, 5.5),  # type: ignore[arg-type]  # half a share
+                    Bar(float(t), 10, 11, 9, 10.5, 7),  # type: ignore[arg-type]  # fine
+                ],
+                "MSFT": "nothing",  # type: ignore[dict-item]
+                "NVDA": [good],  # not asked about: not tracked
+            },
+            errors=["not a dict"],  # type: ignore[arg-type]
+            markets={"AAPL": market_for("AAPL"), "MSFT": "NYSE"},  # type: ignore[dict-item]
+        )
+    )
+    report = run_tick(settings, client, source, now=NOW)
+    assert report.skipped is None and report.rejected == 7
+    store = BarStore(client, Keys(), 60)
+    assert store.bars("AAPL") == [good, Bar(t, 10, 11, 9, 10.5, 7)]
+    assert store.bars("MSFT") == [] and store.bars("NVDA") == []
+    assert store.market("AAPL") == market_for("AAPL") and store.market("MSFT") is None

@@ -1,10 +1,21 @@
-"""The interface every market data source implements."""
+"""The interface every market data source implements, built in or your own.
+
+A source is any object with a ``name`` and a ``fetch(since, now)`` method returning a
+``FetchResult`` (docs/sources.md). The worker calls ``fetch`` once per tick for every
+tracked symbol, stores what changed and draws nothing itself, so a source only reads
+prices: no Redis, no threads, no sleeping. What it returns is checked before anything
+is stored (fetcher.tick): bars that are not ``Bar``s, not sane, in the future or for
+symbols it was not asked about are dropped and counted; an exception of any kind is a
+failed fetch, and the source is left alone for a while (doubling back-off), exactly as
+for the built-in ones.
+"""
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from common.bars import Bar
+from common.markets import Market
 
 
 @dataclass
@@ -14,6 +25,10 @@ class FetchResult:
     bars: dict[str, list[Bar]]
     # symbol -> why the source had nothing usable for it this time (not fatal).
     errors: dict[str, str] = field(default_factory=dict)
+    # symbol -> where it trades (its clock and session, common.markets), if the source
+    # knows; charts then show its time zone and hide its closed hours. A symbol left out
+    # keeps what was said before, or else its suffix's clock with no hours hidden.
+    markets: dict[str, Market] = field(default_factory=dict)
 
 
 class SourceError(Exception):
@@ -28,13 +43,15 @@ class RateLimited(SourceError):
     kind = "rate_limited"
 
 
+@runtime_checkable
 class Source(Protocol):
-    name: str
+    name: str  # shown in logs
 
     def fetch(self, since: Mapping[str, int], now: float) -> FetchResult:
         """Fetch bars for every symbol in ``since`` with minute >= since[symbol].
 
         ``now`` is the wall-clock epoch seconds of this tick. One call per tick for all
-        symbols, so a source can batch. Raises SourceError if nothing could be fetched.
+        symbols, so a source can batch. Raises SourceError if nothing could be fetched
+        (RateLimited when asked to slow down); any other exception counts the same.
         """
         ...

@@ -6,9 +6,16 @@ prices; within a day, hour-open prices on a Brownian bridge between the day's op
 the next; within an hour, a price per second on a bridge between the hour's open and
 the next, drawn from a generator seeded by (symbol, day, hour). So the line is
 continuous across hours and days, and a process holds a symbol's current hour (58 kB),
-not its day: hundreds of symbols tick cheaply. The market trades around the clock, and
-the minute in progress changes every second, so a 1 s fetch interval brings a changed
-bar on every tick.
+not its day: hundreds of symbols tick cheaply. The minute in progress changes every
+second, so a 1 s fetch interval brings a changed bar on every tick.
+
+By default (``RTPLOT_MARKET_HOURS=always``) the market trades around the clock, so a
+demo is always live; its charts still run on each symbol's exchange clock
+(common.markets). With ``exchange``, a symbol has bars only while its exchange trades:
+a stock in its session on weekdays, FX (``=X``) around the clock on weekdays, crypto
+(``-USD``) always. The walk goes on underneath, so a session opens where the price
+went overnight. Either way the hour the exchange's clocks go back to repeat has no
+bars, so that no chart on that clock draws two bars at one time.
 """
 
 import hashlib
@@ -19,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from common.bars import MINUTE, Bar, floor_minute
+from common.markets import Market, market_for
 from fetcher.sources.base import FetchResult
 
 DAY = 86_400
@@ -139,18 +147,28 @@ def _finished_minutes(symbol: str, hour: int) -> list[Bar]:
 class SyntheticSource:
     name = "synthetic"
 
+    def __init__(self, market_hours: str = "always") -> None:
+        if market_hours not in ("always", "exchange"):
+            raise ValueError(f"market_hours must be 'always' or 'exchange', not {market_hours!r}")
+        self.market_hours = market_hours
+
+    def market(self, symbol: str) -> Market:
+        market = market_for(symbol)
+        return market if self.market_hours == "exchange" else market.always_open()
+
     def fetch(self, since: Mapping[str, int], now: float) -> FetchResult:
         current = floor_minute(now)
         elapsed = min(int(now) - current, MINUTE - 1)
-        bars: dict[str, list[Bar]] = {}
+        result = FetchResult(bars={})
         for symbol, start in since.items():
-            minutes = range(
-                max(floor_minute(start + MINUTE - 1), FIRST_DAY * DAY), current + 1, MINUTE
-            )
-            bars[symbol] = [
+            first = max(floor_minute(start + MINUTE - 1), FIRST_DAY * DAY)
+            market = result.markets[symbol] = self.market(symbol)
+            minutes = np.arange(first, current + 1, MINUTE, dtype=np.int64)
+            minutes = minutes[market.open_mask(minutes) & ~market.repeated(minutes)]
+            result.bars[symbol] = [
                 _minute_bar(symbol, m, elapsed)
                 if m == current
                 else _finished_minutes(symbol, m // HOUR)[(m % HOUR) // MINUTE]
-                for m in minutes
+                for m in minutes.tolist()
             ]
-        return FetchResult(bars=bars)
+        return result

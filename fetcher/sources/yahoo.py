@@ -9,16 +9,26 @@ only in its log (``['AAPL', 'MSFT']: YFRateLimitError(...)``). ``yfinance.shared
 is no longer written. So the reasons are read from that log record, and HTTP 429 is
 recognised by yfinance's ``YFRateLimitError`` in it. Nothing here sleeps: back-off is
 the caller's, on ``RateLimited``.
+
+Each symbol's market (its exchange's time zone and session, common.markets) comes from
+yfinance's metadata for it (``Ticker.get_history_metadata()``: Yahoo's
+``exchangeTimezoneName``, ``instrumentType`` and regular trading period), asked once per
+symbol for the life of the source, after its first bars; the charts show that clock and
+hide the hours outside the session. ``download`` itself cannot say: it converts every
+symbol of a call to the commonest time zone among them.
 """
 
 import ast
 import logging
 import re
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import NamedTuple
+from dataclasses import dataclass, field, replace
+from datetime import time as clock_time
+from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
@@ -27,6 +37,7 @@ from curl_cffi import requests as curl_requests
 from yfinance.exceptions import YFRateLimitError
 
 from common.bars import MINUTE, BadBar, Bar, check_bar, floor_minute
+from common.markets import Market, clock_name, market_for
 from fetcher.sources.base import FetchResult, RateLimited, SourceError
 
 log = logging.getLogger("rtplot.fetcher.yahoo")
@@ -37,6 +48,10 @@ MAX_LOOKBACK = 7 * 86_400
 # A symbol whose newest bar is older than this is "behind" (new, or its market is
 # closed) and is fetched in a second call, so it does not widen everyone's range.
 RECENT = 3_600
+# A symbol whose metadata could not be had is asked again this much later; meanwhile
+# its suffix says where it trades.
+METADATA_RETRY = 600.0
+METADATA_KEYS = ("exchangeTimezoneName", "instrumentType", "currentTradingPeriod")
 
 _PRICES = ["Open", "High", "Low", "Close"]
 _EPOCH = pd.Timestamp(0, tz="UTC")
@@ -77,6 +92,8 @@ class YahooSource:
         curl_cffi session impersonating Chrome is made on first use, as yfinance would."""
         self._session = session
         self._timeout = timeout
+        self._markets: dict[str, Market] = {}  # from each symbol's metadata
+        self._retry_at: dict[str, float] = {}  # symbols whose metadata could not be had
 
     def fetch(self, since: Mapping[str, int], now: float) -> FetchResult:
         tally = _Tally()
@@ -88,7 +105,34 @@ class YahooSource:
             frame, reasons = self._download(download)
             for symbol, parsed in _read_frame(frame, download.symbols, since).items():
                 tally.settle(symbol, parsed, reasons.get(symbol.upper()))
-        return tally.result()
+        result = tally.result()
+        for symbol, bars in result.bars.items():
+            if bars:
+                result.markets[symbol] = self.market(symbol)
+        return result
+
+    def market(self, symbol: str) -> Market:
+        """Where the symbol trades, from its metadata (once), or by its suffix while that
+        cannot be had."""
+        known = self._markets.get(symbol)
+        if known is not None:
+            return known
+        if time.monotonic() >= self._retry_at.get(symbol, 0.0):
+            try:
+                ticker = yf.Ticker(symbol, session=self._http_session())
+                with _yfinance_failures():
+                    metadata = ticker.get_history_metadata()
+                    # Only these: another key ("tradingPeriods") would be one more request.
+                    wanted = {key: metadata.get(key) for key in METADATA_KEYS}
+                found = market_from_metadata(symbol, wanted)
+            except Exception as exc:  # rate limited, offline, a change in yfinance
+                log.warning("no metadata from Yahoo", extra={"symbol": symbol, "error": repr(exc)})
+                found = None
+            if found is not None:
+                self._markets[symbol] = found
+                return found
+            self._retry_at[symbol] = time.monotonic() + METADATA_RETRY
+        return market_for(symbol)
 
     def _download(self, download: Download) -> tuple[pd.DataFrame, dict[str, str]]:
         with _yfinance_failures() as reasons:
@@ -123,6 +167,49 @@ class YahooSource:
             # ticks. Made here, not in __init__, so a forked worker gets its own.
             self._session = curl_requests.Session(impersonate="chrome")
         return self._session
+
+
+def market_from_metadata(symbol: str, metadata: Mapping[str, Any]) -> Market | None:
+    """The market Yahoo's metadata describes: its exchange's time zone, and the regular
+    session (the suffix table's, when it agrees on the zone: Yahoo's is today's, which on
+    a half day closes early). None when it names no usable time zone."""
+    tz = metadata.get("exchangeTimezoneName")
+    try:
+        zone = ZoneInfo(str(tz))
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    name = clock_name(zone.key)
+    kind = metadata.get("instrumentType")
+    if kind == "CRYPTOCURRENCY":
+        return Market(name, zone.key, weekdays=False)
+    if kind in ("CURRENCY", "FUTURE"):
+        return Market(name, zone.key)  # around the clock on weekdays
+    table = market_for(symbol)
+    if table.tz == zone.key and table.opens is not None:
+        return replace(table, name=name)
+    regular = (metadata.get("currentTradingPeriod") or {}).get("regular") or {}
+    opens, closes = _local_time(regular.get("start"), zone), _local_time(regular.get("end"), zone)
+    if opens is None or closes is None or opens == closes:
+        return Market(name, zone.key)
+    return Market(name, zone.key, opens, closes)
+
+
+def _local_time(value: object, zone: ZoneInfo) -> clock_time | None:
+    """A trading period's bound (epoch seconds as Yahoo sends it, or the Timestamp
+    yfinance makes of it) as the exchange's wall-clock time."""
+    if value is None:
+        return None
+    try:
+        moment = (
+            pd.Timestamp(value, unit="s", tz="UTC")
+            if isinstance(value, int | float)
+            else pd.Timestamp(value)  # type: ignore[arg-type]
+        )
+        if moment.tzinfo is None:
+            return None
+        return moment.tz_convert(zone.key).time().replace(second=0, microsecond=0)
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def plan_downloads(since: Mapping[str, int], now: float) -> list[Download]:

@@ -6,23 +6,35 @@
 // from (`base_seq`) in the same epoch; on any gap, and after every reconnect, the page
 // asks for a fresh snapshot instead of guessing. A new epoch (the store was reset and
 // its versions started again) is taken as a fresh snapshot, whatever its seq.
+//
+// Each chart shows one view of its symbol (docs/views.md): a chart type, a timeframe,
+// indicators and a volume pane, switched on the card and kept in the address
+// (`?symbols=AAPL,TSLA&view=candles,5m`, `&TSLA=ohlc,1h,sma20`) and in local storage.
+// Updates carry their view's key; those of a view the chart no longer shows are ignored.
 "use strict";
 
 (() => {
   const config = window.RTPLOT_CONFIG;
   const STALE_MS = Math.max(2 * config.interval * 1000, 2000); // two fetch intervals
-  const STORAGE_KEY = "rtplot.symbols";
+  const STORAGE_KEY = "rtplot.charts"; // [{symbol, view: "candles,5m"}]
+  const OLD_STORAGE_KEY = "rtplot.symbols"; // before views: a list of symbols
+  const CHARTS = ["mountain", "candles", "ohlc"];
+  const TIMEFRAMES = ["1m", "5m", "15m", "1h", "1d"];
+  const INDICATORS = ["sma20", "sma50", "ema20", "vwap"]; // also the order of their traces
+  const DEFAULT_VIEW = Object.freeze({ chart: "mountain", timeframe: "1m", indicators: [],
+                                       volume: false });
   const SOURCES = {
     synthetic: "synthetic market · simulated prices, not real",
     yfinance: "Yahoo Finance · delayed quotes",
     csv: "CSV replay · recorded prices",
+    plugin: "your own source",
   };
   // On a phone the mode bar would cover the range buttons; pinch-zoom does its work there.
   const PLOT_CONFIG = { responsive: true, displaylogo: false,
                         displayModeBar: matchMedia("(max-width: 600px)").matches ? false : "hover" };
 
   const charts = new Map(); // symbol -> chart state
-  const stats = { snapshots: 0, deltasApplied: 0, gaps: 0 };
+  const stats = { snapshots: 0, deltasApplied: 0, gaps: 0, heads: 0 }; // heads: see applyDelta
   const $ = (id) => document.getElementById(id);
 
   // A deployment with tokens is opened as /?token=...; the token rides along with each
@@ -40,16 +52,81 @@
     reconnectionDelayMax: 5000,
   });
 
-  // -- the symbol set: URL first, then local storage, then the configured symbols -------
+  // -- views: what the gateway calls them, and how the address writes them ---------------
 
-  function initialSymbols() {
-    const fromUrl = new URLSearchParams(location.search).get("symbols");
-    if (fromUrl !== null) return fromUrl.split(",").map(normalize).filter(Boolean);
+  // The view's key, as the gateway and renderer spell it (common/views.py): "" for the
+  // default view, else chart.timeframe[.indicator...][.vol].
+  function viewKey(view) {
+    if (sameView(view, DEFAULT_VIEW)) return "";
+    const parts = [view.chart, view.timeframe, ...view.indicators];
+    if (view.volume) parts.push("vol");
+    return parts.join(".");
+  }
+
+  function sameView(a, b) {
+    return a.chart === b.chart && a.timeframe === b.timeframe && a.volume === b.volume
+      && a.indicators.join() === b.indicators.join();
+  }
+
+  function volumeDefault(chart) {
+    return chart !== "mountain";
+  }
+
+  // "candles,5m,sma20,volume" -> a view; unknown words are ignored.
+  function parseView(text) {
+    const view = { chart: "mountain", timeframe: "1m", indicators: [], volume: null };
+    for (const word of String(text || "").toLowerCase().split(/[,\s]+/)) {
+      if (CHARTS.includes(word)) view.chart = word;
+      else if (TIMEFRAMES.includes(word)) view.timeframe = word;
+      else if (INDICATORS.includes(word) && !view.indicators.includes(word)) {
+        view.indicators.push(word);
+      } else if (word === "volume") view.volume = true;
+      else if (word === "novolume") view.volume = false;
+    }
+    view.indicators = INDICATORS.filter((name) => view.indicators.includes(name));
+    if (view.volume === null) view.volume = volumeDefault(view.chart);
+    return view;
+  }
+
+  // A view as the address writes it, defaults left out: "" for the default view.
+  function viewWords(view) {
+    const words = [];
+    if (view.chart !== "mountain") words.push(view.chart);
+    if (view.timeframe !== "1m") words.push(view.timeframe);
+    words.push(...view.indicators);
+    if (view.volume !== volumeDefault(view.chart)) words.push(view.volume ? "volume" : "novolume");
+    return words.join(",");
+  }
+
+  // -- the charts: URL first, then local storage, then the configured symbols -----------
+
+  function initialCharts() {
+    const params = new URLSearchParams(location.search);
+    const fromUrl = params.get("symbols");
+    const shared = params.get("view");
+    if (fromUrl !== null) {
+      return fromUrl.split(",").map(normalize).filter(Boolean)
+        .map((symbol) => ({ symbol, view: parseView(params.get(symbol) ?? shared) }));
+    }
+    const saved = readStorage();
+    if (saved) return saved;
+    return config.symbols.slice(0, 4).map((symbol) => ({ symbol, view: parseView(shared) }));
+  }
+
+  function readStorage() {
     try {
       const saved = JSON.parse(localStorage.getItem(STORAGE_KEY));
-      if (Array.isArray(saved)) return saved.map(normalize).filter(Boolean);
+      if (Array.isArray(saved)) {
+        return saved.filter((c) => c && c.symbol)
+          .map((c) => ({ symbol: normalize(c.symbol), view: parseView(c.view) }));
+      }
+      const old = JSON.parse(localStorage.getItem(OLD_STORAGE_KEY));
+      if (Array.isArray(old)) {
+        return old.map(normalize).filter(Boolean)
+          .map((symbol) => ({ symbol, view: parseView("") }));
+      }
     } catch (_) { /* unreadable storage: fall back to the defaults */ }
-    return config.symbols.slice(0, 4);
+    return null;
   }
 
   function normalize(raw) {
@@ -57,32 +134,94 @@
   }
 
   function persist() {
-    const symbols = [...charts.keys()];
+    const list = [...charts.values()];
     try {
-      localStorage.setItem(STORAGE_KEY, JSON.stringify(symbols));
+      localStorage.setItem(STORAGE_KEY, JSON.stringify(
+        list.map((c) => ({ symbol: c.symbol, view: viewWords(c.view) }))));
     } catch (_) { /* private mode: the URL still carries the set */ }
-    const url = new URL(location.href);
-    url.searchParams.set("symbols", symbols.join(","));
-    history.replaceState(null, "", url);
-    $("empty").hidden = symbols.length > 0;
+    history.replaceState(null, "", addressOf(list));
+    $("empty").hidden = list.length > 0;
     renderSuggestions();
+  }
+
+  // ?symbols=AAPL,TSLA, then the view: one for all (&view=candles,5m) when they share
+  // one, else one per chart that is not the default (&TSLA=ohlc,1h). Commas stay commas.
+  function addressOf(list) {
+    const value = (text) => encodeURIComponent(text).replace(/%2C/g, ",");
+    const query = [`symbols=${value(list.map((c) => c.symbol).join(","))}`];
+    const words = list.map((c) => viewWords(c.view));
+    if (list.length && words.every((w) => w === words[0])) {
+      if (words[0]) query.push(`view=${value(words[0])}`);
+    } else {
+      list.forEach((c, i) => {
+        if (words[i]) query.push(`${encodeURIComponent(c.symbol)}=${value(words[i])}`);
+      });
+    }
+    return `${location.pathname}?${query.join("&")}${location.hash}`;
   }
 
   // -- charts ---------------------------------------------------------------------------
 
-  function createChart(symbol) {
+  function createChart(symbol, view = parseView("")) {
     const card = $("chart-template").content.firstElementChild.cloneNode(true);
     card.dataset.symbol = symbol;
     card.querySelector(".symbol").textContent = symbol;
     card.querySelector(".remove").addEventListener("click", () => removeChart(symbol));
     $("grid").appendChild(card);
     const chart = {
-      symbol, card, plot: card.querySelector(".plot"),
+      symbol, card, plot: card.querySelector(".plot"), view, viewKey: viewKey(view),
       seq: null, epoch: null, lastUpdate: 0, snapshotPending: false, drawn: false,
       userZoomedY: false, applying: false,
     };
+    wireViewBar(chart);
     charts.set(symbol, chart);
     return chart;
+  }
+
+  // The card's switches: chart type, timeframe, indicators, volume pane.
+  function wireViewBar(chart) {
+    const bar = chart.card.querySelector(".view-bar");
+    bar.addEventListener("click", (event) => {
+      const button = event.target.closest("button");
+      if (!button) return;
+      const view = { ...chart.view, indicators: [...chart.view.indicators] };
+      const { chart: type, timeframe, indicator } = button.dataset;
+      if (type) {
+        view.chart = type;
+        view.volume = volumeDefault(type);
+      } else if (timeframe) view.timeframe = timeframe;
+      else if (indicator) {
+        view.indicators = view.indicators.includes(indicator)
+          ? view.indicators.filter((name) => name !== indicator)
+          : INDICATORS.filter((name) => name === indicator || view.indicators.includes(name));
+      } else if ("volume" in button.dataset) view.volume = !view.volume;
+      else return;
+      setView(chart, view);
+    });
+    showView(chart);
+  }
+
+  function showView(chart) {
+    const bar = chart.card.querySelector(".view-bar");
+    for (const button of bar.querySelectorAll("button")) {
+      const { chart: type, timeframe, indicator } = button.dataset;
+      const on = type ? chart.view.chart === type
+        : timeframe ? chart.view.timeframe === timeframe
+          : indicator ? chart.view.indicators.includes(indicator)
+            : chart.view.volume;
+      button.setAttribute("aria-pressed", String(on));
+    }
+    chart.card.dataset.view = chart.viewKey;
+  }
+
+  function setView(chart, view) {
+    if (sameView(view, chart.view)) return;
+    chart.view = view;
+    chart.viewKey = viewKey(view);
+    chart.userZoomedY = false;
+    showView(chart);
+    persist();
+    if (socket.connected) subscribe(chart); // the gateway moves it to the view's room
   }
 
   function removeChart(symbol) {
@@ -98,8 +237,14 @@
   function subscribe(chart) {
     chart.seq = null; // accept whatever snapshot comes next
     chart.epoch = null;
-    socket.emit("subscribe", { symbol: chart.symbol, updates: "delta" }, (ack) => {
-      if (ack && ack.ok) return;
+    chart.snapshotPending = false;
+    const { view } = chart;
+    const asked = chart.viewKey;
+    const request = { symbol: chart.symbol, updates: "delta", chart: view.chart,
+                      timeframe: view.timeframe, indicators: view.indicators,
+                      volume: view.volume };
+    socket.emit("subscribe", request, (ack) => {
+      if ((ack && ack.ok) || chart.viewKey !== asked) return;
       const reason = (ack && ack.error) || "refused";
       if (chart.drawn) {
         setStatus(chart, "stale", reason); // e.g. temporarily unavailable: keep the chart
@@ -112,7 +257,7 @@
     });
   }
 
-  function addSymbol(raw) {
+  function addSymbol(raw, view = parseView(new URLSearchParams(location.search).get("view"))) {
     const symbol = normalize(raw);
     $("add-error").textContent = "";
     if (!symbol) return;
@@ -121,15 +266,21 @@
       return;
     }
     // The card exists before the ack, because the snapshot is sent before it.
-    const chart = createChart(symbol);
+    const chart = createChart(symbol, view);
     if (socket.connected) subscribe(chart); // otherwise "connect" subscribes every chart
     persist();
   }
 
   // -- updates --------------------------------------------------------------------------
 
-  function onFigure(payload) {
+  // The chart an update is for: none when the chart is gone or shows another view now.
+  function chartFor(payload) {
     const chart = charts.get(payload.symbol);
+    return chart && (payload.view ?? "") === chart.viewKey ? chart : null;
+  }
+
+  function onFigure(payload) {
+    const chart = chartFor(payload);
     if (!chart) return;
     // Older or equal in the same epoch: a live update and a snapshot crossed. Unless this
     // is the snapshot asked for: it may be older, and its catch-up delta follows it.
@@ -159,7 +310,7 @@
   }
 
   function onBars(delta) {
-    const chart = charts.get(delta.symbol);
+    const chart = chartFor(delta);
     if (!chart) return;
     if (!chart.drawn || chart.seq === null) {
       requestSnapshot(chart, false); // the snapshot was missed or never existed
@@ -180,30 +331,71 @@
     updated(chart);
   }
 
-  function applyDelta(chart, delta) {
-    const trace = chart.plot.data[0];
-    const firstNew = delta.bars.length ? delta.bars[0][0] * 1000 : Infinity;
-    const start = delta.start * 1000;
-    // Points from the first delta bar on are replaced; points before the window go.
-    let end = trace.x.length;
-    while (end > 0 && trace.x[end - 1] >= firstNew) end -= 1;
-    let begin = 0;
-    while (begin < end && trace.x[begin] < start) begin += 1;
-    trace.x.splice(end);
-    trace.y.splice(end);
-    trace.x.splice(0, begin);
-    trace.y.splice(0, begin);
-    chart.applying = true;
-    if (delta.bars.length) {
-      const x = delta.bars.map((bar) => bar[0] * 1000);
-      const y = delta.bars.map((bar) => bar[4]);
-      Plotly.extendTraces(chart.plot, { x: [x], y: [y] }, [0]);
+  // Where each array of a trace comes from in a delta's row
+  // [x, open, high, low, close, volume, <indicators>]: a column, or a function of the
+  // row. Traces come in the order the renderer draws them (renderer/views.py): the
+  // price, one line per indicator, then the volume bars.
+  function traceSources(trace, index) {
+    if (trace.type === "candlestick" || trace.type === "ohlc") {
+      return { open: 1, high: 2, low: 3, close: 4 };
     }
+    if (trace.type === "bar") {
+      return { y: 5, "marker.color": (row) => (row[4] >= row[1] ? 1 : 0) };
+    }
+    return { y: index === 0 ? 4 : 5 + index };
+  }
+
+  function arrayOf(trace, name) {
+    return name === "marker.color" ? trace.marker.color : trace[name];
+  }
+
+  // Holding the figure of base_seq: drop the bars before `start` and from the first
+  // delta bar on, overwrite the first bars with `head` (the window moved on: the first
+  // bar and the indicators' first values changed), append the delta's bars, and apply
+  // what changed in the look. The page then holds exactly the figure of `seq`.
+  function applyDelta(chart, delta) {
+    const data = chart.plot.data;
+    const xs = data[0].x;
+    const start = delta.start * 1000;
+    const firstNew = delta.bars.length ? delta.bars[0][0] * 1000 : Infinity;
+    let begin = 0;
+    while (begin < xs.length && xs[begin] < start) begin += 1;
+    let end = begin;
+    while (end < xs.length && xs[end] < firstNew) end += 1;
+    const sources = data.map(traceSources);
+    data.forEach((trace, i) => {
+      for (const name of ["x", ...Object.keys(sources[i])]) {
+        const values = arrayOf(trace, name);
+        values.splice(end);
+        values.splice(0, begin);
+      }
+    });
+    const put = (row, at) => {
+      data.forEach((trace, i) => {
+        const x = trace.x;
+        if (at === null) x.push(row[0] * 1000);
+        else x[at] = row[0] * 1000;
+        for (const [name, source] of Object.entries(sources[i])) {
+          const value = typeof source === "function" ? source(row) : row[source];
+          const values = arrayOf(trace, name);
+          if (at === null) values.push(value);
+          else values[at] = value;
+        }
+      });
+    };
+    (delta.head || []).forEach((row, i) => put(row, i));
+    if (delta.head) stats.heads += 1;
+    delta.bars.forEach((row) => put(row, null));
     // The style carries only what changed since the base snapshot.
     const { color, y_range: yRange } = delta.style;
-    const restyle = color ? { "line.color": color } : {};
-    const layout = yRange && !chart.userZoomedY ? { "yaxis.range": yRange } : {};
-    Plotly.update(chart.plot, restyle, layout, [0]);
+    if (color) data[0].line = { ...data[0].line, color };
+    const layout = chart.plot.layout;
+    if (yRange && !chart.userZoomedY) {
+      layout.yaxis = { ...layout.yaxis, range: yRange, autorange: false };
+    }
+    layout.datarevision = `${chart.epoch}:${delta.seq}`;
+    chart.applying = true;
+    Plotly.react(chart.plot, data, layout, PLOT_CONFIG);
     chart.applying = false;
   }
 
@@ -226,7 +418,8 @@
 
   function updated(chart) {
     chart.lastUpdate = Date.now();
-    const y = chart.plot.data[0].y;
+    const price = chart.plot.data[0];
+    const y = price.close || price.y; // candles and ohlc, or a mountain
     const head = chart.card;
     if (y.length) {
       const last = y[y.length - 1];
@@ -308,11 +501,16 @@
   source.textContent = SOURCES[config.source] || config.source;
   source.classList.add(config.source);
 
-  for (const symbol of initialSymbols()) {
-    if (!charts.has(symbol)) createChart(symbol);
+  for (const { symbol, view } of initialCharts()) {
+    if (!charts.has(symbol)) createChart(symbol, view);
   }
   persist();
   setInterval(refreshStatuses, 1000);
 
-  window.rtplot = { charts, stats, socket }; // for tests and the curious
+  // For tests and the curious: setView(symbol, "candles,5m") switches a chart's view.
+  const setViewOf = (symbol, words) => {
+    const chart = charts.get(normalize(symbol));
+    if (chart) setView(chart, parseView(words));
+  };
+  window.rtplot = { charts, stats, socket, viewKey, parseView, setView: setViewOf };
 })();

@@ -1,0 +1,214 @@
+"""Views end to end: the real services as processes, the synthetic market keeping its
+exchanges' hours (RTPLOT_MARKET_HOURS=exchange), real Socket.IO clients."""
+
+import re
+import time
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from page_model import PageChart
+
+from support import ARTIFACTS, Listener, Pipeline, running, wait_until
+
+pytestmark = pytest.mark.e2e
+
+GATEWAYS = {"asyncio": "asyncio", "eventlet": "eventlet"}  # label: mode
+CANDLES = {"symbol": "AAPL", "chart": "candles", "timeframe": "5m"}
+# Bitcoin trades on weekends too: live whatever the day the tests run.
+SCREENSHOTS = ARTIFACTS / "screenshots"
+LIVE = {"symbol": "BTC-USD", "chart": "ohlc", "timeframe": "1m", "indicators": ["sma20", "ema20"]}
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> Iterator[Pipeline]:
+    gateways = [(f"gateway-{label}", "gateway", "--mode", mode) for label, mode in GATEWAYS.items()]
+    with running(
+        "worker",
+        "beat",
+        "renderer",
+        *gateways,
+        symbols="AAPL,BTC-USD",
+        market_hours="exchange",
+        window_minutes=7 * 24 * 60,  # a week: sessions, nights and a weekend
+    ) as stack:
+        wait_until(lambda: stack.snapshot_seq("AAPL"), timeout=60, message="AAPL's first figure")
+        yield stack
+
+
+@pytest.fixture(params=list(GATEWAYS))
+def listener(request: pytest.FixtureRequest, pipeline: Pipeline) -> Iterator[Listener]:
+    client = Listener(pipeline.url(f"gateway-{request.param}"))
+    yield client
+    client.close()
+
+
+def test_five_minute_candles_with_a_volume_pane_in_new_york_hours(listener: Listener) -> None:
+    assert listener.call("subscribe", CANDLES) == {"ok": True, "symbol": "AAPL"}
+    update, _ = listener.next("figure", timeout=15, where=lambda d: d.get("view"))
+    assert update["view"] == "candles.5m.vol" and update["symbol"] == "AAPL"
+    candles, volume = update["figure"]["data"]
+    assert (candles["type"], volume["type"], volume["yaxis"]) == ("candlestick", "bar", "y2")
+    assert len(candles["x"]) == len(volume["x"]) >= 4 * 78  # four sessions or more
+    starts = [datetime.fromtimestamp(x / 1000, UTC) for x in candles["x"]]  # New York time
+    assert all(t.minute % 5 == 0 for t in starts)
+    assert all(t.weekday() < 5 and "09:30" <= t.strftime("%H:%M") <= "15:55" for t in starts)
+    layout = update["figure"]["layout"]
+    assert layout["xaxis"]["title"]["text"] == "Time (New York)"
+    assert layout["xaxis"]["rangebreaks"] == [
+        {"pattern": "day of week", "bounds": [6, 1]},
+        {"pattern": "hour", "bounds": [16.0, 9.5]},
+    ]
+    assert layout["yaxis2"]["domain"] == [0, 0.24]
+
+
+def test_a_views_deltas_rebuild_its_figure(pipeline: Pipeline, listener: Listener) -> None:
+    """A page holding the snapshot and applying every delta holds what a page asking for
+    a snapshot later holds. (The test client runs each event in a thread of its own, so
+    events are taken from what it received, by seq, not in the order it records them.)"""
+    key = "ohlc.1m.sma20.ema20.vol"
+    assert listener.call("subscribe", {**LIVE, "updates": "delta"})["ok"]
+    page = PageChart(wait_until(lambda: received(listener, "figure"), message="the snapshot")[0])
+    for _ in range(4):
+        delta = advance(listener, page, page.seq + 1)
+        assert delta["view"] == key and all(len(row) == 8 for row in delta["bars"])
+    mark = len(listener.received)
+    assert listener.call("snapshot", {"symbol": "BTC-USD"})["ok"]
+    fresh = wait_until(lambda: received(listener, "figure", mark), message="the snapshot again")
+    later = PageChart(fresh[0])  # a page starting now: the stored figure, then its catch-up
+    advance(listener, later, later.seq + 1, mark)
+    while page.seq != later.seq:  # the one behind catches up (maybe past the other)
+        behind, since = (page, 0) if page.seq < later.seq else (later, mark)
+        advance(listener, behind, max(page.seq, later.seq), since)
+    assert page.state() == later.state()
+
+
+def received(listener: Listener, event: str, since: int = 0) -> list[dict[str, Any]]:
+    return [data for name, data, _ in listener.received[since:] if name == event]
+
+
+def advance(listener: Listener, page: PageChart, seq: int, since: int = 0) -> dict[str, Any]:
+    """Apply deltas received (after the ``since``-th event) until the page is at ``seq``
+    or past it, waiting for them; the last one applied."""
+    while True:
+        follow = wait_until(
+            lambda: [d for d in received(listener, "bars", since) if d["base_seq"] == page.seq],
+            timeout=10,
+            message=f"a delta from seq {page.seq}",
+        )
+        short = [d for d in follow if d["seq"] <= seq]
+        delta = max(short, key=lambda d: d["seq"]) if short else min(follow, key=lambda d: d["seq"])
+        page.apply(delta)
+        if page.seq >= seq:
+            return delta
+
+
+def test_a_view_is_rendered_once_per_change_whatever_its_viewers_and_only_while_watched(
+    pipeline: Pipeline,
+) -> None:
+    view = {**LIVE, "indicators": ["vwap"], "updates": "delta"}
+    clients = [Listener(pipeline.url(f"gateway-{label}")) for label in GATEWAYS for _ in range(2)]
+    try:
+        for client in clients:
+            assert client.call("subscribe", view)["ok"]
+        for client in clients:
+            client.next("bars", timeout=15)
+        renders, seqs = view_renders(pipeline), pipeline.rendered_seq("BTC-USD")
+        time.sleep(3)
+        changes = pipeline.rendered_seq("BTC-USD") - seqs
+        # Four viewers on two gateways, one render per change (and AAPL's view has none).
+        assert 1 <= view_renders(pipeline) - renders <= changes + 1
+        for client in clients:
+            assert client.call("unsubscribe", {"symbol": "BTC-USD"})["ok"]
+        time.sleep(1.5)  # the gateways unsubscribe from its rooms
+        renders = view_renders(pipeline)
+        wait_until(lambda: pipeline.rendered_seq("BTC-USD") > seqs + changes + 3, timeout=10)
+        assert view_renders(pipeline) == renders  # nobody watches it: not rendered
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_a_bad_view_is_refused_and_the_article_client_keeps_its_chart(listener: Listener) -> None:
+    ack = listener.call("subscribe", {"symbol": "AAPL", "chart": "renko"})
+    assert ack == {"ok": False, "error": '"chart" must be one of "mountain", "candles", "ohlc"'}
+    listener.client.emit("ping_graph", {"symbol": "AAPL"})
+    payload, _ = listener.next("graph_plot", timeout=15)
+    assert '"fill":"tozeroy"' in payload.replace(" ", "")
+
+
+def view_renders(pipeline: Pipeline) -> float:
+    with urllib.request.urlopen(pipeline.url("renderer") + "/metrics", timeout=5) as response:
+        text = response.read().decode()
+    match = re.search(r"^rtplot_renderer_view_renders_total (\S+)$", text, re.MULTILINE)
+    assert match, "no view render count in the renderer's metrics"
+    return float(match[1])
+
+
+# -- in the browser --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+    from test_page import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as driver:
+        instance = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+def test_in_the_browser_nights_and_the_weekend_take_no_room_and_each_chart_type_draws(
+    pipeline: Pipeline, browser: Any
+) -> None:
+    """Plotly.js's own axis, with the layout's rangebreaks: consecutive bars are about a
+    bar apart on screen across a session's close and a weekend."""
+    from test_page import Tab
+
+    views = "view=candles,5m&MSFT=sma20,volume&BTC-USD=ohlc,15m,sma20,ema20,vwap"
+    url = pipeline.url("gateway-asyncio") + f"/?symbols=AAPL,MSFT,BTC-USD&{views}"
+    tab = Tab(browser, url, viewport={"width": 1280, "height": 900})
+    try:
+        for symbol, types in (
+            ("AAPL", ["candlestick", "bar"]),
+            ("MSFT", ["scatter", "scatter", "bar"]),
+            ("BTC-USD", ["ohlc", "scatter", "scatter", "scatter", "bar"]),
+        ):
+            drawn = wait_until(lambda s=symbol: on_screen(tab, s), timeout=30, message=symbol)
+            assert drawn["types"] == types
+        for symbol, step_minutes in (("AAPL", 5), ("MSFT", 1)):
+            drawn = on_screen(tab, symbol)
+            gaps = drawn["pixels"]
+            step = sorted(gaps)[len(gaps) // 2]  # a bar's width on screen
+            # Every night and the weekend: no more room than a bar or two.
+            assert max(gaps) <= 2.5 * step, (symbol, max(gaps), step)
+            assert drawn["span_minutes"] > 2 * 24 * 60  # ... though days passed between
+            assert drawn["breaks"] and step_minutes
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        plot = tab.page.locator('[data-symbol="AAPL"] .plot')  # (the header may say stale:
+        plot.screenshot(path=str(SCREENSHOTS / "sessions-candles.png"))  # markets close)
+        assert tab.errors == []
+    finally:
+        tab.close()
+
+
+def on_screen(tab: Any, symbol: str) -> dict[str, Any] | None:
+    """The chart's traces, and where plotly.js puts its bars: the pixel distance between
+    each two consecutive ones."""
+    state = tab.page.evaluate(
+        """symbol => {
+        const chart = window.rtplot.charts.get(symbol);
+        if (!chart || !chart.drawn || !chart.viewKey) return null;
+        const axis = chart.plot._fullLayout.xaxis;
+        const xs = chart.plot.data[0].x;
+        const px = xs.map((x) => axis.l2p(axis.d2l(x)));
+        return {types: chart.plot.data.map((t) => t.type), breaks: (axis.rangebreaks || []).length,
+                pixels: px.slice(1).map((p, i) => p - px[i]),
+                span_minutes: (xs[xs.length - 1] - xs[0]) / 60000};
+    }""",
+        symbol,
+    )
+    return dict(state) if state else None
