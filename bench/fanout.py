@@ -310,6 +310,20 @@ def table(results: list[Result]) -> str:
 # -- idle connections: how many one process holds, and how fast it lets them go ---------
 
 FILE_LIMIT_HEADROOM = 100  # descriptors a process needs beside its clients
+IDLE_TARGET = 20_000  # issue 12: idle clients on one process
+
+
+def idle_capacity() -> int:
+    """Issue 12's 20,000 idle clients, or as many as this machine's open-file limit lets
+    one process hold (the gateway and the load generator each hold one descriptor per
+    client)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft = hard
+    return min(IDLE_TARGET, soft - FILE_LIMIT_HEADROOM)
 
 
 @dataclass

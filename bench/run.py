@@ -1,7 +1,9 @@
 """Run every benchmark and write docs/benchmarks.md, with plots and profiles.
 
-    .venv/bin/python -m bench.run           # the full suite (about half an hour)
-    .venv/bin/python -m bench.run --quick   # the same tables, smaller and once (< 3 min)
+    .venv/bin/python -m bench.run           # the full suite (about an hour)
+    .venv/bin/python -m bench.run --quick   # the same tables, smaller and once (< 5 min)
+    .venv/bin/python -m bench.run --before /tmp/rtplot-before   # adds the renderer's
+                                            # "before" rows, from a checkout of an older commit
 
 Every figure comes from this one run on this machine; each ratio is measured in the
 same run. The section "Changes, before and after" is a hand-kept log: it is carried over
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import e2e, fanout, memory, plots, profiles, render, viewers
+from bench import e2e, fanout, memory, plots, profiles, render, scaleout, viewers, views
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 CHANGES = "## Changes, before and after"
@@ -27,7 +29,8 @@ CHANGES = "## Changes, before and after"
 class Plan:
     render_repeat: int
     fanout_counts: list[int]
-    delta_counts: list[int]
+    delta_counts: list[int]  # clients: deltas, every mode (issue 12's CPU per delivery)
+    idle: bool  # as many idle clients as one process may hold (issue 12: 20,000)
     fanout_seconds: float
     repeats: int
     memory_clients: int
@@ -41,6 +44,7 @@ QUICK = Plan(
     render_repeat=50,
     fanout_counts=[1000],
     delta_counts=[1000],
+    idle=False,
     fanout_seconds=4.0,
     repeats=1,
     memory_clients=1000,
@@ -52,7 +56,8 @@ QUICK = Plan(
 FULL = Plan(
     render_repeat=200,
     fanout_counts=[1000, 2000, 5000, 10_000],
-    delta_counts=[1000, 10_000],
+    delta_counts=[2000, 10_000],
+    idle=True,
     fanout_seconds=10.0,
     repeats=3,
     memory_clients=2000,
@@ -71,6 +76,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--write", type=Path, default=DOCS / "benchmarks.md")
+    parser.add_argument("--before", type=Path, help="a checkout of an earlier revision")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     images = args.write.parent / "images"
@@ -95,9 +101,21 @@ def main() -> None:
                 fanout.measure(mode, count, plan.fanout_seconds, "figure", plan.repeats, profile)
             )
     for count in plan.delta_counts:
-        for mode in ("asyncio", "eventlet"):
+        for mode in fanout.MODES:
             say(f"fan-out {mode} {count:,} clients, deltas")
             results.append(fanout.measure(mode, count, plan.fanout_seconds, "delta", plan.repeats))
+    idle = []
+    if plan.idle:
+        capacity = fanout.idle_capacity()
+        for mode in ("asyncio", "eventlet"):
+            say(f"{capacity:,} idle clients, {mode}")
+            idle.append(fanout.idle_run(mode, capacity))
+
+    say("scale-out: renderer throughput, 500 symbols, gateways, Redis traffic")
+    scaled = scaleout.run(args.quick, args.before, profile_dir)
+
+    say("what one view costs")
+    view_costs = views.measure(plan.render_repeat // 2)
 
     say("memory per connection")
     shares, traced_kb = memory.measure(plan.memory_clients)
@@ -138,12 +156,17 @@ def main() -> None:
 
     elapsed = time.monotonic() - started
     command = "python -m bench.run" + (" --quick" if args.quick else "")
+    if args.before:
+        command += f" --before {args.before}"
     sections = [
         header(command, elapsed),
-        targets(renders, sizes, results),
+        targets(renders, sizes, results, idle, scaled),
         render.markdown(plan.render_repeat, renders, sizes, rounds),
         f"![render cost]({pictures['render']})\n",
-        fanout_section(results, plan, profile_dir),
+        scaleout.markdown(scaled),
+        renderer_profiles_section(profile_dir),
+        views.markdown(plan.render_repeat // 2, view_costs),
+        fanout_section(results, idle, plan, profile_dir),
         memory.markdown(shares, traced_kb, plan.memory_clients),
         f"![fan-out latency]({pictures['fanout']})\n\n![RSS per connection]"
         f"({pictures['memory']})\n",
@@ -165,21 +188,26 @@ def header(command: str, elapsed: float) -> str:
         f"{os.cpu_count()} cores, Python {platform.python_version()}. "
         "Every figure is a median over repeated runs (the run count is given with each "
         "table); every ratio is measured in the same run.\n\n"
-        "Targets (issue 6): render at least 20x faster than the article and under 1 ms p50 "
-        "for a day; a delta at least 100x smaller than a full figure; 10,000 clients on one "
-        "gateway process with p99 under 250 ms and at most 30 KB RSS per idle connection. "
-        "The load generator runs on the same 2-core machine as what it measures and "
+        "Targets: issue 6 (render at least 20x faster than the article and under 1 ms p50 "
+        "for a day; a delta at least 100x smaller than a full figure), issue 11 (cost "
+        "follows what is watched: renderer throughput, 500 symbols, a channel per room, "
+        "Redis traffic) and issue 12 (one gateway process: CPU per delivered update, "
+        "10,000 clients inside 250 ms at p99, 20,000 idle clients, 25 KB per idle "
+        "connection). The load generator runs on the same 2-core machine as what it measures and "
         "reports its own CPU: where it nears 100 %, it and the gateway each hold a core "
         "and latency measures the machine as much as the gateway.\n"
     )
 
 
 def targets(
-    renders: list[dict[str, Any]], sizes: list[dict[str, Any]], results: list[fanout.Result]
+    renders: list[dict[str, Any]],
+    sizes: list[dict[str, Any]],
+    results: list[fanout.Result],
+    idle: list[fanout.Idle],
+    scaled: scaleout.Report,
 ) -> str:
-    """Issue 6's targets against this run's figures."""
+    """Every issue's targets against this run's figures."""
     day_render, day_bytes = renders[0], sizes[0]
-    top = max(r.clients for r in results)
     rows = [
         (
             "render at least 20x faster than the article, 1 day",
@@ -196,32 +224,79 @@ def targets(
             f"{day_bytes['ratio']:.0f}x",
             day_bytes["ratio"] >= 100,
         ),
+        *scaleout.targets(scaled),
     ]
     for r in results:
+        if r.mode == "asyncio" and r.payload == "delta" and r.clients in (2000, 10_000):
+            rows.append(
+                (
+                    f"gateway CPU per delivered update at most 15 µs, asyncio, "
+                    f"{r.clients:,} clients",
+                    f"{r.us_per_delivery:.1f} µs",
+                    r.us_per_delivery <= 15,
+                )
+            )
+    top = max(r.clients for r in results)
+    for r in results:
         if r.clients == top and r.mode != "stock":
+            expected = top  # 20 symbols, one update each a second, clients round-robin
             rows.append(
                 (
-                    f"{top:,} clients on one {r.mode} gateway, p99 under 250 ms ({r.payload})",
-                    f"{r.p99_ms:,.0f} ms",
-                    r.p99_ms < 250 and r.connected == top,
+                    f"{top:,} clients on one {r.mode} gateway, p99 under 250 ms with every "
+                    f"update delivered ({r.payload})",
+                    f"{r.p99_ms:,.0f} ms, {r.delivered_per_s:,.0f} of {expected:,}/s",
+                    r.p99_ms < 250 and r.connected == top and r.delivered_per_s >= expected,
                 )
             )
-    for mode in ("asyncio", "eventlet"):
-        idle = [r.rss_kb_per_conn for r in results if r.mode == mode and r.clients == top]
-        if idle:
-            rows.append(
-                (
-                    f"at most 30 KB RSS per idle connection, {mode}",
-                    f"{min(idle):.1f} KB",
-                    min(idle) <= 30,
-                )
+    for i in idle:
+        rows.append(
+            (
+                f"{fanout.IDLE_TARGET:,} idle clients on one {i.mode} process, all served, "
+                "stopped within 10 s",
+                f"{i.served:,} of {i.clients:,} served, stopped in {i.stop_seconds:.1f} s",
+                i.served == i.clients == fanout.IDLE_TARGET and i.stop_seconds < 10,
             )
+        )
+        rows.append(
+            (
+                f"at most 25 KB RSS per idle connection, {i.mode}",
+                f"{i.rss_kb_per_conn:.1f} KB",
+                i.rss_kb_per_conn <= 25,
+            )
+        )
     lines = ["## Targets", "", "| target | this run | met |", "| --- | ---: | :---: |"]
     lines += [f"| {name} | {value} | {'yes' if ok else 'no'} |" for name, value, ok in rows]
+    limit = [i for i in idle if i.clients < fanout.IDLE_TARGET]
+    if limit:
+        lines += [
+            "",
+            f"This machine lets a process hold {limit[0].clients + fanout.FILE_LIMIT_HEADROOM:,} "
+            f"open files (a hard limit it cannot raise), so the idle row holds "
+            f"{limit[0].clients:,} clients, not {fanout.IDLE_TARGET:,}.",
+        ]
     return "\n".join(lines) + "\n"
 
 
-def fanout_section(results: list[fanout.Result], plan: Plan, profile_dir: Path) -> str:
+def renderer_profiles_section(profile_dir: Path) -> str:
+    lines = []
+    for name, title in (("before", "before (the whole window read and built)"), ("this", "now")):
+        path = profile_dir / f"renderer-{name}.txt"
+        hotspots = profiles.top(path, 10) if path.exists() else []
+        if hotspots:
+            lines += [
+                f"### Where the renderer's time goes on 7-day windows, {title}",
+                "",
+                f"py-spy, {profiles.RATE} samples/s during the throughput run (collapsed "
+                f"stacks in `docs/profiles/{path.name}`).",
+                "",
+                profiles.markdown(hotspots),
+            ]
+    return "\n".join(lines)
+
+
+def fanout_section(
+    results: list[fanout.Result], idle: list[fanout.Idle], plan: Plan, profile_dir: Path
+) -> str:
     lines = [
         "## Fan-out: one gateway process",
         "",
@@ -230,12 +305,26 @@ def fanout_section(results: list[fanout.Result], plan: Plan, profile_dir: Path) 
         "as the issue specifies; *delta*: the small update the web page subscribes to. "
         "*stock* is python-socketio as its docs set it up (bench/stock_gateway.py), for "
         "comparison; *spread* is one update's time from its first client to its last. "
+        "*CPU per delivery* is the gateway's CPU time (user and system) over the updates "
+        "its clients received; *of it in the kernel* is the system share: on loopback the "
+        "kernel charges the receiving side's TCP work to the sender's `send`. "
         f"Median of {plan.repeats} run(s) per row. Reproduce one row with "
         "`.venv/bin/python -m bench.fanout --clients 10000 --modes asyncio "
         "--payload figure --repeats 3`.",
         "",
         fanout.table(results),
     ]
+    if idle:
+        lines += [
+            "### Idle connections",
+            "",
+            "Clients that connect, subscribe, receive their snapshot and then only stay "
+            "connected (answering pings); then the gateway is sent SIGTERM, as compose "
+            "stops it, and timed to its exit. Reproduce with `.venv/bin/python -m "
+            f"bench.fanout --idle --clients {idle[0].clients} --modes asyncio eventlet`.",
+            "",
+            fanout.idle_table(idle),
+        ]
     for path in sorted(profile_dir.glob("fanout-*.txt")):
         mode = path.stem.removeprefix("fanout-")
         hotspots = profiles.top(path, 12)
