@@ -25,7 +25,7 @@ import redis
 from bench.render import NOW, Mover, NoViewers, bars_for, median_seconds, timed_after
 from common.keys import Keys
 from common.messages import delta_room, view_room
-from common.views import View, views_key
+from common.views import View
 from fetcher.store import BarStore
 from renderer.figure import encode
 from renderer.service import Chart, Renderer, ViewChart
@@ -77,7 +77,7 @@ def watching(client: "redis.Redis", views: list[View]) -> Iterator[None]:
     keys = Keys()
     pubsub = client.pubsub(ignore_subscribe_messages=True)
     for view in views:
-        client.zadd(views_key(keys, "AAPL"), {view.key: time.time() + 3600})
+        client.zadd(keys.views("AAPL"), {view.key: time.time() + 3600})
         pubsub.subscribe(keys.room_channel(view_room(delta_room("AAPL"), view.key)))
     try:
         yield

@@ -23,9 +23,18 @@ class Keys:
         # so a renderer can send only the bars that changed since the last snapshot.
         return f"{self.prefix}changelog:{symbol}"
 
-    def snapshot(self, symbol: str) -> str:
-        # HASH: seq (= bars version rendered), payload (the `figure` event, JSON).
-        return f"{self.prefix}snapshot:{symbol}"
+    def snapshot(self, symbol: str, view: str = "") -> str:
+        # HASH: one view's stored render (renderer.store lists the fields): the default
+        # view's is "rtplot:snapshot:AAPL", another's "rtplot:snapshot:AAPL@candles.5m.vol".
+        return (
+            f"{self.prefix}snapshot:{symbol}@{view}" if view else f"{self.prefix}snapshot:{symbol}"
+        )
+
+    def views(self, symbol: str) -> str:
+        # ZSET: view key -> epoch s a gateway last stamped it as watched (the default view
+        # is always rendered and never listed). Renderers render a listed view while
+        # someone subscribes to one of its rooms.
+        return f"{self.prefix}views:{symbol}"
 
     @property
     def changes(self) -> str:

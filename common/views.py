@@ -15,8 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from common.keys import Keys
-
 CHARTS = ("mountain", "candles", "ohlc")
 TIMEFRAMES = {"1m": 60, "5m": 300, "15m": 900, "1h": 3_600, "1d": 86_400}
 INDICATORS = ("sma20", "sma50", "ema20", "vwap")  # also the order they are drawn in
@@ -115,15 +113,3 @@ def _listed(names: object) -> str:
 
 
 # -- where a view lives in Redis -------------------------------------------------------
-
-
-def snapshot_key(keys: Keys, symbol: str, view_key: str = "") -> str:
-    # HASH: as Keys.snapshot, for one view: "rtplot:snapshot:AAPL@candles.5m.vol".
-    return keys.snapshot(f"{symbol}@{view_key}" if view_key else symbol)
-
-
-def views_key(keys: Keys, symbol: str) -> str:
-    # ZSET: view key -> epoch s a gateway last stamped it as watched (the default view is
-    # always rendered and never listed). Renderers render a listed view while someone
-    # subscribes to one of its rooms.
-    return f"{keys.prefix}views:{symbol}"

@@ -18,7 +18,6 @@ from common import changelog
 from common.bars import MINUTE, Bar
 from common.keys import CHANGELOG_LENGTH, CHANGES_MAXLEN, Keys
 from common.markets import Market
-from common.views import snapshot_key, views_key
 
 # One script call per symbol and tick, so a write is atomic and a concurrent renderer
 # never sees half of it. A bar replaces the stored one of the same minute only when it
@@ -186,7 +185,7 @@ class BarStore:
 
     def drop(self, symbol: str) -> None:
         """Forget a symbol nobody tracks any more (bars, version, snapshots of every view)."""
-        listed = views_key(self.keys, symbol)
+        listed = self.keys.views(symbol)
         views: list[bytes] = self.client.zrange(listed, 0, -1)  # type: ignore[assignment]
         self.client.delete(
             self.keys.bars(symbol),
@@ -194,5 +193,5 @@ class BarStore:
             self.keys.snapshot(symbol),
             self.keys.changelog(symbol),
             listed,
-            *(snapshot_key(self.keys, symbol, view.decode()) for view in views),
+            *(self.keys.snapshot(symbol, view.decode()) for view in views),
         )

@@ -16,7 +16,6 @@ import socketio
 
 from common.keys import Keys
 from common.settings import Settings
-from common.views import snapshot_key
 from gateway import internals, steps
 from gateway.core import GatewayCore, Handler, Steps, Stored
 from gateway.internals import websocket
@@ -71,7 +70,7 @@ class Runner:
         return self.watch_view_script(keys=keys, args=args)
 
     def read_snapshot(self, step: steps.ReadSnapshot) -> Any:
-        key = snapshot_key(self.keys, step.symbol, step.view)
+        key = self.keys.snapshot(step.symbol, step.view)
         reply = self.redis.hmget(key, ["payload", "catchup"])
         if inspect.isawaitable(reply):
             return _then(reply, Stored._make)

@@ -5,7 +5,6 @@ import time
 
 from common.keys import CHANGES_MAXLEN, Keys
 from common.settings import Settings
-from common.views import views_key
 
 # Stamps the symbol as watched now, unless that would track more symbols than allowed.
 # KEYS[1] watched zset; ARGV: symbol, now, live-since cutoff, free slots.
@@ -42,7 +41,7 @@ def watch_view_args(
 ) -> tuple[list[str], list[str | float | int]]:
     keys = Keys(settings.key_prefix)
     args: list[str | float | int] = [view, time.time(), int(notify), symbol, CHANGES_MAXLEN]
-    return [views_key(keys, symbol), keys.changes], args
+    return [keys.views(symbol), keys.changes], args
 
 
 def refresh_every(settings: Settings) -> float:

@@ -15,7 +15,7 @@ state of each view's own snapshot hash is read next (``read_views``).
 WRITE stores a render of one view and publishes its delta, in that order, and says who
 watches the view's whole-figure rooms (``PUBSUB NUMSUB``), asked after the store so
 that a subscriber this count misses reads a snapshot at least as new. Each view has a
-snapshot hash of its own (``common.views.snapshot_key``), which holds:
+snapshot hash of its own (``common.keys.Keys.snapshot``), which holds:
 
 - ``epoch``, ``head``, ``head_style``: the newest render's seq and look, the base of the
   next delta; a render whose seq is not above ``head`` is refused, so a chart never
@@ -37,7 +37,6 @@ from common import changelog
 from common.keys import Keys
 from common.markets import Market
 from common.messages import delta_room, figure_room, legacy_room, view_room
-from common.views import snapshot_key, views_key
 
 _READ = """
 local bars, meta, snap, log, views = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -175,7 +174,7 @@ class RenderStore:
         """``views_since``: the epoch second before which a view's stamp is too old."""
         k = self.keys
         keys = [k.bars(symbol), k.meta(symbol), k.snapshot(symbol), k.changelog(symbol)]
-        keys.append(views_key(k, symbol))
+        keys.append(k.views(symbol))
         prefixes = [k.room_channel(view_room(room(symbol), "_"))[:-1] for room in ROOMS]
         reply = self._read(keys=keys, args=[held_epoch, held_version, repr(views_since), *prefixes])
         version, epoch, as_of, snap, entries, changed_from, rows, start, count = reply[:9]
@@ -212,12 +211,12 @@ class RenderStore:
         """Each view's snapshot hash, as ``Read.stored`` is the default view's."""
         pipe = self.client.pipeline(transaction=False)
         for key in view_keys:
-            pipe.hmget(snapshot_key(self.keys, symbol, key), _SNAPSHOT_FIELDS)
+            pipe.hmget(self.keys.snapshot(symbol, key), _SNAPSHOT_FIELDS)
         replies = pipe.execute()
         return {key: _stored(snap, epoch) for key, snap in zip(view_keys, replies, strict=True)}
 
     def forget_view(self, symbol: str, view_key: str, cutoff: float) -> bool:
-        keys = [views_key(self.keys, symbol), snapshot_key(self.keys, symbol, view_key)]
+        keys = [self.keys.views(symbol), self.keys.snapshot(symbol, view_key)]
         return bool(self._forget(keys=keys, args=[view_key, repr(cutoff)]))
 
     def write(
@@ -240,7 +239,7 @@ class RenderStore:
         if not view_key:
             rooms.append(legacy_room(symbol))  # the article's client: the default view only
         delta_channel = k.room_channel(view_room(delta_room(symbol), view_key))
-        keys = [snapshot_key(k, symbol, view_key), delta_channel]
+        keys = [k.snapshot(symbol, view_key), delta_channel]
         keys += [k.room_channel(room) for room in rooms]
         base, catchup_from, catchup_json = catchup if catchup is not None else (-1, 0, b"")
         payload_json, style, now = payload if payload is not None else (b"", {}, 0.0)

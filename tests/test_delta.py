@@ -15,7 +15,7 @@ from common.bars import MINUTE, Bar
 from common.keys import Keys
 from common.markets import NEW_YORK, UTC, Market, market_for
 from common.messages import delta_room, view_room
-from common.views import CHARTS, INDICATORS, TIMEFRAMES, View, make_view, views_key
+from common.views import CHARTS, INDICATORS, TIMEFRAMES, View, make_view
 from fetcher.store import BarStore
 from renderer.figure import encode
 from renderer.service import Renderer, ViewChart
@@ -128,7 +128,7 @@ def run_steps(
     client.flushdb()
     store = BarStore(client, KEYS, window_minutes=window_minutes)
     if view.key:  # a gateway lists the view, and receives its rooms: it is watched
-        client.zadd(views_key(KEYS, "AAPL"), {view.key: time.time()})
+        client.zadd(KEYS.views("AAPL"), {view.key: time.time()})
     page = Page(client, view_room(delta_room("AAPL"), view.key))
     try:
         check_steps(client, store, page, steps, view, market, window_minutes, start)
@@ -188,9 +188,8 @@ def check_steps(
 
 
 def snapshot_of(view: View) -> str:
-    from common.views import snapshot_key
 
-    return snapshot_key(KEYS, "AAPL", view.key)
+    return KEYS.snapshot("AAPL", view.key)
 
 
 def whole(client: "redis.Redis", view: View, market: Market) -> tuple[Any, ...]:

@@ -440,7 +440,6 @@ def test_each_views_figure_is_valid_for_plotly_js_and_its_deltas_rebuild_it(
     from page_model import PageChart
 
     from common.keys import Keys
-    from common.views import snapshot_key
 
     tab = Tab(
         browser,
@@ -461,7 +460,7 @@ def test_each_views_figure_is_valid_for_plotly_js_and_its_deltas_rebuild_it(
             )
             for _ in range(120):
                 page = traces(tab, symbol)
-                raw = stack.client.hget(snapshot_key(Keys(), symbol, key), "payload")
+                raw = stack.client.hget(Keys().snapshot(symbol, key), "payload")
                 stored = orjson.loads(raw) if raw else {"seq": -1}
                 if stored["seq"] == page["seq"]:
                     chart = PageChart(stored)

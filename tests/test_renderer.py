@@ -13,7 +13,6 @@ from common.bars import MINUTE, Bar
 from common.keys import RENDER_GROUP, Keys
 from common.markets import NEW_YORK, UTC
 from common.messages import delta_room, figure_room, view_room
-from common.views import views_key
 from fetcher.store import BarStore
 from renderer import service
 from renderer.metrics import VIEW_RENDERS
@@ -220,7 +219,7 @@ CANDLES = "candles.5m.vol"
 
 def watch(client: "redis.Redis", view: str, at: float | None = None) -> None:
     """What a gateway does when a client joins a view: list it, stamped now."""
-    client.zadd(views_key(KEYS, "AAPL"), {view: time.time() if at is None else at})
+    client.zadd(KEYS.views("AAPL"), {view: time.time() if at is None else at})
 
 
 def listen(client: "redis.Redis", room: str) -> Any:
@@ -284,7 +283,7 @@ def test_a_view_not_stamped_for_the_ttl_is_forgotten_with_its_snapshot(
     write(client, "AAPL", 101, NOW + 1)
     instance.render("AAPL")
     assert not snapshot(client, f"AAPL@{CANDLES}")
-    assert client.zcard(views_key(KEYS, "AAPL")) == 0
+    assert client.zcard(KEYS.views("AAPL")) == 0
     page.close()
 
 

@@ -132,12 +132,11 @@ def test_a_symbols_market_is_kept_and_a_new_one_starts_a_new_epoch(
 
 
 def test_dropping_a_symbol_drops_the_snapshots_of_its_views(client: "redis.Redis") -> None:
-    from common.views import snapshot_key, views_key
 
     store = BarStore(client, KEYS, window_minutes=60)
     store.upsert("AAPL", [bar(t, 100) for t in minutes(2)], as_of=NOW, now=NOW)
-    client.zadd(views_key(KEYS, "AAPL"), {"candles.5m.vol": NOW})
-    client.hset(snapshot_key(KEYS, "AAPL", "candles.5m.vol"), "head", 1)
+    client.zadd(KEYS.views("AAPL"), {"candles.5m.vol": NOW})
+    client.hset(KEYS.snapshot("AAPL", "candles.5m.vol"), "head", 1)
     client.hset(KEYS.snapshot("AAPL"), "head", 1)
     store.drop("AAPL")
     assert client.keys("*AAPL*") == []
