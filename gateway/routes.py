@@ -60,6 +60,7 @@ def index(settings: Settings) -> Response:
         {
             "symbols": list(settings.symbols),
             "source": str(settings.source.kind),
+            "source_name": settings.source.target if settings.source.kind == "plugin" else None,
             "interval": settings.fetch_interval,
         }
     ).decode()

@@ -6,6 +6,7 @@ own)."""
 import shutil
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -124,5 +125,7 @@ def test_your_own_source_runs_through_the_whole_pipeline(
             assert all(close == price("AAPL", x // 1000 + 59) for x, close in finished)
             assert update["figure"]["layout"]["xaxis"]["title"]["text"] == "Time (UTC)"
             assert not stack.client.exists("rtplot:bars:ERRX")  # it said: no data
+            with urllib.request.urlopen(stack.url("gateway") + "/", timeout=5) as page:
+                assert b'"source_name":"wave"' in page.read()  # the page names it
         finally:
             listener.close()

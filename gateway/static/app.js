@@ -498,7 +498,8 @@
     $("configured").appendChild(option);
   }
   const source = $("source");
-  source.textContent = SOURCES[config.source] || config.source;
+  source.textContent = config.source_name ? `${config.source_name} · your own source`
+                                           : SOURCES[config.source] || config.source;
   source.classList.add(config.source);
 
   for (const { symbol, view } of initialCharts()) {
