@@ -1,22 +1,34 @@
 # One command each: `make up` runs rtplot, `make check` lints and tests it.
-# Both set up .venv (and the pinned JS test client) on first use.
+# Each first installs what it needs and this machine lacks: system packages
+# (scripts/system-packages.txt, with apt-get; it says what to install where it cannot),
+# then .venv, then the pinned JS test client.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+JS_STAMP := node_modules/.package-lock.json  # npm writes it on every install
+SYSTEM_PACKAGES := $(PYTHON) scripts/system_packages.py
+# Debian keeps haproxy, dockerd and debootstrap in /usr/sbin, outside a user's PATH.
+export PATH := $(PATH):/usr/sbin:/sbin
 
 .PHONY: install up format lint test test-fast check clean
 
-$(STAMP): pyproject.toml constraints.txt package.json package-lock.json
+$(STAMP): pyproject.toml constraints.txt
+	@$(SYSTEM_PACKAGES) up
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
-	npm ci --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
 
-install: $(STAMP)
+$(JS_STAMP): package.json package-lock.json
+	@$(SYSTEM_PACKAGES) check
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(JS_STAMP)
+
+install: $(STAMP) $(JS_STAMP)
 
 up: $(STAMP)
+	@$(SYSTEM_PACKAGES) up
 	$(BIN)/rtplot up
 
 format: $(STAMP)
@@ -28,11 +40,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(STAMP)
+test: $(STAMP) $(JS_STAMP)
+	@$(SYSTEM_PACKAGES) up check
 	$(BIN)/pytest
 
 # Unit and in-process tests only: no service processes, under a minute.
 test-fast: $(STAMP)
+	@$(SYSTEM_PACKAGES) up
 	$(BIN)/pytest -m "not e2e"
 
 check: lint test
