@@ -26,10 +26,14 @@ def run_worker(settings: Settings, celery_args: list[str]) -> int:
     from fetcher import internals
     from fetcher.celery_app import QUEUE, app
     from fetcher.health import worker_check
+    from fetcher.tasks import prepare
 
+    prepare()
     internals.pace_broker_reconnects()
     port = settings.metrics_port_for("worker")
     serve_health(settings.metrics_host, port, worker_check(settings))
+    # Celery's banner only at DEBUG: it is not a log line (see fetcher.beat).
+    quiet = [] if settings.log_level == "DEBUG" else ["--quiet"]
     argv = ["worker", "--loglevel", settings.log_level, "--pool", "solo", "--queues", QUEUE]
-    app.worker_main([*argv, "--without-mingle", "--without-gossip", *celery_args])
+    app.worker_main([*quiet, *argv, "--without-mingle", "--without-gossip", *celery_args])
     return 0

@@ -19,9 +19,17 @@ log = logging.getLogger("rtplot.fetcher")
 
 @lru_cache(maxsize=1)
 def _context() -> tuple[Settings, "redis.Redis", Source]:
-    # Built once per worker process, on the first task, not at import.
+    # Built once per worker process (see prepare), not at import.
     settings = Settings.from_env()
-    return settings, connect(settings.redis_url), make_source(settings.source)
+    source = make_source(settings.source, settings.market_hours)
+    return settings, connect(settings.redis_url), source
+
+
+def prepare() -> None:
+    """Build the source as the worker starts: a RTPLOT_SOURCE that cannot be used
+    (SourceNotUsable, a SettingsError) stops it with the reason, rather than failing
+    every tick in the log."""
+    _context()
 
 
 @app.task(name=FETCH_TASK, acks_late=True)  # type: ignore[untyped-decorator]
@@ -29,7 +37,7 @@ def fetch_bars() -> dict[str, Any]:
     settings, client, source = _context()
     report = run_tick(settings, client, source)
     Progress.mark()
-    log.info(
+    log.debug(  # a line a tick: RTPLOT_LOG_LEVEL=DEBUG; rtplot up sums them up
         "tick",
         extra={
             "symbols": len(report.symbols),

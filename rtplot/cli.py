@@ -10,7 +10,11 @@ from collections.abc import Sequence
 from common.logs import configure_logging
 from common.settings import Settings, SettingsError
 
+# Below DEBUG, what Celery says at INFO on every tick: the worker's "received" and
+# "succeeded" (whole loggers), the beat's "Sending due task" (its other INFO lines, the
+# start and the lock taken or lost, stay).
 CHATTY_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
+CHATTY_MESSAGES = {"celery.beat": ("Scheduler: Sending due task",)}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,15 +59,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(args.command, settings.log_level, settings.log_json)
     if settings.log_level != "DEBUG":
-        # Celery logs every task received and run at INFO: at a tick a second that
-        # drowns the one line per tick rtplot writes itself.
-        for name in CHATTY_LOGGERS:
-            logging.getLogger(name).setLevel(logging.WARNING)
+        quiet_celery()
     try:
         return _run(args, settings)
     except SettingsError as exc:  # found by a service as it starts (RTPLOT_JWT_KEY's file)
         print(f"rtplot {args.command}: bad setting: {exc}", file=sys.stderr)
         return 2
+
+
+def quiet_celery() -> None:
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for name, starts in CHATTY_MESSAGES.items():
+        logging.getLogger(name).addFilter(_Drop(starts))
+
+
+class _Drop(logging.Filter):
+    """Drops a logger's records below WARNING whose message starts with one of these."""
+
+    def __init__(self, starts: tuple[str, ...]) -> None:
+        super().__init__()
+        self.starts = starts
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not str(record.msg).startswith(self.starts)
 
 
 def healthcheck(url: str) -> int:

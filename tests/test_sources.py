@@ -3,6 +3,7 @@ entry point, refused with a clear reason when it cannot be used, and run through
 real pipeline (the example package in examples/, installed into a directory of its
 own)."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 from common.settings import SourceSpec
 from fetcher.sources import SourceNotUsable, load_source, make_source
 from fetcher.sources.base import FetchResult
+from rtplot.processes import RTPLOT
 from support import ROOT, Listener, running
 
 EXAMPLE = ROOT / "examples" / "rtplot-wave-source"
@@ -98,6 +100,16 @@ def test_an_entry_point_that_fails_to_load_is_refused(
     sys.modules.pop("rtplot_wave", None)
     with pytest.raises(SourceNotUsable, match=r"cannot load rtplot_wave:WaveSource: .*numpy 9"):
         load_source("wave")
+
+
+@pytest.mark.e2e
+def test_a_worker_given_a_source_it_cannot_use_stops_at_once_saying_why() -> None:
+    env = dict(os.environ, RTPLOT_SOURCE="no_such_module:Source")
+    result = subprocess.run(
+        [*RTPLOT, "worker"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2, result.stderr
+    assert "bad setting: RTPLOT_SOURCE=no_such_module:Source: cannot import" in result.stderr
 
 
 @pytest.mark.e2e

@@ -2,9 +2,13 @@
 process toolkit it stands on (rtplot.processes), which the tests and benchmarks share."""
 
 import os
+import re
+import shutil
 import signal
+import socket
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,48 +40,147 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+class Up:
+    """``rtplot up`` as a child, every line it prints (stdout and stderr) collected."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.started = time.monotonic()
+        self.process = subprocess.Popen(
+            [*RTPLOT, "up"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, text: str, timeout: float = 60) -> str:
+        return str(
+            wait_until(
+                lambda: next((line for line in self.lines if text in line), None),
+                timeout=timeout,
+                message=repr(text),
+            )
+        )
+
+    def child(self, service: str) -> int:
+        for pid in children_of(self.process.pid):
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if service.encode() in argv:
+                return pid
+        raise AssertionError(f"no {service} among the children")
+
+    def stop(self) -> int:
+        """Ctrl-C; the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        code = self.process.wait(timeout=60)
+        self.reader.join(timeout=10)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        return code
+
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+
+SUMMARY = re.compile(
+    r"^\d\d:\d\d:\d\d  (\d+) symbols · [\d.]+ updates/s · (\d+) clients? · 0 errors$"
+)
+
+
 def test_up_runs_everything_with_a_private_redis_and_stops_cleanly_on_ctrl_c(
     listen: Callable[[str], Listener],
 ) -> None:
+    """And says little: the URL, a summary line, at most 60 lines in its first 30 s."""
     port = free_port()
     dead_redis = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
-    env = service_env(dead_redis, port=str(port))
-    process = subprocess.Popen(
-        [*RTPLOT, "up"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(process.stdout or []), daemon=True)
-    reader.start()
+    up = Up(service_env(dead_redis, port=str(port)))  # four symbols: the default
     try:
         url = f"http://127.0.0.1:{port}/"
-        wait_until(
-            lambda: any(f"open {url}" in line for line in lines),
-            timeout=60,
-            message="the URL to open",
-        )
-        assert any("started a private one" in line for line in lines)
-        children = children_of(process.pid)
+        up.wait_for(f"open {url}")
+        assert any("started a private one" in line for line in up.lines)
+        children = children_of(up.process.pid)
         assert len(children) == 5  # worker, beat, renderer, gateway, redis-server
         listener = listen(url)
         assert listener.call("subscribe", {"symbol": "AAPL"})["ok"]
         first, _ = listener.next("figure", timeout=10)
         later, _ = listener.next("figure", timeout=10)
         assert later["seq"] > first["seq"]
+        time.sleep(max(30 - (time.monotonic() - up.started), 0))
+        first_30_s = list(up.lines)
         listener.close()
     finally:
-        process.send_signal(signal.SIGINT)
-        code = process.wait(timeout=60)
-        reader.join(timeout=10)
-        if process.stdout is not None:
-            process.stdout.close()
-    assert code == 0, "".join(lines[-30:])
+        code = up.stop()
+    assert code == 0, up.output()
+    assert len(first_30_s) <= 60, "\n".join(first_30_s)
+    summaries = [m for m in map(SUMMARY.match, first_30_s) if m]
+    assert summaries, "\n".join(first_30_s)
+    assert summaries[-1].group(1) == "4" and summaries[-1].group(2) == "1"  # symbols, clients
+    assert not [line for line in first_30_s if "INFO" in line or "celery@" in line]
     for pid in children:
         wait_until(lambda pid=pid: not alive(pid), timeout=5, message=f"child {pid} to exit")
+
+
+def test_a_service_that_dies_is_named_with_the_end_of_its_log() -> None:
+    up = Up(service_env(f"redis://127.0.0.1:{free_port()}/0", port=str(free_port())))
+    try:
+        up.wait_for("rtplot is up")
+        os.kill(up.child("renderer"), signal.SIGKILL)
+        up.wait_for("rtplot up: stopping the other services", timeout=10)
+    finally:
+        code = up.stop()
+    assert code == 1
+    output = up.output()
+    assert "the renderer was killed by signal 9; the last lines of its log:" in output
+    assert re.search(r"^  renderer \| .* renderer started", output, re.M), output
+    kept = re.search(r"rtplot up: the services' logs are kept in (/\S+rtplot-up-\S+)", output)
+    assert kept is not None and Path(kept.group(1)).is_dir()
+    shutil.rmtree(kept.group(1))
+
+
+def test_a_service_that_cannot_start_is_named_with_its_error() -> None:
+    env = service_env(f"redis://127.0.0.1:{free_port()}/0", port=str(free_port()))
+    up = Up({**env, "RTPLOT_JWT_KEY": "too short"})  # the gateway refuses it as it starts
+    code = up.process.wait(timeout=60)
+    up.stop()
+    output = up.output()
+    assert code == 1, output
+    assert "rtplot up: the gateway exited with status 2; the last lines of its log:" in output
+    assert re.search(r"^  gateway \| .*bad setting: RTPLOT_JWT_KEY", output, re.M), output
+    assert "rtplot is up" not in output
+    kept = re.search(r"logs are kept in (/\S+rtplot-up-\S+)", output)
+    assert kept is not None
+    shutil.rmtree(kept.group(1))
+
+
+def test_up_on_a_port_in_use_says_so_at_once() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = rtplot("up", env=service_env("redis://127.0.0.1:1/0", port=str(port)))
+    assert result.returncode == 1
+    assert f"rtplot up: 127.0.0.1:{port} is in use" in result.stderr
+    assert "RTPLOT_PORT=8001 rtplot up" in result.stderr
+
+
+def test_at_debug_up_shows_every_tick_and_render() -> None:
+    env = service_env(f"redis://127.0.0.1:{free_port()}/0", port=str(free_port()))
+    up = Up({**env, "RTPLOT_LOG_LEVEL": "DEBUG"})
+    try:
+        up.wait_for("worker DEBUG rtplot.fetcher: tick")
+        up.wait_for("renderer DEBUG rtplot.renderer: rendered symbol=")
+    finally:
+        assert up.stop() == 0
 
 
 def test_up_without_any_redis_says_what_is_missing_and_how_to_get_it() -> None:
@@ -88,6 +191,15 @@ def test_up_without_any_redis_says_what_is_missing_and_how_to_get_it() -> None:
     assert "no Redis answers at redis://127.0.0.1:" in result.stderr
     assert "redis-server is not on PATH" in result.stderr
     assert "apt-get install redis-server" in result.stderr
+
+
+def test_up_with_sentinels_that_do_not_answer_refuses_instead_of_a_private_redis() -> None:
+    # A Sentinel URL means a replicated Redis: a private one in its place would be a lie.
+    env = service_env(f"redis+sentinel://127.0.0.1:{free_port()}/0/rtplot")
+    result = rtplot("up", env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "no Redis primary answers through the sentinels" in result.stderr
+    assert "private" not in result.stdout
 
 
 def test_a_bad_setting_stops_a_service_with_the_variable_named() -> None:
