@@ -6,14 +6,19 @@ FROM python:3.11.14-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 RUN python -m venv /opt/rtplot
-COPY pyproject.toml constraints.txt README.md ./
+COPY pyproject.toml constraints.txt ./
+# The dependencies first, in a layer of their own: a change to rtplot's code rebuilds
+# only the small layer below. constraints.txt pins every transitive dependency (the
+# lock CI tests against).
+RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" > requirements.txt \
+ && /opt/rtplot/bin/pip install -c constraints.txt -r requirements.txt
+COPY README.md ./
 COPY common ./common
 COPY fetcher ./fetcher
 COPY renderer ./renderer
 COPY gateway ./gateway
 COPY rtplot ./rtplot
-# constraints.txt pins every transitive dependency (the lock CI tests against).
-RUN /opt/rtplot/bin/pip install -c constraints.txt .
+RUN /opt/rtplot/bin/pip install --no-deps -c constraints.txt .
 
 # --- run: the virtualenv, a non-root user, nothing else ----------------------------
 FROM python:3.11.14-slim-bookworm
