@@ -48,9 +48,7 @@ def test_a_tiny_run_times_every_update_it_delivers() -> None:
     assert 0 < row.relay_p50_ms <= row.relay_p99_ms < 3000
     assert row.delivered_share == 1.0
     assert row.renderer_cpu > 0  # it rendered every write
-    # ... relayed and received each; the gateway's few relays in 3 s may take less than
-    # the kernel's 10 ms CPU tick, so its share can read 0.
-    assert row.gateway_cpu >= 0 and row.loadgen_cpu > 0
+    assert row.gateway_cpu > 0 and row.loadgen_cpu > 0  # ... relayed and received each
 
     table = e2e.markdown([row])
     assert table.startswith("## End to end\n")

@@ -7,6 +7,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from rtplot.processes import RTPLOT, ProcessFailed, Stack
+from rtplot.processes import RTPLOT, ProcessFailed, Stack, cpu_seconds
 from support import ROOT, Listener, free_port, service_env, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -224,3 +225,29 @@ def test_a_stack_that_fails_to_start_stops_what_it_had_started() -> None:
     assert not stack.services["renderer"].alive()
     assert stack.redis.process is not None and stack.redis.process.poll() is not None
     assert not Path(stack.redis.dir).exists() and not stack.log_dir.exists()
+
+
+def test_cpu_seconds_sees_milliseconds_the_kernels_ticks_round_away() -> None:
+    # 0.3 ms of work every 20 ms: about 3 ms in 0.2 s, which /proc/PID/stat's 10 ms ticks
+    # read as 0 more often than not.
+    burner = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time\nwhile True:\n"
+            "    end = time.perf_counter() + 0.0003\n"
+            "    while time.perf_counter() < end: pass\n"
+            "    time.sleep(0.02)\n",
+        ]
+    )
+    try:
+        time.sleep(0.5)  # started: the interpreter's own start-up is behind it
+        readings = []
+        for _ in range(4):
+            before = cpu_seconds(burner.pid)
+            time.sleep(0.2)
+            readings.append(cpu_seconds(burner.pid) - before)
+        assert all(0 < used < 0.1 for used in readings), readings
+    finally:
+        burner.kill()
+        burner.wait()
