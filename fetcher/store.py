@@ -62,6 +62,10 @@ if changed + trimmed > 0 or moved then
   redis.call('ZADD', changelog, version, CHANGELOG_ENTRY)
   redis.call('ZREMRANGEBYRANK', changelog, 0, -(loglen + 1))
   redis.call('XADD', changes, 'MAXLEN', '~', maxlen, '*', 'symbol', symbol, 'version', version)
+  -- When this version was stored, on Redis' clock: where the renderer's lag starts
+  -- (as_of is the tick's time, before the source was even asked).
+  local now = redis.call('TIME')
+  redis.call('HSET', meta, 'stored_at', now[1] .. '.' .. string.format('%06d', tonumber(now[2])))
 end
 return {changed, trimmed, version}
 """.replace("CHANGELOG_ENTRY", changelog.LUA_ENTRY)

@@ -22,7 +22,25 @@ PUBLISH_ERRORS = Counter("rtplot_renderer_publish_errors_total", "Publishes that
 LAG = Histogram(
     "rtplot_renderer_lag_seconds",
     "From the bars being stored to the update being published",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    buckets=(
+        0.005,
+        0.01,
+        0.025,
+        0.05,
+        0.1,
+        0.15,
+        0.2,
+        0.25,
+        0.3,
+        0.4,
+        0.5,
+        0.75,
+        1,
+        2.5,
+        5,
+        10,
+        30,
+    ),
 )
 NOTICES = Counter("rtplot_renderer_notices_total", "Change notices handled", ["origin"])
 PUBLISHED_BYTES = Counter(

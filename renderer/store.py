@@ -41,7 +41,7 @@ from common.messages import delta_room, figure_room, legacy_room, view_room
 _READ = """
 local bars, meta, snap, log, views = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local held_epoch, held = ARGV[1], tonumber(ARGV[2])
-local m = redis.call('HMGET', meta, 'version', 'epoch', 'as_of', 'market')
+local m = redis.call('HMGET', meta, 'version', 'epoch', 'as_of', 'market', 'stored_at')
 local version = tonumber(m[1] or '0')
 local s = redis.call('HMGET', snap, 'epoch', 'seq', 'style', 'head', 'head_style', 'stored_at',
                      'catchup_from')
@@ -75,7 +75,7 @@ for _, key in ipairs(redis.call('ZRANGEBYSCORE', views, ARGV[3], '+inf')) do
   table.insert(watched, n[2] + n[4])
 end
 local stale = redis.call('ZRANGEBYSCORE', views, '-inf', '(' .. ARGV[3])
-return {m[1], m[2], m[3], s, entries, tostring(from), rows, head[2] or false,
+return {m[1], m[2], m[5] or m[3], s, entries, tostring(from), rows, head[2] or false,
         redis.call('ZCARD', bars), m[4], watched, stale}
 """
 
@@ -141,7 +141,7 @@ class Stored:
 class Read:
     version: int  # 0: the symbol has no bars in the store
     epoch: str
-    as_of: float | None
+    as_of: float | None  # when this version was stored (the tick's time, from older fetchers)
     stored: Stored
     entries: dict[int, int]  # the changelog: version -> first changed minute
     changed_from: float | None  # rows are every bar from this minute; None: all bars

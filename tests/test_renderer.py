@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import pytest
 import redis
+from prometheus_client import REGISTRY
 
 from common.bars import MINUTE, Bar
 from common.keys import RENDER_GROUP, Keys
@@ -71,6 +72,21 @@ def test_a_burst_of_changes_is_one_render_of_the_latest_state(client: "redis.Red
     assert payload["seq"] == 5 and payload["symbol"] == "AAPL" and payload["epoch"]
     assert payload["figure"]["data"][0]["y"] == [104]
     assert client.xpending(KEYS.changes, RENDER_GROUP)["pending"] == 0  # all acked
+
+
+def test_the_lag_runs_from_the_bars_being_stored_not_from_the_ticks_time(
+    client: "redis.Redis",
+) -> None:
+    # A tick's time is when the source was asked; the write may come much later (500
+    # symbols fetched, then stored one by one). NOW is days before the wall clock.
+    write(client, "AAPL", 100, NOW)
+    instance, _ = renderer(client)
+    before = REGISTRY.get_sample_value("rtplot_renderer_lag_seconds_sum") or 0.0
+    count = REGISTRY.get_sample_value("rtplot_renderer_lag_seconds_count") or 0.0
+    assert instance.render("AAPL") == 1
+    assert REGISTRY.get_sample_value("rtplot_renderer_lag_seconds_count") == count + 1
+    lag = (REGISTRY.get_sample_value("rtplot_renderer_lag_seconds_sum") or 0.0) - before
+    assert 0 <= lag < 5, lag
 
 
 def test_the_seq_only_grows(client: "redis.Redis") -> None:
