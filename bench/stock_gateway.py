@@ -3,7 +3,8 @@
     .venv/bin/python -m bench.stock_gateway PORT REDIS_URL
 
 An ``AsyncServer`` with an ``AsyncRedisManager`` under uvicorn's defaults, whose
-``subscribe`` handler only enters the symbol's figure room. No limits, no metrics, none
+``subscribe`` handler only enters the symbol's room for the updates asked for (whole
+figures, or deltas). No limits, no metrics, none
 of rtplot's changes to the fan-out path: what rtplot's gateway is measured against.
 """
 
@@ -14,7 +15,7 @@ import socketio
 import uvicorn
 
 from common.keys import Keys
-from common.messages import OrjsonCodec, figure_room
+from common.messages import UPDATE_MODES, OrjsonCodec
 
 
 def app(redis_url: str) -> Any:
@@ -23,7 +24,8 @@ def app(redis_url: str) -> Any:
 
     @sio.on("subscribe")  # type: ignore[untyped-decorator]
     async def subscribe(sid: str, data: dict[str, Any]) -> dict[str, Any]:
-        await sio.enter_room(sid, figure_room(str(data["symbol"]).upper()))
+        room = UPDATE_MODES[str(data.get("updates", "figure"))]
+        await sio.enter_room(sid, room(str(data["symbol"]).upper()))
         return {"ok": True, "symbol": data["symbol"]}
 
     async def healthz(scope: dict[str, Any], receive: Any, send: Any) -> None:

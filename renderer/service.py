@@ -176,6 +176,10 @@ class Renderer:
         self.watch_ttl = watch_ttl  # seconds a view stays listed after its last stamp
         self.store = RenderStore(client, keys)
         self.windows: OrderedDict[str, Window] = OrderedDict()  # least recently used first
+        # (symbol, view key) whose whole figures some gateway received at the last render:
+        # they are built for every render anyway, and stored too, so a figure-mode client
+        # that resubscribes gets the newest figure, never one older than it has seen.
+        self.figures_watched: set[tuple[str, str]] = set()
         self._last_claim = 0.0
         self.last_step = time.monotonic()  # for /healthz: the loop is alive
 
@@ -283,6 +287,10 @@ class Renderer:
             return None
         watched = {room for room, count in written.watchers.items() if count}
         if watched:
+            self.figures_watched.add((symbol, view.key))
+        else:
+            self.figures_watched.discard((symbol, view.key))
+        if watched:
             payload_json, figure_json = render.whole()
             self.publisher.publish_figures(symbol, payload_json, figure_json, watched)
         self._record(chart, render, read, started)
@@ -333,7 +341,11 @@ class Renderer:
         render.delta_json = orjson.dumps(delta)
         # Every render since the stored figure moved `catchup_from` to the first minute
         # it changed: the catch-up needs no changelog, however many versions ago that was.
-        due = stored.stored_at is None or now - stored.stored_at >= self.snapshot_every
+        due = (
+            stored.stored_at is None
+            or now - stored.stored_at >= self.snapshot_every
+            or (chart.symbol, chart.key) in self.figures_watched
+        )
         catchup_from = min(stored.catchup_from, since)
         if (
             not due

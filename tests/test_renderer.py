@@ -175,6 +175,28 @@ def test_whole_figures_are_stored_at_most_every_snapshot_interval(client: "redis
     assert (stored[b"seq"], stored[b"head"]) == (b"4", b"4") and b"catchup" not in stored
 
 
+def test_while_whole_figures_are_watched_each_one_is_stored_too(client: "redis.Redis") -> None:
+    # A figure-mode client that resubscribes gets the stored figure: with whole figures
+    # watched it is the newest, never older than the live ones it has already seen.
+    instance, publisher = renderer(client, snapshot_every=3600)
+    viewers = client.pubsub()
+    viewers.subscribe(KEYS.room_channel(figure_room("AAPL")))
+    viewers.get_message(timeout=0.5)
+    for i in range(4):
+        write(client, "AAPL", 100 + i, NOW + i)
+        instance.render("AAPL")
+        assert snapshot(client, "AAPL")[b"seq"] == str(i + 1).encode()
+    assert [seq for _, seq, _ in publisher.figures] == [1, 2, 3, 4]
+    viewers.unsubscribe()
+    viewers.get_message(timeout=0.5)
+    # Nobody takes whole figures: the next render still stores whole (the last one found
+    # them watched), then back to every snapshot_every.
+    for i in range(4, 7):
+        write(client, "AAPL", 100 + i, NOW + i)
+        instance.render("AAPL")
+    assert snapshot(client, "AAPL")[b"seq"] == b"5"
+
+
 def test_the_delta_always_goes_out_and_whole_figures_only_where_watched(
     client: "redis.Redis",
 ) -> None:
