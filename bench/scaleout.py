@@ -81,14 +81,23 @@ def metric(url: str, name: str) -> float:
     return sum(float(value) for value in pattern.findall(text))
 
 
-def histogram_quantile(url: str, name: str, fraction: float) -> float:
-    """The upper bound of the bucket holding the ``fraction`` quantile (seconds)."""
+def histogram(url: str, name: str) -> list[tuple[float, float]]:
+    """A Prometheus histogram's cumulative buckets: (upper bound, count so far)."""
     with urllib.request.urlopen(url, timeout=5) as response:
         text = response.read().decode()
-    buckets = [
+    return [
         (float("inf") if le == "+Inf" else float(le), float(count))
         for le, count in re.findall(rf'^{name}_bucket{{le="([^"]+)"}} (\S+)$', text, re.M)
     ]
+
+
+def histogram_quantile(
+    after: list[tuple[float, float]], before: list[tuple[float, float]], fraction: float
+) -> float:
+    """The upper bound of the bucket holding the ``fraction`` quantile (seconds) of what
+    was observed between two readings of a histogram (start-up's renders left out)."""
+    counts = dict(before)
+    buckets = [(bound, count - counts.get(bound, 0.0)) for bound, count in after]
     total = buckets[-1][1] if buckets else 0
     for bound, count in buckets:
         if total and count >= fraction * total:
@@ -234,6 +243,8 @@ def whole_pipeline(
         cpu = {name: s.cpu_seconds() for name, s in stack.services.items()}
         cpu["redis"] = cpu_seconds(stack.redis.pid)
         traffic = _traffic(stack.client)
+        lag_url = stack.services["renderer"].url + "/metrics"
+        lag_before = histogram(lag_url, "rtplot_renderer_lag_seconds")
         started = time.monotonic()
         time.sleep(seconds)
         elapsed = time.monotonic() - started
@@ -241,8 +252,8 @@ def whole_pipeline(
         used = {name: s.cpu_seconds() for name, s in stack.services.items()}
         used["redis"] = cpu_seconds(stack.redis.pid)
         moved = _traffic(stack.client)
-        lag_url = stack.services["renderer"].url + "/metrics"
-        lag = [histogram_quantile(lag_url, "rtplot_renderer_lag_seconds", f) for f in (0.5, 0.99)]
+        lag_after = histogram(lag_url, "rtplot_renderer_lag_seconds")
+        lag = [histogram_quantile(lag_after, lag_before, f) for f in (0.5, 0.99)]
         if page is not None:
             page.close()
     advances = sorted((after[n] - heads[n]) / elapsed for n in names)
