@@ -40,9 +40,24 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The real `docker compose up` test (tests/test_compose_docker.py) spends most of its 2 to
+# 4 minutes waiting on Docker, so it runs beside the rest; its output follows theirs. A
+# shell starts a background command with Ctrl-C ignored: BESIDE gives it back, so that
+# Ctrl-C stops that test too and it still stops its Docker engine on the way out.
+DOCKER_TEST := tests/test_compose_docker.py
+DOCKER_LOG := test-artifacts/logs/docker-test.txt
+BESIDE := $(BIN)/python -c "import signal, sys, pytest; \
+	signal.signal(signal.SIGINT, signal.default_int_handler); sys.exit(pytest.main(sys.argv[1:]))"
+
 test: $(STAMP) $(JS_STAMP)
 	@$(SYSTEM_PACKAGES) up check
-	$(BIN)/pytest
+	@mkdir -p $(dir $(DOCKER_LOG))
+	@$(BESIDE) $(DOCKER_TEST) > $(DOCKER_LOG) 2>&1 & docker=$$!; \
+	echo "$(BIN)/pytest --ignore=$(DOCKER_TEST)   (and $(DOCKER_TEST) beside it)"; \
+	$(BIN)/pytest --ignore=$(DOCKER_TEST); rest=$$?; \
+	wait $$docker; docker=$$?; \
+	echo; echo "$(DOCKER_TEST) (run beside the rest):"; cat $(DOCKER_LOG); \
+	[ $$rest -eq 0 ] && [ $$docker -eq 0 ]
 
 # Unit and in-process tests only: no service processes, under a minute.
 test-fast: $(STAMP)
