@@ -288,11 +288,10 @@ class Renderer:
         watched = {room for room, count in written.watchers.items() if count}
         if watched:
             self.figures_watched.add((symbol, view.key))
-        else:
-            self.figures_watched.discard((symbol, view.key))
-        if watched:
             payload_json, figure_json = render.whole()
             self.publisher.publish_figures(symbol, payload_json, figure_json, watched)
+        else:
+            self.figures_watched.discard((symbol, view.key))
         self._record(chart, render, read, started)
         return read.version
 
