@@ -144,16 +144,9 @@ def round_rows(repeat: int) -> list[dict[str, Any]]:
 
 
 def rounds_of(client: Any, label: str, count: int, repeat: int) -> dict[str, Any]:
-    from common.keys import Keys
-    from fetcher.store import BarStore
     from renderer.service import Renderer
 
-    client.flushall()
-    keys = Keys()
-    store = BarStore(client, keys, count)
-    bars = bars_for(count)
-    store.upsert("AAPL", bars, as_of=NOW, now=NOW)
-    mover = Mover(store, bars[-1])
+    keys, mover = seeded(client, count)
     cold = Renderer(client, keys, NoViewers(), name="cold", snapshot_every=0)
     warm = Renderer(client, keys, NoViewers(), name="warm", snapshot_every=3600)
     warm.render("AAPL")
@@ -167,6 +160,20 @@ def rounds_of(client: Any, label: str, count: int, repeat: int) -> dict[str, Any
         "round_ms": 1000 * timed_after(forget_and_tick, lambda: cold.render("AAPL"), repeat),
         "incremental_ms": 1000 * timed_after(mover.tick, lambda: warm.render("AAPL"), repeat),
     }
+
+
+def seeded(client: Any, count: int) -> tuple[Any, "Mover"]:
+    """An empty Redis given ``count`` minutes of AAPL with the fetcher's store: the key
+    names, and a Mover of its minute in progress."""
+    from common.keys import Keys
+    from fetcher.store import BarStore
+
+    client.flushall()
+    keys = Keys()
+    store = BarStore(client, keys, count)
+    bars = bars_for(count)
+    store.upsert("AAPL", bars, as_of=NOW, now=NOW)
+    return keys, Mover(store, bars[-1])
 
 
 class Mover:

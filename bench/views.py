@@ -22,11 +22,10 @@ from typing import Any
 import orjson
 import redis
 
-from bench.render import NOW, Mover, NoViewers, bars_for, median_seconds, timed_after
+from bench.render import NoViewers, bars_for, median_seconds, seeded, timed_after
 from common.keys import Keys
 from common.messages import delta_room, view_room
 from common.views import View
-from fetcher.store import BarStore
 from renderer.figure import encode
 from renderer.service import Chart, Renderer, ViewChart
 from renderer.window import Window, rows_of
@@ -59,12 +58,7 @@ SPREAD = [
 
 def round_ms(client: "redis.Redis", views: list[View], repeat: int) -> float:
     """The median round, in ms, with ``views`` watched besides the default one."""
-    client.flushall()
-    keys = Keys()
-    store = BarStore(client, keys, BARS)
-    bars = bars_for(BARS)
-    store.upsert("AAPL", bars, as_of=NOW, now=NOW)
-    mover = Mover(store, bars[-1])
+    keys, mover = seeded(client, BARS)
     renderer = Renderer(client, keys, NoViewers(), name="bench", snapshot_every=3600)
     with watching(client, views):
         renderer.render("AAPL")  # the window read, each view's first figure stored

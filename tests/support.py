@@ -110,6 +110,18 @@ def running(
         pipeline.check_alive()
 
 
+def replication(port: int, password: str) -> dict[str, Any]:
+    """A Redis' ``INFO replication`` (role, master_link_status...), {} while it does not
+    answer."""
+    client = redis.Redis(port=port, password=password, socket_timeout=1)
+    try:
+        return dict(client.info("replication"))
+    except redis.RedisError:
+        return {}
+    finally:
+        client.close()
+
+
 def record_reliability(table: str, row: dict[str, Any]) -> None:
     """A row for docs/reliability.md (python -m tests.reliability_report)."""
     path = ARTIFACTS / "reliability" / f"{table}.jsonl"

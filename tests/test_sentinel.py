@@ -37,6 +37,7 @@ from support import (
     ROOT,
     Listener,
     record_reliability,
+    replication,
     service_env,
     wait_until,
 )
@@ -102,7 +103,7 @@ class SentinelSet:
         return self
 
     def _replica_in_sync(self) -> bool:
-        return _info(self.replica.port).get("master_link_status") == "up"
+        return replication(self.replica.port, PASSWORD).get("master_link_status") == "up"
 
     def _sentinels_ready(self) -> bool:
         for sentinel in self.sentinels:
@@ -139,16 +140,6 @@ class SentinelSet:
 def _with_password(server: RedisServer) -> RedisServer:
     server.url = f"redis://:{QUOTED}@127.0.0.1:{server.port}/0"  # so start() can PING it
     return server
-
-
-def _info(port: int) -> dict[str, Any]:
-    client = redis.Redis(port=port, password=PASSWORD, socket_timeout=1)
-    try:
-        return dict(client.info("replication"))
-    except redis.RedisError:
-        return {}
-    finally:
-        client.close()
 
 
 def _sentinel_master(port: int) -> dict[str, Any]:

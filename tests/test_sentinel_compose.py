@@ -21,14 +21,13 @@ from typing import Any
 
 import jsonschema
 import pytest
-import redis
 import yaml
 from test_deploy import interpolate
 
 from common.connection import answers
 from common.settings import Settings, sentinel_parts
 from rtplot.processes import Service, clean_env, free_port, terminate
-from support import ARTIFACTS, CLIENT_SOCKET_LEAK, ROOT, wait_until
+from support import ARTIFACTS, CLIENT_SOCKET_LEAK, ROOT, replication, wait_until
 
 MAIN = ROOT / "docker-compose.yml"
 OVERRIDE = ROOT / "docker-compose.sentinel.yml"
@@ -202,13 +201,7 @@ class SentinelComposeRun:
         return self.environment("worker")["RTPLOT_REDIS_URL"]
 
     def role(self, name: str) -> dict[str, Any]:
-        client = redis.Redis(port=self.ports[name], password=PASSWORD, socket_timeout=1)
-        try:
-            return dict(client.info("replication"))
-        except redis.RedisError:
-            return {}
-        finally:
-            client.close()
+        return replication(self.ports[name], PASSWORD)
 
     def close(self) -> None:
         terminate(s.process for s in reversed(self.processes.values()))
