@@ -79,12 +79,13 @@ def up(settings: Settings) -> int:
     code = 1
     try:
         redis_url = settings.redis_url
-        if not redis_answers(redis_url) and is_sentinel(redis_url):
+        answered = redis_answers(redis_url)
+        if not answered and is_sentinel(redis_url):
             # The user asked for a replicated Redis: a private one would silently lose
             # every guarantee they set it up for.
             say(NO_SENTINEL.format(url=redacted(redis_url)), sys.stderr)
             return 1
-        if not redis_answers(redis_url):
+        if not answered:
             executable = shutil.which("redis-server")
             if executable is None:
                 say(NO_REDIS.format(url=redacted(redis_url)), sys.stderr)
