@@ -185,7 +185,7 @@ def test_at_debug_up_shows_every_tick_and_render() -> None:
 
 
 def test_up_without_any_redis_says_what_is_missing_and_how_to_get_it() -> None:
-    env = service_env(f"redis://127.0.0.1:{free_port()}/0")
+    env = service_env(f"redis://127.0.0.1:{free_port()}/0", port=str(free_port()))
     env["PATH"] = "/nonexistent"  # no redis-server to fall back on
     result = rtplot("up", env=env)
     assert result.returncode == 1
@@ -196,7 +196,7 @@ def test_up_without_any_redis_says_what_is_missing_and_how_to_get_it() -> None:
 
 def test_up_with_sentinels_that_do_not_answer_refuses_instead_of_a_private_redis() -> None:
     # A Sentinel URL means a replicated Redis: a private one in its place would be a lie.
-    env = service_env(f"redis+sentinel://127.0.0.1:{free_port()}/0/rtplot")
+    env = service_env(f"redis+sentinel://127.0.0.1:{free_port()}/0/rtplot", port=str(free_port()))
     result = rtplot("up", env=env)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "no Redis primary answers through the sentinels" in result.stderr
