@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlparse
 from celery import Celery
 
 from common.connection import is_sentinel, sentinel_options
-from common.keys import Keys
+from common.contract.keys import Keys
 from common.settings import Settings, sentinel_parts
 
 FETCH_TASK = "fetcher.tasks.fetch_bars"

@@ -6,7 +6,8 @@ import logging
 import math
 from typing import Any
 
-from common.messages import error_ack, room_view
+from common.contract.rooms import Room
+from common.messages import error_ack
 from common.settings import Settings, SettingsError
 from gateway import metrics
 from gateway.auth import Grant, JwtPolicy, Refused, offered_token, token_matches
@@ -21,11 +22,11 @@ class Subscriptions:
     metrics)."""
 
     def __init__(self) -> None:
-        self.by_client: dict[str, dict[str, str]] = {}  # sid -> symbol -> its room
+        self.by_client: dict[str, dict[str, Room]] = {}  # sid -> symbol -> its room
         self.viewers: dict[str, int] = {}  # symbol -> clients watching it here
         self.view_viewers: dict[tuple[str, str], int] = {}  # (symbol, view key) -> clients
 
-    def add(self, sid: str, symbol: str, room: str) -> None:
+    def add(self, sid: str, symbol: str, room: Room) -> None:
         held = self.by_client.setdefault(sid, {})
         if symbol not in held:
             self.viewers[symbol] = self.viewers.get(symbol, 0) + 1
@@ -45,8 +46,8 @@ class Subscriptions:
         if not self.viewers[symbol]:
             del self.viewers[symbol]
 
-    def _count_view(self, symbol: str, room: str, by: int) -> None:
-        key = room_view(room)
+    def _count_view(self, symbol: str, room: Room, by: int) -> None:
+        key = room.view
         if not key:
             return  # the default view is always rendered: nothing to stamp
         count = self.view_viewers.get((symbol, key), 0) + by
@@ -68,7 +69,7 @@ class Subscriptions:
     def holds(self, sid: str, symbol: str) -> bool:
         return symbol in self.by_client.get(sid, ())
 
-    def room_of(self, sid: str, symbol: str) -> str | None:
+    def room_of(self, sid: str, symbol: str) -> Room | None:
         return self.by_client.get(sid, {}).get(symbol)
 
     def held_by(self, sid: str) -> int:
@@ -92,7 +93,7 @@ class ClientBook:
         self.jwt = _jwt_policy(settings)
         # sid -> symbol -> (its newest join still under way, the room it joins): a newer
         # subscribe to a symbol (another view) wins over one still joining.
-        self.joining: dict[str, dict[str, tuple[int, str]]] = {}
+        self.joining: dict[str, dict[str, tuple[int, Room]]] = {}
         self._joins = 0
 
     def admit(self, sid: str, environ: dict[str, Any], auth: Any) -> bool:
@@ -125,13 +126,13 @@ class ClientBook:
                 gone.append(sid)
         return gone
 
-    def begin_join(self, sid: str, symbol: str, room: str) -> int:
+    def begin_join(self, sid: str, symbol: str, room: Room) -> int:
         """A join of ``room`` starts; the token ``newest_join`` compares with."""
         self._joins += 1
         self.joining.setdefault(sid, {})[symbol] = (self._joins, room)
         return self._joins
 
-    def newest_join(self, sid: str, symbol: str) -> tuple[int, str] | None:
+    def newest_join(self, sid: str, symbol: str) -> tuple[int, Room] | None:
         """The newest join of the symbol still under way: (its token, its room)."""
         return self.joining.get(sid, {}).get(symbol)
 
@@ -143,7 +144,7 @@ class ClientBook:
             if not pending:
                 del self.joining[sid]
 
-    def rooms_of(self, sid: str, symbol: str) -> set[str]:
+    def rooms_of(self, sid: str, symbol: str) -> set[Room]:
         """The rooms the client is in, or joining, for the symbol."""
         rooms = {self.subscriptions.room_of(sid, symbol)}
         if (newest := self.newest_join(sid, symbol)) is not None:
@@ -178,7 +179,7 @@ class ClientBook:
         reason = self.guard.too_many_subscriptions(self.subscriptions.held_by(sid))
         return None if reason is None else self.refuse(event, "too_many_subscriptions", reason)
 
-    def joined(self, sid: str, symbol: str, room: str) -> None:
+    def joined(self, sid: str, symbol: str, room: Room) -> None:
         self.subscriptions.add(sid, symbol, room)
         self._update_gauge(symbol)
 

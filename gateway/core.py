@@ -22,12 +22,14 @@ and stamped again while any client here holds it.
 import logging
 import time
 from collections.abc import Callable, Generator
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
-import orjson
 import redis
 from engineio import packet as eio_packet
 
+from common.contract.packets import event_packet, figure_of
+from common.contract.rooms import Mode, Room, symbol_rooms
+from common.contract.snapshots import Snapshot
 from common.messages import (
     BARS,
     FIGURE,
@@ -36,13 +38,8 @@ from common.messages import (
     SNAPSHOT,
     SUBSCRIBE,
     UNSUBSCRIBE,
-    delta_room,
-    event_packet,
-    figure_room,
     graph_plot_payload,
-    legacy_room,
     ok_ack,
-    room_view,
 )
 from common.settings import Settings
 from gateway import metrics
@@ -53,7 +50,6 @@ from gateway.requests import (
     requested_updates,
     requested_view,
     subscription_room,
-    symbol_rooms,
 )
 from gateway.steps import (
     Disconnect,
@@ -92,22 +88,13 @@ def message(event: str, payload_json: bytes) -> eio_packet.Packet:
     return eio_packet.Packet(eio_packet.MESSAGE, event_packet(event, payload_json).decode())
 
 
-class Stored(NamedTuple):
-    """A symbol's snapshot as stored: the ``figure`` event payload (the newest whole
-    figure stored), and the ``bars`` event from it to the newest render, if any."""
-
-    payload: bytes | None
-    catchup: bytes | None = None
-
-
-def snapshot_packets(room: str, stored: Stored) -> tuple[eio_packet.Packet, ...]:
+def snapshot_packets(room: Room, stored: Snapshot) -> tuple[eio_packet.Packet, ...]:
     """What a client subscribing to ``room`` is sent first: the stored figure as the
     room's clients expect it, then, to a page, the deltas since it."""
     assert stored.payload is not None
-    if room.startswith(legacy_room("")):
-        figure_json = orjson.dumps(orjson.loads(stored.payload)["figure"])
-        return (message(GRAPH_PLOT, graph_plot_payload(figure_json)),)
-    if room.startswith(delta_room("")) and stored.catchup is not None:
+    if room.mode is Mode.ARTICLE:
+        return (message(GRAPH_PLOT, graph_plot_payload(figure_of(stored.payload))),)
+    if room.mode is Mode.DELTA and stored.catchup is not None:
         return message(FIGURE, stored.payload), message(BARS, stored.catchup)
     return (message(FIGURE, stored.payload),)
 
@@ -158,7 +145,7 @@ class GatewayCore:
             symbol = requested_symbol(data)
         except BadRequest as exc:
             return self.clients.refuse(PING_GRAPH, "invalid", str(exc))
-        return (yield from self._join(sid, PING_GRAPH, symbol, legacy_room(symbol)))
+        return (yield from self._join(sid, PING_GRAPH, symbol, Room(symbol, Mode.ARTICLE)))
 
     def unsubscribe(self, sid: str, data: Any = None) -> Steps[Ack]:
         if refused := (yield from self._over_limit(sid, UNSUBSCRIBE)):
@@ -179,8 +166,8 @@ class GatewayCore:
         try:
             symbol = requested_symbol(data)
             # The view the client holds (the default one if none).
-            room = self.clients.subscriptions.room_of(sid, symbol) or figure_room(symbol)
-            stored = yield ReadSnapshot(symbol, room_view(room))
+            room = self.clients.subscriptions.room_of(sid, symbol) or Room(symbol)
+            stored = yield ReadSnapshot(symbol, room.view)
         except BadRequest as exc:
             return self.clients.refuse(SNAPSHOT, "invalid", str(exc))
         except redis.RedisError:
@@ -207,10 +194,10 @@ class GatewayCore:
             yield Disconnect(sid)
         return refused
 
-    def _join(self, sid: str, event: str, symbol: str, room: str) -> Steps[Ack]:
+    def _join(self, sid: str, event: str, symbol: str, room: Room) -> Steps[Ack]:
         if refused := self.clients.subscription_refusal(sid, event, symbol):
             return refused
-        view = room_view(room)
+        view = room.view
         token = self.clients.begin_join(sid, symbol, room)
         yield Hold(sid, room)
         try:
@@ -250,11 +237,11 @@ class GatewayCore:
         self.clients.joined(sid, symbol, room)
         return ok_ack(symbol)
 
-    def _rooms_held(self, sid: str, symbol: str) -> tuple[str, ...]:
+    def _rooms_held(self, sid: str, symbol: str) -> tuple[Room, ...]:
         """Every room of the symbol the client may be in or joining: the default view's,
         and the one it holds or joins of another view."""
         rooms = dict.fromkeys(symbol_rooms(symbol))
-        rooms.update(dict.fromkeys(sorted(self.clients.rooms_of(sid, symbol))))
+        rooms.update(dict.fromkeys(sorted(self.clients.rooms_of(sid, symbol), key=str)))
         return tuple(rooms)
 
     def _flush(self, take: TakeHeld | Release) -> Steps[bool]:

@@ -15,8 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.contract.rooms import Room
+
 Packet = Any  # an Engine.IO packet, opaque here
-RoomHook = Callable[[str], None]
+RoomHook = Callable[[Room], None]
 
 
 @dataclass
@@ -28,11 +30,11 @@ class _Held:
 class Delivery:
     def __init__(self, on_first: RoomHook, on_last: RoomHook) -> None:
         self.on_first, self.on_last = on_first, on_last
-        self.members: dict[str, dict[str, str]] = {}  # room -> sid -> Engine.IO sid
-        self.held: dict[str, dict[str, _Held]] = {}  # room -> sid -> what waits for it
-        self.rooms_of: dict[str, set[str]] = {}  # sid -> rooms it is held for or in
+        self.members: dict[Room, dict[str, str]] = {}  # room -> sid -> Engine.IO sid
+        self.held: dict[Room, dict[str, _Held]] = {}  # room -> sid -> what waits for it
+        self.rooms_of: dict[str, set[Room]] = {}  # sid -> rooms it is held for or in
 
-    def hold(self, sid: str, room: str) -> None:
+    def hold(self, sid: str, room: Room) -> None:
         held = self.held.setdefault(room, {})
         if sid in held:
             return  # a second subscribe while the first is joining: one hold
@@ -41,7 +43,7 @@ class Delivery:
         if was_member is None:
             self._enter(sid, room)
 
-    def take_held(self, sid: str, eio_sid: str, room: str) -> list[Packet] | None:
+    def take_held(self, sid: str, eio_sid: str, room: Room) -> list[Packet] | None:
         """What was held since the last call; when nothing was, the hold ends, the
         client is a member and this returns []. None if the client left meanwhile."""
         state = self.held.get(room, {}).get(sid)
@@ -54,7 +56,7 @@ class Delivery:
         self.members.setdefault(room, {})[sid] = eio_sid
         return []
 
-    def release(self, sid: str, room: str) -> list[Packet]:
+    def release(self, sid: str, room: Room) -> list[Packet]:
         """A join that failed. A client that was a member stays one, as ``take_held``
         (call again until []); any other client's hold is dropped with what it held."""
         state = self.held.get(room, {}).get(sid)
@@ -66,7 +68,7 @@ class Delivery:
         self._exit(sid, room)
         return []
 
-    def leave(self, sid: str, room: str) -> None:
+    def leave(self, sid: str, room: Room) -> None:
         held = self._pop(self.held, room, sid)
         member = self._pop(self.members, room, sid)
         if held is not None or member is not None:
@@ -76,21 +78,21 @@ class Delivery:
         for room in list(self.rooms_of.get(sid, ())):
             self.leave(sid, room)
 
-    def recipients(self, room: str, packets: list[Packet]) -> list[str]:
+    def recipients(self, room: Room, packets: list[Packet]) -> list[str]:
         """The Engine.IO sids to send a room's update to now; held clients keep theirs."""
         for state in self.held.get(room, {}).values():
             state.packets.extend(packets)
         members = self.members.get(room)
         return list(members.values()) if members else []
 
-    def rooms(self) -> set[str]:
+    def rooms(self) -> set[Room]:
         """Every room in use."""
         return set(self.members) | set(self.held)
 
     # -- bookkeeping ---------------------------------------------------------------------
 
     @staticmethod
-    def _pop(table: dict[str, dict[str, Any]], room: str, sid: str) -> Any:
+    def _pop(table: dict[Room, dict[str, Any]], room: Room, sid: str) -> Any:
         entries = table.get(room)
         if entries is None:
             return None
@@ -99,13 +101,13 @@ class Delivery:
             del table[room]
         return value
 
-    def _enter(self, sid: str, room: str) -> None:
+    def _enter(self, sid: str, room: Room) -> None:
         rooms = self.rooms_of.setdefault(sid, set())
         rooms.add(room)
         if len(self.held.get(room, ())) + len(self.members.get(room, ())) == 1:
             self.on_first(room)
 
-    def _exit(self, sid: str, room: str) -> None:
+    def _exit(self, sid: str, room: Room) -> None:
         rooms = self.rooms_of.get(sid)
         if rooms is not None:
             rooms.discard(room)

@@ -31,7 +31,9 @@ from socketio.async_pubsub_manager import AsyncPubSubManager
 from socketio.pubsub_manager import PubSubManager
 
 from common.connection import connect, connect_async, connect_listener, connect_listener_async
-from common.keys import Keys
+from common.contract.keys import Keys
+from common.contract.packets import packet_event
+from common.contract.rooms import Room
 from common.settings import Settings
 from gateway import metrics
 from gateway.channels import SUBSCRIBE, UNSUBSCRIBE, ChannelBook
@@ -65,7 +67,7 @@ class RelayCore(RoomIndex):
     def setup_relay(self, settings: Settings) -> None:
         self.max_queued = settings.max_queued
         self.keys = Keys(settings.key_prefix)
-        self.room_prefix = self.keys.room_channel("").encode()
+        self.room_prefix = self.keys.room_channels.encode()
         self.stock_channel = self.keys.socketio_channel.encode()
         self.book = ChannelBook()
         self.delivery = Delivery(self._room_in_use, self._room_out_of_use)
@@ -85,11 +87,11 @@ class RelayCore(RoomIndex):
 
     # -- rooms in use ---------------------------------------------------------------
 
-    def _room_in_use(self, room: str) -> None:
+    def _room_in_use(self, room: Room) -> None:
         self.book.want(room)
         self._schedule_flush()
 
-    def _room_out_of_use(self, room: str) -> None:
+    def _room_out_of_use(self, room: Room) -> None:
         self.book.unwant(room)
         self._schedule_flush()
 
@@ -104,7 +106,7 @@ class RelayCore(RoomIndex):
     def _batch(self) -> tuple[list[str], list[str]]:
         self._flush_due = False
         subscribe, unsubscribe = self.book.batch()
-        channel = self.keys.room_channel
+        channel = self.keys.channel
         return [channel(r) for r in subscribe], [channel(r) for r in unsubscribe]
 
     # -- what the listener hears ----------------------------------------------------
@@ -142,22 +144,22 @@ class RelayCore(RoomIndex):
         kind, channel = message["type"], message["channel"] or b""
         if channel == self.stock_channel:
             return (message["data"], None) if kind == "message" else (None, None)
-        if not channel.startswith(self.room_prefix):
+        room = self.keys.room_of(channel) if channel.startswith(self.room_prefix) else None
+        if room is None:
             return None, None  # a PONG, or not ours
-        room = channel[len(self.room_prefix) :].decode()
         if kind == "message":
             return None, self.relay(room, message["data"])
         if kind in (SUBSCRIBE, UNSUBSCRIBE):
             self.book.confirmed(kind, room)
         return None, None
 
-    def relay(self, room: str, packet: bytes) -> Awaitable[None] | None:
+    def relay(self, room: Room, packet: bytes) -> Awaitable[None] | None:
         """One update to a room's clients on this gateway, as it was published."""
         started = time.perf_counter()
         packets = [eio_packet.Packet(eio_packet.MESSAGE, packet.decode())]
         recipients = self.delivery.recipients(room, packets)
         sending = self.outbox.send(recipients, packets)
-        event = packet[3 : packet.find(b'"', 3)].decode()  # 2["<event>",...]
+        event = packet_event(packet)
         metrics.EVENTS_OUT.labels(event).inc(len(recipients))
         metrics.EMIT_SECONDS.labels(event).observe(time.perf_counter() - started)
         return sending
@@ -176,7 +178,7 @@ class AsyncRelayManager(RelayCore, AsyncPubSubManager):  # type: ignore[misc]
         self.started = True
         super().initialize()
 
-    async def listen_room(self, room: str, timeout: float) -> None:
+    async def listen_room(self, room: Room, timeout: float) -> None:
         if self.book.ready(room):
             return
         ready = asyncio.Event()
@@ -250,7 +252,7 @@ class RelayManager(RelayCore, PubSubManager):  # type: ignore[misc]
         self.started = True
         super().initialize()
 
-    def listen_room(self, room: str, timeout: float) -> None:
+    def listen_room(self, room: Room, timeout: float) -> None:
         if self.book.ready(room):
             return
         ready = self.server.eio.create_event()

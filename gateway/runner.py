@@ -12,14 +12,17 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
+import redis.asyncio
 import socketio
 
-from common.keys import Keys
+from common.contract.keys import Keys
+from common.contract.lua import ScriptCall, Scripts
+from common.contract.snapshots import ReadSnapshot
 from common.settings import Settings
 from gateway import internals, steps
-from gateway.core import GatewayCore, Handler, Steps, Stored
+from gateway.core import GatewayCore, Handler, Steps
 from gateway.internals import websocket
-from gateway.watching import WATCH_SCRIPT, WATCH_VIEW_SCRIPT, watch_args, watch_view_args
+from gateway.watching import watch_call, watch_view_call
 
 log = logging.getLogger("rtplot.gateway")
 
@@ -35,9 +38,8 @@ class Runner:
     def __init__(self, sio: Any, redis_client: Any, settings: Settings) -> None:
         self.sio, self.redis, self.settings = sio, redis_client, settings
         self.manager = sio.manager
-        self.keys = Keys(settings.key_prefix)
-        self.watch_script = redis_client.register_script(WATCH_SCRIPT)
-        self.watch_view_script = redis_client.register_script(WATCH_VIEW_SCRIPT)
+        self.scripts = Scripts(redis_client, Keys(settings.key_prefix))
+        self.is_async = isinstance(redis_client, redis.asyncio.Redis)
         self.perform_as: dict[type, Callable[[Any], Any]] = {
             steps.Watch: self.watch,
             steps.WatchView: self.watch_view,
@@ -59,22 +61,20 @@ class Runner:
         """The step's result, or (under asyncio) an awaitable of it."""
         return self.perform_as[type(step)](step)
 
+    def run(self, call: ScriptCall[T]) -> Any:
+        """A script of the contract: its reply, or (under asyncio) an awaitable of it."""
+        return self.scripts.run_async(call) if self.is_async else self.scripts.run(call)
+
     def watch(self, step: steps.Watch) -> Any:
         if step.symbol in self.settings.symbols:
             return True  # configured symbols are always tracked
-        keys, args = watch_args(self.settings, step.symbol)
-        return self.watch_script(keys=keys, args=args)
+        return self.run(watch_call(self.settings, step.symbol))
 
     def watch_view(self, step: steps.WatchView) -> Any:
-        keys, args = watch_view_args(self.settings, step.symbol, step.view, step.notify)
-        return self.watch_view_script(keys=keys, args=args)
+        return self.run(watch_view_call(step.symbol, step.view, step.notify))
 
     def read_snapshot(self, step: steps.ReadSnapshot) -> Any:
-        key = self.keys.snapshot(step.symbol, step.view)
-        reply = self.redis.hmget(key, ["payload", "catchup"])
-        if inspect.isawaitable(reply):
-            return _then(reply, Stored._make)
-        return Stored._make(reply)
+        return self.run(ReadSnapshot(step.symbol, step.view))
 
     def take_held(self, step: steps.TakeHeld) -> Any:
         return self.manager.delivery.take_held(step.sid, self.eio_sid(step.sid), step.room)
@@ -101,10 +101,6 @@ class Runner:
         except KeyError:  # nobody is connected any more
             return None
         return eio_sid
-
-
-async def _then(awaitable: Any, then: Callable[[Any], T]) -> T:
-    return then(await awaitable)
 
 
 def in_order(calls: Sequence[Callable[[], Any]], result: Any = None) -> Any:

@@ -9,6 +9,8 @@ them with a script. Each docstring says what the step returns.
 from dataclasses import dataclass
 from typing import Any
 
+from common.contract.rooms import Room
+
 
 @dataclass(frozen=True, slots=True)
 class Watch:
@@ -32,7 +34,7 @@ class WatchView:
 @dataclass(frozen=True, slots=True)
 class ReadSnapshot:
     """The snapshot of the symbol's view with key ``view`` ("" the default view) as
-    stored (``gateway.core.Stored``)."""
+    stored (``common.contract.snapshots.Snapshot``)."""
 
     symbol: str
     view: str = ""
@@ -43,7 +45,7 @@ class Hold:
     """From now on, updates to ``room`` for this client are held, not sent. None."""
 
     sid: str
-    room: str
+    room: Room
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +53,7 @@ class Listen:
     """Wait until this gateway receives ``room``'s updates (its channel subscribed and
     confirmed by Redis). None; raises TimeoutError or a Redis error."""
 
-    room: str
+    room: Room
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +62,7 @@ class Enter:
     queue (``RedisManager.emit(..., room=...)``) reach it. None."""
 
     sid: str
-    room: str
+    room: Room
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +80,7 @@ class TakeHeld:
     to the client. A list of packets."""
 
     sid: str
-    room: str
+    room: Room
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +88,7 @@ class Release:
     """Drop the client's hold on ``room`` and what it held (a refused subscribe). None."""
 
     sid: str
-    room: str
+    room: Room
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +96,7 @@ class Leave:
     """Take the client out of these rooms, held or joined. None."""
 
     sid: str
-    rooms: tuple[str, ...]
+    rooms: tuple[Room, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from typing import IO, Self
 import redis
 
 from common.connection import answers
-from common.keys import Keys
+from common.contract.keys import Keys
 
 RTPLOT = (sys.executable, "-m", "rtplot.cli")  # this interpreter: no console script needed
 STOP_GRACE = 10.0  # seconds a child gets to exit after SIGTERM

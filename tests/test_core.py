@@ -8,14 +8,17 @@ import orjson
 import pytest
 import redis
 
+from common.contract.rooms import Room
+from common.contract.snapshots import Snapshot
 from common.settings import Settings
 from gateway import steps as do
-from gateway.core import GatewayCore, Steps, Stored
+from gateway.core import GatewayCore, Steps
 from gateway.delivery import Delivery
 from gateway.limits import DISCONNECT_AFTER_REFUSALS
 from gateway.runner import drive
 
 SNAPSHOT = b'{"symbol":"AAPL","seq":7,"figure":{"data":[{"y":[1.5]}],"layout":{}}}'
+R = Room.parse
 UNAVAILABLE = {"ok": False, "error": "temporarily unavailable, try again"}
 
 
@@ -40,7 +43,7 @@ class Script:
             case do.Watch():
                 return self.watched
             case do.ReadSnapshot():
-                return Stored(self.snapshot, self.catchup)
+                return Snapshot(self.snapshot, self.catchup)
             case do.Hold(sid, room):
                 return self.delivery.hold(sid, room)
             case do.TakeHeld(sid, room):
@@ -61,7 +64,7 @@ class Script:
     def kinds(self) -> list[str]:
         return [type(step).__name__ for step in self.steps]
 
-    def update(self, room: str, payload: str) -> Callable[[], Any]:
+    def update(self, room: Room, payload: str) -> Callable[[], Any]:
         """A hook publishing an update to ``room`` the moment it runs."""
         from engineio.packet import MESSAGE, Packet
 
@@ -89,7 +92,7 @@ def test_a_subscription_reads_the_snapshot_only_once_its_room_is_heard(
         "Hold", "Watch", "Listen", "ReadSnapshot", "Leave", "Enter", "Send", "TakeHeld"
     ]  # fmt: skip
     assert script.sent == ['42["figure",' + SNAPSHOT.decode() + "]"]
-    assert script.delivery.members == {"figure:AAPL": {"c1": "eio-c1"}}
+    assert script.delivery.members == {R("figure:AAPL"): {"c1": "eio-c1"}}
     assert core.clients.subscriptions.holds("c1", "AAPL")
 
 
@@ -97,14 +100,14 @@ def test_updates_published_while_joining_follow_the_snapshot_in_order(
     core: GatewayCore,
 ) -> None:
     script = Script()
-    script.during[do.ReadSnapshot] = script.update("bars:AAPL", '2["bars",{"seq":8}]')
-    later = script.update("bars:AAPL", '2["bars",{"seq":9}]')
+    script.during[do.ReadSnapshot] = script.update(R("bars:AAPL"), '2["bars",{"seq":8}]')
+    later = script.update(R("bars:AAPL"), '2["bars",{"seq":9}]')
     script.during[do.Send] = lambda: (later(), script.during.pop(do.Send))  # once
     run(core.subscribe("c1", {"symbol": "AAPL", "updates": "delta"}), script)
     assert script.sent[1:] == ['42["bars",{"seq":8}]', '42["bars",{"seq":9}]']
     assert script.kinds()[-4:] == ["Send", "TakeHeld", "Send", "TakeHeld"]
     assert script.delivery.held == {}
-    assert script.delivery.members == {"bars:AAPL": {"c1": "eio-c1"}}
+    assert script.delivery.members == {R("bars:AAPL"): {"c1": "eio-c1"}}
 
 
 def test_a_page_gets_the_stored_figure_then_the_deltas_since_it(core: GatewayCore) -> None:
@@ -161,13 +164,13 @@ def test_a_failed_resubscription_keeps_the_earlier_one_and_its_updates(
     script.sent.clear()
 
     def fail() -> None:
-        script.update("figure:AAPL", '2["figure",{"seq":8}]')()
+        script.update(R("figure:AAPL"), '2["figure",{"seq":8}]')()
         raise redis.ConnectionError("gone")
 
     script.during[do.ReadSnapshot] = fail
     assert run(core.subscribe("c1", {"symbol": "AAPL"}), script) == UNAVAILABLE
     assert script.sent == ['42["figure",{"seq":8}]']  # held, then released to it
-    assert script.delivery.members == {"figure:AAPL": {"c1": "eio-c1"}}
+    assert script.delivery.members == {R("figure:AAPL"): {"c1": "eio-c1"}}
 
 
 def test_unsubscribing_while_a_join_waits_wins(core: GatewayCore) -> None:
@@ -176,7 +179,7 @@ def test_unsubscribing_while_a_join_waits_wins(core: GatewayCore) -> None:
     script.during[do.ReadSnapshot] = lambda: run(core.unsubscribe("c1", {"symbol": "AAPL"}), script)
     assert run(core.subscribe("c1", {"symbol": "AAPL"}), script)["ok"]
     assert script.delivery.members == {} and script.delivery.held == {}
-    assert script.steps[-1] == do.Leave("c1", ("figure:AAPL",))
+    assert script.steps[-1] == do.Leave("c1", (R("figure:AAPL"),))
     assert not core.clients.subscriptions.holds("c1", "AAPL")
 
 
@@ -184,8 +187,8 @@ def test_switching_update_mode_leaves_the_other_rooms(core: GatewayCore) -> None
     script = Script()
     run(core.subscribe("c1", {"symbol": "AAPL"}), script)
     run(core.subscribe("c1", {"symbol": "AAPL", "updates": "delta"}), script)
-    assert script.delivery.members == {"bars:AAPL": {"c1": "eio-c1"}}
-    assert do.Leave("c1", ("figure:AAPL", "graph_plot:AAPL")) in script.steps
+    assert script.delivery.members == {R("bars:AAPL"): {"c1": "eio-c1"}}
+    assert do.Leave("c1", (R("figure:AAPL"), R("graph_plot:AAPL"))) in script.steps
 
 
 def test_the_articles_client_gets_the_figure_as_a_json_string(core: GatewayCore) -> None:
@@ -194,7 +197,7 @@ def test_the_articles_client_gets_the_figure_as_a_json_string(core: GatewayCore)
     event, payload = orjson.loads(script.sent[0][2:])  # 42[...]
     assert event == "graph_plot"
     assert orjson.loads(payload) == orjson.loads(SNAPSHOT)["figure"]
-    assert do.Enter("c1", "graph_plot:AAPL") in script.steps
+    assert do.Enter("c1", R("graph_plot:AAPL")) in script.steps
 
 
 @pytest.mark.parametrize("payload", [None, 3, {"symbol": "A B"}, {"symbol": "AAPL", "updates": 1}])
@@ -271,7 +274,7 @@ def test_a_failed_step_is_thrown_into_the_core() -> None:
 
 # -- views ---------------------------------------------------------------------------
 
-CANDLES = "figure:AAPL@candles.5m.vol"
+CANDLES = R("figure:AAPL@candles.5m.vol")
 
 
 def test_a_view_is_its_own_room_stamped_as_watched_once_it_is_heard(core: GatewayCore) -> None:
@@ -295,17 +298,17 @@ def test_the_default_view_asks_no_stamp_and_keeps_its_rooms(core: GatewayCore) -
     view = {"chart": "mountain", "timeframe": "1m", "indicators": [], "volume": False}
     run(core.subscribe("c1", {"symbol": "AAPL", "updates": "delta", **view}), script)
     assert "WatchView" not in script.kinds() and do.ReadSnapshot("AAPL", "") in script.steps
-    assert script.delivery.members == {"bars:AAPL": {"c1": "eio-c1"}}
+    assert script.delivery.members == {R("bars:AAPL"): {"c1": "eio-c1"}}
 
 
 def test_switching_views_leaves_the_old_views_room(core: GatewayCore) -> None:
     script = Script()
     run(core.subscribe("c1", {"symbol": "AAPL", "chart": "candles", "timeframe": "5m"}), script)
     run(core.subscribe("c1", {"symbol": "AAPL", "chart": "ohlc", "updates": "delta"}), script)
-    assert script.delivery.members == {"bars:AAPL@ohlc.1m.vol": {"c1": "eio-c1"}}
+    assert script.delivery.members == {R("bars:AAPL@ohlc.1m.vol"): {"c1": "eio-c1"}}
     assert core.clients.subscriptions.views() == [("AAPL", "ohlc.1m.vol")]
     run(core.subscribe("c1", {"symbol": "AAPL"}), script)  # back to the article's chart
-    assert script.delivery.members == {"figure:AAPL": {"c1": "eio-c1"}}
+    assert script.delivery.members == {R("figure:AAPL"): {"c1": "eio-c1"}}
     assert core.clients.subscriptions.views() == []
 
 
@@ -318,9 +321,9 @@ def test_of_two_overlapping_subscribes_the_later_wins(core: GatewayCore) -> None
         run(later, script),
     )
     assert run(core.subscribe("c1", {"symbol": "AAPL", "chart": "candles"}), script)["ok"]
-    assert script.delivery.members == {"figure:AAPL@ohlc.1m.vol": {"c1": "eio-c1"}}
+    assert script.delivery.members == {R("figure:AAPL@ohlc.1m.vol"): {"c1": "eio-c1"}}
     assert script.delivery.held == {}
-    assert core.clients.subscriptions.room_of("c1", "AAPL") == "figure:AAPL@ohlc.1m.vol"
+    assert core.clients.subscriptions.room_of("c1", "AAPL") == R("figure:AAPL@ohlc.1m.vol")
 
 
 def test_unsubscribing_leaves_a_views_room_even_while_it_is_joined(core: GatewayCore) -> None:
@@ -387,10 +390,10 @@ def test_a_join_finishing_while_a_later_one_waits_gives_way(core: GatewayCore) -
     script.during[do.ReadSnapshot] = start_later
     assert run(core.subscribe("c1", {"symbol": "AAPL", "chart": "candles"}), script)["ok"]
     assert script.delivery.members == {}  # the earlier join gave way
-    assert list(script.delivery.held) == ["figure:AAPL@ohlc.1m.vol"]
+    assert list(script.delivery.held) == [R("figure:AAPL@ohlc.1m.vol")]
     result = script.perform(paused[0])
     with pytest.raises(StopIteration) as done:
         while True:
             result = script.perform(later.send(result))
     assert done.value.value == {"ok": True, "symbol": "AAPL"}
-    assert script.delivery.members == {"figure:AAPL@ohlc.1m.vol": {"c1": "eio-c1"}}
+    assert script.delivery.members == {R("figure:AAPL@ohlc.1m.vol"): {"c1": "eio-c1"}}

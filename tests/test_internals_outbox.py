@@ -18,7 +18,7 @@ from engineio.socket import Socket
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from common.messages import event_packet
+from common.contract.packets import event_packet
 from gateway import internals
 from gateway.delivery import Delivery
 from gateway.internals.outbox import Outbox
