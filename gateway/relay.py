@@ -7,12 +7,13 @@ manager listens to one channel, so every gateway receives every update of every 
 and drops those for rooms it has no client in. Here the listener also subscribes to
 the channel of each room in use on this gateway (gateway.channels batches that), and
 relays what arrives there, a ready-made Socket.IO packet, to the room's clients
-(gateway.delivery) without parsing it. A gateway holding no client of a symbol receives
-none of its bytes.
+(gateway.membership) without parsing it. A gateway holding no client of a symbol
+receives none of its bytes.
 
 The stock channel stays: what any process emits through python-socketio's own
 ``RedisManager(url, write_only=True).emit(...)`` arrives there and is handled by
-python-socketio as usual.
+python-socketio as usual, to python-socketio's rooms, which follow the membership
+(gateway.internals.rooms).
 
 The listener reconnects by itself, within a second, and subscribes again to every room
 in use; a connection that stops answering is noticed by its own PING.
@@ -37,9 +38,9 @@ from common.contract.rooms import Room
 from common.settings import Settings
 from gateway import metrics
 from gateway.channels import SUBSCRIBE, UNSUBSCRIBE, ChannelBook
-from gateway.delivery import Delivery
 from gateway.internals.outbox import Outbox
-from gateway.internals.rooms import RoomIndex
+from gateway.internals.rooms import LibraryRooms
+from gateway.membership import Membership
 
 log = logging.getLogger("rtplot.gateway")
 
@@ -61,7 +62,7 @@ class Backoff:
         self.delay = RECONNECT_FIRST
 
 
-class RelayCore(RoomIndex):
+class RelayCore(LibraryRooms):
     """What both managers share: the rooms in use, their subscriptions, the relay."""
 
     def setup_relay(self, settings: Settings) -> None:
@@ -70,7 +71,13 @@ class RelayCore(RoomIndex):
         self.room_prefix = self.keys.room_channels.encode()
         self.stock_channel = self.keys.socketio_channel.encode()
         self.book = ChannelBook()
-        self.delivery = Delivery(self._room_in_use, self._room_out_of_use)
+        self.membership = Membership(
+            on_first=self._room_in_use,
+            on_last=self._room_out_of_use,
+            on_subscribed=self.follow_enter,
+            on_unsubscribed=self.follow_leave,
+            on_viewers=metrics.set_viewers,
+        )
         self.started = False  # the listener was started
         self.listening = False  # ... and is subscribed on a live connection
         self._heard = self._pinged = 0.0
@@ -156,9 +163,10 @@ class RelayCore(RoomIndex):
     def relay(self, room: Room, packet: bytes) -> Awaitable[None] | None:
         """One update to a room's clients on this gateway, as it was published."""
         started = time.perf_counter()
-        packets = [eio_packet.Packet(eio_packet.MESSAGE, packet.decode())]
-        recipients = self.delivery.recipients(room, packets)
-        sending = self.outbox.send(recipients, packets)
+        recipients = self.membership.recipients(room, [packet])
+        sending = self.outbox.send(
+            recipients, [eio_packet.Packet(eio_packet.MESSAGE, packet.decode())]
+        )
         event = packet_event(packet)
         metrics.EVENTS_OUT.labels(event).inc(len(recipients))
         metrics.EMIT_SECONDS.labels(event).observe(time.perf_counter() - started)

@@ -1,14 +1,47 @@
-"""Telling the fetcher which unconfigured symbols clients watch, within the one cap; and
-the renderers which views of a symbol (common.views) clients watch. The stamps are the
-contract's (common.contract.watching)."""
+"""What this gateway's clients watch, told to the fetcher (symbols, within the one cap)
+and to the renderers (views of a symbol, common.views): the one place the gateway
+decides what it stamps. The stamps themselves are the contract's
+(common.contract.watching)."""
 
 import time
 
 from common.contract.watching import Watch, WatchView, symbol_slots
 from common.settings import Settings
+from gateway import steps
+from gateway.membership import Membership
+
+
+class Watching:
+    def __init__(self, settings: Settings, membership: Membership) -> None:
+        self.settings, self.membership = settings, membership
+
+    def needs_stamp(self, symbol: str) -> bool:
+        """Configured symbols are always tracked; any other is while it is stamped."""
+        return symbol not in self.settings.symbols
+
+    def restamps(self) -> list[steps.Watch | steps.WatchView]:
+        """The stamps that keep what clients here hold watched: each symbol that needs
+        one, and each view other than the default one (no render asked: it has one)."""
+        stamps: list[steps.Watch | steps.WatchView] = [
+            steps.Watch(symbol) for symbol in self.membership.symbols() if self.needs_stamp(symbol)
+        ]
+        stamps += [
+            steps.WatchView(symbol, view, notify=False) for symbol, view in self.membership.views()
+        ]
+        return stamps
+
+    @property
+    def refresh_every(self) -> float:
+        """How often the stamps are renewed: well inside RTPLOT_WATCH_TTL."""
+        return max(self.settings.watch_ttl / 4, 0.5)
+
+    def too_many(self) -> str:
+        cap = self.settings.max_symbols
+        return f"too many symbols tracked (RTPLOT_MAX_SYMBOLS={cap}); try later"
 
 
 def watch_call(settings: Settings, symbol: str) -> Watch:
+    """The contract's stamp of a symbol, under the one cap."""
     now = time.time()
     slots = symbol_slots(settings.max_symbols, settings.symbols)
     return Watch(symbol, now, now - settings.watch_ttl, slots)
@@ -16,12 +49,3 @@ def watch_call(settings: Settings, symbol: str) -> Watch:
 
 def watch_view_call(symbol: str, view: str, notify: bool) -> WatchView:
     return WatchView(symbol, view, time.time(), notify)
-
-
-def refresh_every(settings: Settings) -> float:
-    """How often a gateway re-stamps the symbols its clients watch: well inside the TTL."""
-    return max(settings.watch_ttl / 4, 0.5)
-
-
-def too_many(settings: Settings) -> str:
-    return f"too many symbols tracked (RTPLOT_MAX_SYMBOLS={settings.max_symbols}); try later"

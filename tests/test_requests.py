@@ -6,10 +6,9 @@ import pytest
 import socketio
 
 from common.contract.packets import event_packet
-from common.contract.rooms import Mode, Room, symbol_rooms
+from common.contract.rooms import Mode, symbol_rooms
 from common.logs import JsonFormatter, TextFormatter
 from common.messages import OrjsonCodec, graph_plot_payload
-from gateway.clients import Subscriptions
 from gateway.requests import BadRequest, requested_symbol, requested_updates
 
 
@@ -25,23 +24,6 @@ def test_bad_requests_say_why(data: object) -> None:
     with pytest.raises(BadRequest) as error:
         requested_symbol(data)
     assert str(error.value)
-
-
-def test_subscriptions_track_clients_per_symbol() -> None:
-    subs = Subscriptions()
-    subs.add("a", "AAPL", Room.parse("figure:AAPL"))
-    subs.add("b", "AAPL", Room.parse("figure:AAPL"))
-    subs.add("a", "MSFT", Room.parse("bars:MSFT"))
-    assert subs.counts() == {"AAPL": 2, "MSFT": 1}
-    assert subs.held_by("a") == 2 and subs.holds("a", "MSFT")
-    subs.add("a", "MSFT", Room.parse("figure:MSFT"))  # again, in another mode: still one
-    assert subs.room_of("a", "MSFT") == Room.parse("figure:MSFT")
-    assert subs.counts() == {"AAPL": 2, "MSFT": 1}
-    assert sorted(subs.remove_client("a")) == ["AAPL", "MSFT"]
-    assert subs.counts() == {"AAPL": 1}
-    subs.remove("b", "AAPL")
-    subs.remove("b", "AAPL")  # twice is harmless
-    assert subs.symbols() == []
 
 
 def test_graph_plot_payload_is_the_figure_as_a_json_string() -> None:
@@ -105,18 +87,3 @@ def test_a_subscribe_names_a_view_and_its_room() -> None:
     assert requested_view("AAPL") == DEFAULT and requested_view({"symbol": "AAPL"}) == DEFAULT
     with pytest.raises(BadRequest, match='unknown field "timeFrame"'):
         requested_view({"symbol": "AAPL", "timeFrame": "5m"})
-
-
-def test_subscriptions_count_the_viewers_of_each_view() -> None:
-    subs = Subscriptions()
-    subs.add("a", "AAPL", Room.parse("figure:AAPL@candles.5m.vol"))
-    subs.add("b", "AAPL", Room.parse("bars:AAPL@candles.5m.vol"))
-    subs.add("c", "AAPL", Room.parse("bars:AAPL"))
-    assert subs.views() == [("AAPL", "candles.5m.vol")] and subs.counts() == {"AAPL": 3}
-    subs.add(
-        "a", "AAPL", Room.parse("figure:AAPL@ohlc.1h.vol")
-    )  # a switch of view: still one symbol
-    assert sorted(subs.views()) == [("AAPL", "candles.5m.vol"), ("AAPL", "ohlc.1h.vol")]
-    subs.remove("b", "AAPL")
-    subs.remove_client("a")
-    assert subs.views() == [] and subs.counts() == {"AAPL": 1}
