@@ -4,11 +4,11 @@ Each room has a channel of its own (``Keys.channel``), to which only the gateway
 with a client in the room subscribe; a message is the Socket.IO event packet itself
 (``common.contract.packets.event_packet``), which a gateway relays unparsed.
 
-A render's delta goes to the page's room with the render's store (renderer.store,
-in one script). The whole figure, 200 kB for a week's window, goes only to the rooms
-that store found watched (renderer.watching): the view's figure room (``figure`` events)
-and, for the default view, the article's ``graph_plot`` room (the figure as a JSON
-string), and to each at most once per ``RTPLOT_FULL_FIGURE_EVERY`` seconds.
+A render's delta goes to the page's room with the render's store (renderer.store, in
+one script). The whole figure, hundreds of kB for a week's window, goes only to the
+rooms that store found watched (renderer.watching): the view's figure room (``figure``
+events) and, for the default view, the article's ``graph_plot`` room (the figure as a
+JSON string), and to each at most once per ``RTPLOT_FULL_FIGURE_EVERY`` seconds.
 """
 
 import time

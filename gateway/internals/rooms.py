@@ -7,10 +7,10 @@ process (the stock message queue channel) reaches, so each subscription is enter
 them, and left, as the membership says (``follow_enter``, ``follow_leave``).
 
 python-socketio finds a disconnecting client's rooms by scanning (and copying) every
-room of the namespace, and every client has a room of its own. When 6,000 clients
-dropped at once, the gateway did nothing else for many seconds (docs/benchmarks.md); a
-network blip or a load balancer restart does that. So the rooms each client is in are
-indexed, by the same three methods that change them, and a disconnect leaves those.
+room of the namespace, and every client has a room of its own: when thousands of clients
+drop at once (a network blip, a load balancer restart), the gateway does nothing else
+for a long while (docs/benchmarks.md). So the rooms each client is in are indexed, by
+the same three methods that change them, and a disconnect leaves those.
 """
 
 import logging
