@@ -114,7 +114,7 @@ Publish = Callable[[Room, dict[str, Any]], None]
 
 def publisher(redis_url: str, mode: str, kind: str, stop: threading.Event, seconds: float) -> None:
     """An update per symbol once a second, each stamped with its publish time."""
-    mode = Mode.DELTA if kind == "delta" else Mode.FIGURE
+    updates = Mode.DELTA if kind == "delta" else Mode.FIGURE
     payloads = {symbol: payload_for(kind, symbol) for symbol in SYMBOLS}
     client = redis.Redis.from_url(redis_url)
     publish = stock_emit(redis_url) if mode == "stock" else room_publish(client)
@@ -127,7 +127,7 @@ def publisher(redis_url: str, mode: str, kind: str, stop: threading.Event, secon
             for symbol, payload in payloads.items():
                 payload["seq"] = seq
                 payload["sent"] = time.time()
-                publish(Room(symbol, mode), payload)
+                publish(Room(symbol, updates), payload)
             stop.wait(max(0.0, 1.0 - (time.monotonic() - tick)))
     finally:
         client.close()
