@@ -90,10 +90,17 @@ def test_the_fetchers_write_is_what_the_renderer_reads(client: "redis.Redis") ->
     store.upsert("AAPL", [moved], as_of=NOW + 1, now=NOW + 1)
     since = RenderStore(client, KEYS).read("AAPL", read.epoch, read.version)
     assert since.version == 2 and since.epoch == read.epoch
-    assert since.entries == {2: moved.t}  # the changelog: written and read in Lua...
-    assert (
-        since.changed_from == moved.t
-    )  # ... and in Python and since.rows == [[moved.t, 102, 104, 101, 103.5, 20]]
+    # The changelog, written and read in Lua (the rows from the minute that changed) and
+    # read in Python (the entries).
+    assert since.entries == {2: moved.t} and since.changed_from == moved.t
+    assert since.rows == [[moved.t, 102, 104, 101, 103.5, 20]]
+
+    # Another Redis history (a restart, a failover): the fetcher starts a new epoch, and
+    # the renderer takes its window whole again.
+    client.set(KEYS.lineage, "another-replication-id")
+    assert store.follow_lineage(["AAPL"]) == 1
+    renewed = RenderStore(client, KEYS).read("AAPL", since.epoch, since.version)
+    assert renewed.epoch != since.epoch and renewed.changed_from is None
 
 
 def test_the_fetchers_notice_is_what_the_renderer_reads(client: "redis.Redis") -> None:
