@@ -2,7 +2,7 @@
 subscription to be confirmed.
 
 A gateway receives a room's updates only while one of its clients is in the room
-(gateway.delivery says when that starts and ends). Subscriptions change in batches:
+(gateway.membership says when that starts and ends). Subscriptions change in batches:
 every room that came into use, or went out of use, since the last batch is sent in one
 SUBSCRIBE and one UNSUBSCRIBE, so a crowd reconnecting at once costs a few commands,
 not one round trip per client. A join waits for Redis to confirm its room's
