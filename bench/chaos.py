@@ -35,7 +35,8 @@ from typing import Any
 import orjson
 import socketio
 
-from common.keys import Keys
+from common.contract.keys import Keys
+from common.contract.snapshots import read_newest
 from fetcher.sources.synthetic import SyntheticSource
 from fetcher.store import BarStore
 from rtplot.processes import Service, Stack, clean_env, free_port
@@ -150,13 +151,8 @@ def balancer(ports: list[int]) -> Iterator[Service]:
 
 def newest(stack: Stack) -> dict[str, tuple[str, int]]:
     """Each symbol's newest render in the store: (epoch, head)."""
-    pipe = stack.client.pipeline(transaction=False)
-    for symbol in SYMBOLS:
-        pipe.hmget(Keys().snapshot(symbol), ["epoch", "head"])
-    return {
-        s: ((e or b"").decode(), int(h or 0))
-        for s, (e, h) in zip(SYMBOLS, pipe.execute(), strict=True)
-    }
+    found = read_newest(stack.client, Keys(), SYMBOLS)
+    return {symbol: (newest.epoch, newest.head) for symbol, newest in found.items()}
 
 
 def converged(stack: Stack, clients: Clients) -> tuple[int, int]:

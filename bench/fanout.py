@@ -36,16 +36,12 @@ from bench import profiles
 from bench.loadgen import Crowd, OnEvent, event_frame, self_cpu, socketio_url, use_uvloop
 from bench.render import sample_delta
 from bench.stats import median, percentile
-from common.keys import Keys
-from common.messages import (
-    BARS,
-    FIGURE,
-    SUBSCRIBE,
-    OrjsonCodec,
-    delta_room,
-    event_packet,
-    figure_room,
-)
+from common.contract.keys import Keys
+from common.contract.lua import Scripts
+from common.contract.packets import event_packet, figure_payload
+from common.contract.rooms import Mode, Room
+from common.contract.snapshots import Whole, WriteRender
+from common.messages import BARS, FIGURE, SUBSCRIBE, OrjsonCodec
 from fetcher.sources.synthetic import SyntheticSource
 from renderer.figure import build_figure
 from renderer.window import Window, rows_of
@@ -113,12 +109,12 @@ def payload_for(kind: str, symbol: str) -> dict[str, Any]:
     return {"sent": 0.0, "symbol": symbol, "seq": 0, "figure": build_figure(symbol, window)}
 
 
-Publish = Callable[[str, str, dict[str, Any]], None]  # (event, room, payload)
+Publish = Callable[[Room, dict[str, Any]], None]
 
 
 def publisher(redis_url: str, mode: str, kind: str, stop: threading.Event, seconds: float) -> None:
     """An update per symbol once a second, each stamped with its publish time."""
-    event, room = (BARS, delta_room) if kind == "delta" else (FIGURE, figure_room)
+    updates = Mode.DELTA if kind == "delta" else Mode.FIGURE
     payloads = {symbol: payload_for(kind, symbol) for symbol in SYMBOLS}
     client = redis.Redis.from_url(redis_url)
     publish = stock_emit(redis_url) if mode == "stock" else room_publish(client)
@@ -131,7 +127,7 @@ def publisher(redis_url: str, mode: str, kind: str, stop: threading.Event, secon
             for symbol, payload in payloads.items():
                 payload["seq"] = seq
                 payload["sent"] = time.time()
-                publish(event, room(symbol), payload)
+                publish(Room(symbol, updates), payload)
             stop.wait(max(0.0, 1.0 - (time.monotonic() - tick)))
     finally:
         client.close()
@@ -141,9 +137,9 @@ def room_publish(client: "redis.Redis") -> Publish:
     """As renderer/publish.py does: the Socket.IO packet, on the room's own channel."""
     keys = Keys()
 
-    def publish(event: str, room: str, payload: dict[str, Any]) -> None:
+    def publish(room: Room, payload: dict[str, Any]) -> None:
         data = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
-        client.publish(keys.room_channel(room), event_packet(event, data))
+        client.publish(keys.channel(room), event_packet(room.event, data))
 
     return publish
 
@@ -156,8 +152,8 @@ def stock_emit(redis_url: str) -> Publish:
         redis_url, channel=Keys().socketio_channel, write_only=True, json=OrjsonCodec
     )
 
-    def publish(event: str, room: str, payload: dict[str, Any]) -> None:
-        manager.emit(event, payload, room=room, namespace="/")
+    def publish(room: Room, payload: dict[str, Any]) -> None:
+        manager.emit(room.event, payload, room=room.name, namespace="/")
 
     return publish
 
@@ -340,11 +336,12 @@ def idle_run(mode: str, count: int) -> Idle:
     """``count`` clients that subscribe, get their snapshot and then only stay connected;
     then the gateway is stopped as compose stops it (SIGTERM), and timed."""
     with Stack(grace=30, cwd=ROOT, symbols=",".join(SYMBOLS[:4]), log_level="WARNING") as stack:
+        scripts = Scripts(stack.client, Keys())
         for symbol in SYMBOLS:  # a small snapshot for every symbol: "served" = received it
-            payload = {"symbol": symbol, "seq": 1, "figure": {"data": [], "layout": {}}}
-            stack.client.hset(
-                Keys().snapshot(symbol), mapping={"seq": 1, "payload": orjson.dumps(payload)}
-            )
+            payload = figure_payload(symbol, "", 1, "bench", b'{"data":[],"layout":{}}')
+            whole = Whole(payload, {}, time.time())
+            packet = event_packet(FIGURE, payload)
+            scripts.run(WriteRender(symbol, "", "bench", 1, {}, packet, whole=whole))
         gateway = start_gateway(stack, mode)
         use_uvloop()
         connected, served, rss = asyncio.run(_hold_idle(gateway, count))

@@ -30,6 +30,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from common.bars import Bar
+from common.contract.packets import figure_payload
 from fetcher.sources.synthetic import SyntheticSource
 from renderer.delta import build_delta
 from renderer.figure import build_figure, encode, style_of
@@ -165,7 +166,7 @@ def rounds_of(client: Any, label: str, count: int, repeat: int) -> dict[str, Any
 def seeded(client: Any, count: int) -> tuple[Any, "Mover"]:
     """An empty Redis given ``count`` minutes of AAPL with the fetcher's store: the key
     names, and a Mover of its minute in progress."""
-    from common.keys import Keys
+    from common.contract.keys import Keys
     from fetcher.store import BarStore
 
     client.flushall()
@@ -230,7 +231,7 @@ def bytes_rows() -> list[dict[str, Any]]:
     for label, count in SIZES.items():
         _, window = moved_window(count)
         figure = encode(build_figure("AAPL", window))
-        full = b'{"symbol":"AAPL","seq":2,"epoch":"bench","figure":%b}' % figure
+        full = figure_payload("AAPL", "", 2, "bench", figure)
         delta = orjson.dumps(sample_delta(count))
         article = article_render(article_frame(bars_for(count)), "AAPL").encode()
         rows.append(

@@ -47,18 +47,14 @@ from bench.loadgen import Crowd, event_frame, socketio_url
 from bench.render import NOW as RENDER_NOW
 from bench.render import sample_delta, window_of
 from common.bars import MINUTE, Bar
-from common.keys import Keys
+from common.contract.keys import Keys
+from common.contract.packets import event_packet, figure_payload
+from common.contract.rooms import Mode, Room
+from common.contract.snapshots import read_newest
 from common.messages import (
-    BARS,
-    FIGURE,
-    GRAPH_PLOT,
     PING_GRAPH,
     SUBSCRIBE,
-    delta_room,
-    event_packet,
-    figure_room,
     graph_plot_payload,
-    legacy_room,
 )
 from fetcher.sources.synthetic import SyntheticSource
 from fetcher.store import BarStore
@@ -273,11 +269,8 @@ def whole_pipeline(
 
 
 def _heads(client: "redis.Redis", names: list[str]) -> dict[str, int]:
-    """Each symbol's newest render: its snapshot's ``head`` (``seq`` before it existed)."""
-    pipe = client.pipeline(transaction=False)
-    for name in names:
-        pipe.hmget(Keys().snapshot(name), ["head", "seq"])
-    return {n: int(h or s or 0) for n, (h, s) in zip(names, pipe.execute(), strict=True)}
+    """Each symbol's newest render."""
+    return {name: newest.head for name, newest in read_newest(client, Keys(), names).items()}
 
 
 def _traffic(client: "redis.Redis") -> tuple[int, int]:
@@ -437,19 +430,19 @@ class Publisher:
         self.beyond_owner = 0  # per-room messages that reached more gateways than their own
         self.unreceived = 0  # per-room messages no gateway received
         self.figure = encode(build_figure("S", window_of(_one_day(), 2)))
-        self.payload = b'{"symbol":"S","seq":2,"epoch":"bench","figure":%b}' % self.figure
+        self.payload = figure_payload("S", "", 2, "bench", self.figure)
         self.delta = orjson.dumps(sample_delta())
 
     def messages(self, symbol: str) -> list[tuple[str, bytes]]:
         sent = [
-            (delta_room(symbol), BARS, self.delta),
-            (figure_room(symbol), FIGURE, self.payload),
-            (legacy_room(symbol), GRAPH_PLOT, graph_plot_payload(self.figure)),
+            (Room(symbol, Mode.DELTA), self.delta),
+            (Room(symbol, Mode.FIGURE), self.payload),
+            (Room(symbol, Mode.ARTICLE), graph_plot_payload(self.figure)),
         ]
         if self.single:
             channel = Keys().socketio_channel
-            return [(channel, _queue_message(event, room, data)) for room, event, data in sent]
-        return [(Keys().room_channel(r), event_packet(event, data)) for r, event, data in sent]
+            return [(channel, _queue_message(r.event, r.name, data)) for r, data in sent]
+        return [(Keys().channel(r), event_packet(r.event, data)) for r, data in sent]
 
     def run_for(self, seconds: float) -> None:
         started = time.monotonic()

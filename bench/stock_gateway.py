@@ -14,8 +14,9 @@ from typing import Any
 import socketio
 import uvicorn
 
-from common.keys import Keys
-from common.messages import UPDATE_MODES, OrjsonCodec
+from common.contract.keys import Keys
+from common.contract.rooms import Mode, Room
+from common.messages import OrjsonCodec
 
 
 def app(redis_url: str) -> Any:
@@ -24,8 +25,8 @@ def app(redis_url: str) -> Any:
 
     @sio.on("subscribe")  # type: ignore[untyped-decorator]
     async def subscribe(sid: str, data: dict[str, Any]) -> dict[str, Any]:
-        room = UPDATE_MODES[str(data.get("updates", "figure"))]
-        await sio.enter_room(sid, room(str(data["symbol"]).upper()))
+        mode = Mode.DELTA if data.get("updates") == "delta" else Mode.FIGURE
+        await sio.enter_room(sid, Room(str(data["symbol"]).upper(), mode).name)
         return {"ok": True, "symbol": data["symbol"]}
 
     async def healthz(scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -23,8 +23,10 @@ import orjson
 import redis
 
 from bench.render import NoViewers, bars_for, median_seconds, seeded, timed_after
-from common.keys import Keys
-from common.messages import delta_room, view_room
+from common.contract.keys import Keys
+from common.contract.lua import Scripts
+from common.contract.rooms import Mode, Room
+from common.contract.watching import WatchView
 from common.views import View
 from renderer.figure import encode
 from renderer.service import Chart, Renderer, ViewChart
@@ -71,8 +73,8 @@ def watching(client: "redis.Redis", views: list[View]) -> Iterator[None]:
     keys = Keys()
     pubsub = client.pubsub(ignore_subscribe_messages=True)
     for view in views:
-        client.zadd(keys.views("AAPL"), {view.key: time.time() + 3600})
-        pubsub.subscribe(keys.room_channel(view_room(delta_room("AAPL"), view.key)))
+        Scripts(client, keys).run(WatchView("AAPL", view.key, time.time() + 3600, notify=False))
+        pubsub.subscribe(keys.channel(Room("AAPL", Mode.DELTA, view.key)))
     try:
         yield
     finally:

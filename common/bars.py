@@ -1,15 +1,12 @@
 """The 1-minute bar: the unit the fetcher stores and the renderer draws.
 
-On the wire and in Redis a bar is the compact JSON array ``[t, o, h, l, c, v]``:
 ``t`` is the bar's opening minute in epoch seconds (UTC, a multiple of 60), prices are
-floats, volume an integer. The array form keeps a 7-day window (10,080 bars) small.
+floats, volume an integer. How a bar is stored is common.contract.members'.
 """
 
 import math
 from dataclasses import dataclass
 from typing import Any
-
-import orjson
 
 MINUTE = 60
 
@@ -22,14 +19,6 @@ class Bar:
     l: float  # noqa: E741 - the conventional OHLCV name
     c: float
     v: int
-
-    def encode(self) -> bytes:
-        return orjson.dumps([self.t, self.o, self.h, self.l, self.c, self.v])
-
-    @classmethod
-    def decode(cls, raw: bytes | str) -> "Bar":
-        t, o, h, l, c, v = orjson.loads(raw)  # noqa: E741
-        return cls(int(t), float(o), float(h), float(l), float(c), int(v))
 
     def as_list(self) -> list[Any]:
         return [self.t, self.o, self.h, self.l, self.c, self.v]

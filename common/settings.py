@@ -52,7 +52,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     window_minutes: int = 7 * 24 * 60  # bars kept per symbol
-    max_symbols: int = 200  # configured + subscribed: one renderer keeps 200 inside 250 ms
+    max_symbols: int = 200  # configured + subscribed: what one renderer keeps up with
     watch_ttl: float = 600.0  # seconds an unconfigured, unwatched symbol stays tracked
     key_prefix: str = "rtplot:"
     log_level: str = "INFO"

@@ -1,5 +1,9 @@
 """The Celery app: a beat that ticks every RTPLOT_FETCH_INTERVAL s, a worker that fetches.
 
+Each process makes its app at start from the settings it was given (``make_app``), as
+every other service does; nothing is configured at import. The worker's app carries the
+fetch task, built then too (fetcher.tasks); the beat's sends it by name.
+
 celery-redbeat keeps the schedule in Redis behind a lock, so a second beat waits
 instead of doubling the ticks. A tick's task expires when the next tick is due, so a
 backed-up queue never replays old ticks, and the worker acks late so a task lost with
@@ -11,26 +15,29 @@ own form: kombu's ``sentinel://host:port;sentinel://...`` with the service as it
 Results are ignored, so no result backend is configured.
 """
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 from celery import Celery
 
 from common.connection import is_sentinel, sentinel_options
-from common.keys import Keys
+from common.contract.keys import Keys
 from common.settings import Settings, sentinel_parts
 
 FETCH_TASK = "fetcher.tasks.fetch_bars"
 QUEUE = "rtplot.fetch"
 
 
-def make_app(settings: Settings) -> Celery:
+def make_app(settings: Settings, fetch: Callable[[], Any] | None = None) -> Celery:
+    """The app for ``settings``; with ``fetch``, the worker's, which runs it as the fetch
+    task."""
     keys = Keys(settings.key_prefix)
     interval = settings.fetch_interval
     # The beat wakes at least this often, and its lock outlives a few missed wake-ups,
     # so a standby beat takes over within seconds of the active one dying.
     loop = min(interval, 5.0)
-    app = Celery("rtplot", include=["fetcher.tasks"])
+    app = Celery("rtplot")
     app.conf.update(
         **redis_settings(settings.redis_url, keys),
         broker_connection_retry_on_startup=True,
@@ -52,6 +59,8 @@ def make_app(settings: Settings) -> Celery:
             }
         },
     )
+    if fetch is not None:
+        app.task(name=FETCH_TASK, acks_late=True)(fetch)
     return app
 
 
@@ -95,6 +104,3 @@ def redis_settings(url: str, keys: Keys) -> dict[str, Any]:
         "redbeat_redis_url": f"redis-sentinel://{hosts[0]}/{parts.db}",
         "redbeat_redis_options": redbeat,
     }
-
-
-app = make_app(Settings.from_env())

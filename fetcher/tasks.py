@@ -1,49 +1,38 @@
-"""The worker's task: one fetch tick."""
+"""The worker's task: one fetch tick, with the source and the Redis client it needs
+built once, as the worker starts."""
 
 import logging
-from functools import lru_cache
+from collections.abc import Callable
 from typing import Any
-
-import redis
 
 from common.connection import connect
 from common.settings import Settings
-from fetcher.celery_app import FETCH_TASK, app
 from fetcher.health import Progress
 from fetcher.sources import make_source
-from fetcher.sources.base import Source
 from fetcher.tick import run_tick
 
 log = logging.getLogger("rtplot.fetcher")
 
 
-@lru_cache(maxsize=1)
-def _context() -> tuple[Settings, "redis.Redis", Source]:
-    # Built once per worker process (see prepare), not at import.
-    settings = Settings.from_env()
+def fetch_task(settings: Settings) -> Callable[[], dict[str, Any]]:
+    """The fetch task of a worker with ``settings``. The source is built now: one that
+    cannot be used (SourceNotUsable, a SettingsError) stops the worker with the reason,
+    rather than failing every tick in the log."""
     source = make_source(settings.source, settings.market_hours)
-    return settings, connect(settings.redis_url), source
+    client = connect(settings.redis_url)
 
+    def fetch_bars() -> dict[str, Any]:
+        report = run_tick(settings, client, source)
+        Progress.mark()
+        log.debug(  # a line a tick: RTPLOT_LOG_LEVEL=DEBUG; rtplot up sums them up
+            "tick",
+            extra={
+                "symbols": len(report.symbols),
+                "changed": len(report.changed),
+                "bars_stored": report.bars_stored,
+                "skipped": report.skipped,
+            },
+        )
+        return {"changed": report.changed, "skipped": report.skipped}
 
-def prepare() -> None:
-    """Build the source as the worker starts: a RTPLOT_SOURCE that cannot be used
-    (SourceNotUsable, a SettingsError) stops it with the reason, rather than failing
-    every tick in the log."""
-    _context()
-
-
-@app.task(name=FETCH_TASK, acks_late=True)  # type: ignore[untyped-decorator]
-def fetch_bars() -> dict[str, Any]:
-    settings, client, source = _context()
-    report = run_tick(settings, client, source)
-    Progress.mark()
-    log.debug(  # a line a tick: RTPLOT_LOG_LEVEL=DEBUG; rtplot up sums them up
-        "tick",
-        extra={
-            "symbols": len(report.symbols),
-            "changed": len(report.changed),
-            "bars_stored": report.bars_stored,
-            "skipped": report.skipped,
-        },
-    )
-    return {"changed": report.changed, "skipped": report.skipped}
+    return fetch_bars

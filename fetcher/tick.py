@@ -21,13 +21,15 @@ from typing import Any
 import redis
 
 from common.bars import MINUTE, Bar, floor_minute
-from common.keys import Keys
+from common.contract.fields import BackoffField
+from common.contract.keys import Keys
+from common.contract.store import Head
 from common.markets import Market
 from common.settings import Settings
 from fetcher import metrics
 from fetcher.cleaning import clean
 from fetcher.sources.base import FetchResult, Source, SourceError
-from fetcher.store import BarStore, Head
+from fetcher.store import BarStore
 from fetcher.tracking import tracked_symbols
 
 log = logging.getLogger("rtplot.fetcher")
@@ -52,9 +54,7 @@ def run_tick(
     now = time.time() if now is None else now
     keys = Keys(settings.key_prefix)
     store = BarStore(client, keys, settings.window_minutes)
-    tracked = tracked_symbols(
-        client, keys, settings.symbols, settings.max_symbols, settings.watch_ttl, now
-    )
+    tracked = tracked_symbols(client, keys, settings.symbols, settings.watch_ttl, now)
     for symbol in tracked.dropped:
         store.drop(symbol)
         with suppress(KeyError):  # it may never have had a reading
@@ -72,7 +72,7 @@ def run_tick(
     metrics.LAST_TICK.set(now)
 
     heads = store.heads(tracked.symbols)
-    until, kind = client.hmget(keys.source_backoff, ["until", "kind"])
+    until, kind = client.hmget(keys.source_backoff, [BackoffField.UNTIL, BackoffField.KIND])
     if until is not None and now < float(until):
         reason = kind.decode() if isinstance(kind, bytes) else str(kind)
         report.skipped = f"backing off after {reason}"
@@ -218,7 +218,9 @@ def _back_off(client: "redis.Redis", keys: Keys, interval: float, kind: str, now
     # The deadline is in the tick's own clock (tests run minutes in milliseconds); the
     # TTL only tidies up after it.
     pipe = client.pipeline(transaction=True)
-    pipe.hset(keys.source_backoff, mapping={"until": now + delay, "kind": kind})
+    pipe.hset(
+        keys.source_backoff, mapping={BackoffField.UNTIL: now + delay, BackoffField.KIND: kind}
+    )
     pipe.expire(keys.source_backoff, int(delay) + 60)
     pipe.execute()
 

@@ -34,7 +34,7 @@ class AsyncGateway:
         self.manager = AsyncRelayManager(settings)
         self.sio = socketio.AsyncServer(async_mode="asgi", **server_options(settings, self.manager))
         self.redis: redis.asyncio.Redis = connect_async(settings.redis_url)
-        self.core = GatewayCore(settings)
+        self.core = GatewayCore(settings, self.manager.membership)
         self.runner = Runner(self.sio, self.redis, settings)
         register(self.sio, self.core, self._driven)
         self._loops: list[asyncio.Task[None]] = []
@@ -73,7 +73,7 @@ class AsyncGateway:
         except (redis.RedisError, TimeoutError, OSError):
             redis_ok = False
         listener = self.manager.listener_ok()
-        clients = len(self.core.clients.connected)
+        clients = len(self.core.sessions)
         return routes.Health(redis_ok, listener, clients, internals.enabled())
 
     async def http(self, scope: Scope, receive: Any, send: Any) -> None:

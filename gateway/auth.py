@@ -15,6 +15,7 @@ Either way the token comes in Socket.IO's ``auth: {token}`` or as ``?token=``.
 """
 
 import hmac
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,11 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from common.settings import Settings, SettingsError
 from common.symbols import InvalidSymbol, normalize_symbol
+from gateway import metrics
+
+log = logging.getLogger("rtplot.gateway")
 
 MIN_SECRET = 32  # characters of an HS256 secret: a shorter one can be guessed offline
 
@@ -59,6 +64,38 @@ def token_matches(expected: str | None, auth: Any, query_string: str) -> bool:
         return True
     offered = offered_token(auth, query_string)
     return offered is not None and hmac.compare_digest(offered.encode(), expected.encode())
+
+
+class Admission:
+    """Who may connect: the settings' JWT key or shared token, decided once per
+    connection."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.shared_token = settings.auth_token
+        self.jwt = _jwt_policy(settings)
+
+    def grant(self, environ: dict[str, Any], auth: Any) -> Grant | None:
+        """What a new connection may do; None (counted and logged) if refused."""
+        query = environ.get("QUERY_STRING", "")
+        try:
+            if self.jwt is not None:
+                return self.jwt.grant(offered_token(auth, query))
+            if token_matches(self.shared_token, auth, query):
+                return Grant()
+            raise Refused("no token, or not the shared one")
+        except Refused as exc:
+            metrics.REFUSED.labels("connect", "auth").inc()
+            log.info("connection refused", extra={"reason": str(exc)})
+            return None
+
+
+def _jwt_policy(settings: Settings) -> "JwtPolicy | None":
+    if settings.jwt_key is None:
+        return None
+    try:
+        return JwtPolicy(settings.jwt_key, settings.jwt_audience, settings.jwt_issuer)
+    except ValueError as exc:  # said at start, not at the first client
+        raise SettingsError(f"RTPLOT_JWT_KEY: {exc}") from None
 
 
 class JwtPolicy:

@@ -2,7 +2,7 @@
 subscription to be confirmed.
 
 A gateway receives a room's updates only while one of its clients is in the room
-(gateway.delivery says when that starts and ends). Subscriptions change in batches:
+(gateway.membership says when that starts and ends). Subscriptions change in batches:
 every room that came into use, or went out of use, since the last batch is sent in one
 SUBSCRIBE and one UNSUBSCRIBE, so a crowd reconnecting at once costs a few commands,
 not one round trip per client. A join waits for Redis to confirm its room's
@@ -17,6 +17,8 @@ listener (gateway.relay) sends what ``batch`` returns and reports what Redis con
 from collections import deque
 from typing import Protocol
 
+from common.contract.rooms import Room
+
 SUBSCRIBE, UNSUBSCRIBE = "subscribe", "unsubscribe"
 
 
@@ -26,34 +28,34 @@ class Waiter(Protocol):
 
 class ChannelBook:
     def __init__(self) -> None:
-        self.wanted: set[str] = set()  # rooms in use here
-        self.subscribed: set[str] = set()  # rooms whose subscription Redis confirmed
-        self.in_flight: dict[str, deque[str]] = {}  # room -> commands sent, unconfirmed
-        self.to_subscribe: set[str] = set()
-        self.to_unsubscribe: set[str] = set()
-        self.waiters: dict[str, list[Waiter]] = {}
+        self.wanted: set[Room] = set()  # rooms in use here
+        self.subscribed: set[Room] = set()  # rooms whose subscription Redis confirmed
+        self.in_flight: dict[Room, deque[str]] = {}  # room -> commands sent, unconfirmed
+        self.to_subscribe: set[Room] = set()
+        self.to_unsubscribe: set[Room] = set()
+        self.waiters: dict[Room, list[Waiter]] = {}
         self.connected = False
 
-    def want(self, room: str) -> None:
+    def want(self, room: Room) -> None:
         self.wanted.add(room)
         self.to_unsubscribe.discard(room)
         if self._last_state(room) != SUBSCRIBE:
             self.to_subscribe.add(room)
 
-    def unwant(self, room: str) -> None:
+    def unwant(self, room: Room) -> None:
         self.wanted.discard(room)
         self.to_subscribe.discard(room)
         if self._last_state(room) == SUBSCRIBE:
             self.to_unsubscribe.add(room)
 
-    def ready(self, room: str) -> bool:
+    def ready(self, room: Room) -> bool:
         """Whether every update published to the room from now on reaches this gateway."""
         return room in self.subscribed and not self.in_flight.get(room)
 
-    def wait(self, room: str, waiter: Waiter) -> None:
+    def wait(self, room: Room, waiter: Waiter) -> None:
         self.waiters.setdefault(room, []).append(waiter)
 
-    def stop_waiting(self, room: str, waiter: Waiter) -> None:
+    def stop_waiting(self, room: Room, waiter: Waiter) -> None:
         waiting = self.waiters.get(room, [])
         if waiter in waiting:
             waiting.remove(waiter)
@@ -63,11 +65,12 @@ class ChannelBook:
     def pending(self) -> bool:
         return self.connected and bool(self.to_subscribe or self.to_unsubscribe)
 
-    def batch(self) -> tuple[list[str], list[str]]:
+    def batch(self) -> tuple[list[Room], list[Room]]:
         """The rooms to subscribe and to unsubscribe now, recorded as sent."""
         if not self.connected:
             return [], []
-        subscribe, unsubscribe = sorted(self.to_subscribe), sorted(self.to_unsubscribe)
+        subscribe = sorted(self.to_subscribe, key=str)
+        unsubscribe = sorted(self.to_unsubscribe, key=str)
         self.to_subscribe.clear()
         self.to_unsubscribe.clear()
         for room in subscribe:
@@ -76,7 +79,7 @@ class ChannelBook:
             self.in_flight.setdefault(room, deque()).append(UNSUBSCRIBE)
         return subscribe, unsubscribe
 
-    def confirmed(self, kind: str, room: str) -> None:
+    def confirmed(self, kind: str, room: Room) -> None:
         """Redis confirmed a (un)subscription of the room's channel."""
         sent = self.in_flight.get(room)
         if sent:
@@ -103,7 +106,7 @@ class ChannelBook:
     def disconnect(self) -> None:
         self.connected = False
 
-    def _last_state(self, room: str) -> str:
+    def _last_state(self, room: Room) -> str:
         sent = self.in_flight.get(room)
         if room in self.to_subscribe:
             return SUBSCRIBE

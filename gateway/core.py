@@ -1,9 +1,10 @@
 """The gateway's Socket.IO protocol, written once for both servers and free of I/O.
 
-Each handler is a generator, in the manner of h11 and wsproto: it yields the I/O it
-needs as steps (``gateway.steps``), is sent each step's result (or has its exception
-thrown in), and returns the ack. The asyncio and the eventlet servers drive the same
-generators (``gateway.runner``); tests drive them with a script (tests/test_core.py).
+Each handler is a generator, in the manner of h11 and wsproto: it asks for the I/O it
+needs as typed steps (``gateway.steps``: ``yield from ask(step)`` gives back the step's
+result), has ``StepFailed`` thrown in when one fails, and returns the ack. The asyncio
+and the eventlet servers drive the same generators (``gateway.runner``); tests drive
+them with a script (tests/test_core.py).
 
 The order of a subscription is decided here, once (``_join``): hold the room's updates
 for the client, make sure this gateway receives the room, read the snapshot, queue it,
@@ -21,13 +22,12 @@ and stamped again while any client here holds it.
 
 import logging
 import time
-from collections.abc import Callable, Generator
-from typing import Any, NamedTuple, TypeVar
+from collections.abc import Callable
+from typing import Any
 
-import orjson
-import redis
-from engineio import packet as eio_packet
-
+from common.contract.packets import event_packet, figure_of
+from common.contract.rooms import Mode, Room, symbol_rooms
+from common.contract.snapshots import Snapshot
 from common.messages import (
     BARS,
     FIGURE,
@@ -36,48 +36,40 @@ from common.messages import (
     SNAPSHOT,
     SUBSCRIBE,
     UNSUBSCRIBE,
-    delta_room,
-    event_packet,
-    figure_room,
+    error_ack,
     graph_plot_payload,
-    legacy_room,
     ok_ack,
-    room_view,
 )
 from common.settings import Settings
 from gateway import metrics
-from gateway.clients import ClientBook
+from gateway.auth import Admission
+from gateway.limits import RATE_LIMITED, Guard
+from gateway.membership import Membership
 from gateway.requests import (
     BadRequest,
     requested_symbol,
     requested_updates,
     requested_view,
     subscription_room,
-    symbol_rooms,
 )
+from gateway.sessions import Sessions
 from gateway.steps import (
     Disconnect,
     DropSlowConsumers,
-    Enter,
-    Forget,
-    Hold,
-    Leave,
     Listen,
     ReadSnapshot,
-    Release,
     Send,
     Sleep,
-    Step,
-    TakeHeld,
+    StepFailed,
+    Steps,
     Watch,
     WatchView,
+    ask,
 )
-from gateway.watching import refresh_every, too_many
+from gateway.watching import Watching
 
 log = logging.getLogger("rtplot.gateway")
 
-T = TypeVar("T")
-Steps = Generator[Step, Any, T]
 Ack = dict[str, Any]
 Handler = Callable[..., Steps[Any]]
 
@@ -86,36 +78,31 @@ SLOW_CONSUMER_CHECK = 0.5  # seconds between looks at the clients' send queues
 SESSION_CHECK = 1.0  # seconds between looks for sessions whose token expired
 
 
-def message(event: str, payload_json: bytes) -> eio_packet.Packet:
-    """An event whose payload is JSON already, as the Engine.IO packet that carries it:
-    a stored snapshot goes out as stored, not parsed and encoded again per client."""
-    return eio_packet.Packet(eio_packet.MESSAGE, event_packet(event, payload_json).decode())
-
-
-class Stored(NamedTuple):
-    """A symbol's snapshot as stored: the ``figure`` event payload (the newest whole
-    figure stored), and the ``bars`` event from it to the newest render, if any."""
-
-    payload: bytes | None
-    catchup: bytes | None = None
-
-
-def snapshot_packets(room: str, stored: Stored) -> tuple[eio_packet.Packet, ...]:
+def snapshot_packets(room: Room, stored: Snapshot) -> tuple[bytes, ...]:
     """What a client subscribing to ``room`` is sent first: the stored figure as the
-    room's clients expect it, then, to a page, the deltas since it."""
+    room's clients expect it, then, to a page, the deltas since it. A stored snapshot
+    goes out as stored, not parsed and encoded again per client."""
     assert stored.payload is not None
-    if room.startswith(legacy_room("")):
-        figure_json = orjson.dumps(orjson.loads(stored.payload)["figure"])
-        return (message(GRAPH_PLOT, graph_plot_payload(figure_json)),)
-    if room.startswith(delta_room("")) and stored.catchup is not None:
-        return message(FIGURE, stored.payload), message(BARS, stored.catchup)
-    return (message(FIGURE, stored.payload),)
+    if room.mode is Mode.ARTICLE:
+        return (event_packet(GRAPH_PLOT, graph_plot_payload(figure_of(stored.payload))),)
+    if room.mode is Mode.DELTA and stored.catchup is not None:
+        return event_packet(FIGURE, stored.payload), event_packet(BARS, stored.catchup)
+    return (event_packet(FIGURE, stored.payload),)
+
+
+def refuse(event: str, reason: str, message: str) -> Ack:
+    metrics.REFUSED.labels(event, reason).inc()
+    return error_ack(message)
 
 
 class GatewayCore:
-    def __init__(self, settings: Settings, clients: ClientBook | None = None) -> None:
+    def __init__(self, settings: Settings, membership: Membership | None = None) -> None:
         self.settings = settings
-        self.clients = clients or ClientBook(settings)
+        self.membership = membership or Membership()
+        self.admission = Admission(settings)
+        self.sessions = Sessions()
+        self.guard = Guard(settings.rate_limit, settings.rate_burst, settings.max_subscriptions)
+        self.watching = Watching(settings, self.membership)
 
     def handlers(self) -> dict[str, Handler]:
         """Socket.IO event -> handler; "*" takes any other event (event, sid, data)."""
@@ -130,13 +117,20 @@ class GatewayCore:
 
     # -- connections --------------------------------------------------------------------
 
-    def connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
+    def connect(self, sid: str, eio_sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
         """Whether to admit a new connection (no I/O is needed to decide)."""
-        return self.clients.admit(sid, environ, auth)
+        grant = self.admission.grant(environ, auth)
+        if grant is None:
+            return False
+        self.sessions.open(sid, grant)
+        self.membership.connected(sid, eio_sid)
+        return True
 
     def disconnect(self, sid: str, reason: Any = None) -> Steps[None]:
-        self.clients.forget(sid)
-        yield Forget(sid)
+        self.sessions.close(sid)
+        self.guard.forget(sid)
+        self.membership.forget(sid)
+        yield from ()  # a handler as the others are, with no I/O to ask for
 
     # -- events -------------------------------------------------------------------------
 
@@ -147,8 +141,8 @@ class GatewayCore:
             symbol = requested_symbol(data)
             room = subscription_room(symbol, requested_updates(data), requested_view(data))
         except BadRequest as exc:
-            return self.clients.refuse(SUBSCRIBE, "invalid", str(exc))
-        return (yield from self._join(sid, SUBSCRIBE, symbol, room))
+            return refuse(SUBSCRIBE, "invalid", str(exc))
+        return (yield from self._join(sid, SUBSCRIBE, room))
 
     def ping_graph(self, sid: str, data: Any = None) -> Steps[Ack]:
         """The article's client: the same subscription, with the figure as a string."""
@@ -157,8 +151,8 @@ class GatewayCore:
         try:
             symbol = requested_symbol(data)
         except BadRequest as exc:
-            return self.clients.refuse(PING_GRAPH, "invalid", str(exc))
-        return (yield from self._join(sid, PING_GRAPH, symbol, legacy_room(symbol)))
+            return refuse(PING_GRAPH, "invalid", str(exc))
+        return (yield from self._join(sid, PING_GRAPH, Room(symbol, Mode.ARTICLE)))
 
     def unsubscribe(self, sid: str, data: Any = None) -> Steps[Ack]:
         if refused := (yield from self._over_limit(sid, UNSUBSCRIBE)):
@@ -166,10 +160,9 @@ class GatewayCore:
         try:
             symbol = requested_symbol(data)
         except BadRequest as exc:
-            return self.clients.refuse(UNSUBSCRIBE, "invalid", str(exc))
-        yield Leave(sid, self._rooms_held(sid, symbol))
-        self.clients.end_join(sid, symbol)
-        self.clients.left(sid, symbol)
+            return refuse(UNSUBSCRIBE, "invalid", str(exc))
+        self._leave(sid, self._rooms_held(sid, symbol))
+        self.membership.end_join(sid, symbol)
         return ok_ack(symbol)
 
     def snapshot(self, sid: str, data: Any = None) -> Steps[Ack]:
@@ -178,90 +171,106 @@ class GatewayCore:
             return refused
         try:
             symbol = requested_symbol(data)
-            # The view the client holds (the default one if none).
-            room = self.clients.subscriptions.room_of(sid, symbol) or figure_room(symbol)
-            stored = yield ReadSnapshot(symbol, room_view(room))
         except BadRequest as exc:
-            return self.clients.refuse(SNAPSHOT, "invalid", str(exc))
-        except redis.RedisError:
-            return self.clients.refuse(SNAPSHOT, "unavailable", UNAVAILABLE)
+            return refuse(SNAPSHOT, "invalid", str(exc))
+        # The view the client holds (the default one if none).
+        room = self.membership.room_of(sid, symbol) or Room(symbol)
+        try:
+            stored = yield from ask(ReadSnapshot(symbol, room.view))
+        except StepFailed:
+            return refuse(SNAPSHOT, "unavailable", UNAVAILABLE)
         if stored.payload is None:
-            return self.clients.refuse(SNAPSHOT, "no_snapshot", f"no snapshot of {symbol} yet")
-        yield Send(sid, snapshot_packets(room, stored))
+            return refuse(SNAPSHOT, "no_snapshot", f"no snapshot of {symbol} yet")
+        yield from ask(Send(sid, snapshot_packets(room, stored)))
         metrics.SNAPSHOTS_OUT.inc()
         return ok_ack(symbol)
 
     def unknown(self, event: str, sid: str, data: Any = None) -> Steps[Ack]:
         if refused := (yield from self._over_limit(sid, "unknown")):
             return refused
-        return self.clients.refuse("unknown", "unknown_event", "unknown event")
+        return refuse("unknown", "unknown_event", "unknown event")
 
     # -- the parts ----------------------------------------------------------------------
 
     def _over_limit(self, sid: str, event: str) -> Steps[Ack | None]:
         """Count the event against the connection's rate: the refusal if it is over,
         and a connection still sending after many refusals in a row is closed."""
-        refused = self.clients.over_limit(sid, event)
-        if refused is not None and self.clients.flooding(sid):
+        metrics.EVENTS_IN.labels(event).inc()
+        if self.guard.admit(sid):
+            return None
+        if self.guard.should_disconnect(sid):
             log.warning("disconnecting a flooding client", extra={"sid": sid})
-            yield Disconnect(sid)
-        return refused
+            yield from ask(Disconnect(sid))
+        return refuse(event, "rate_limited", RATE_LIMITED)
 
-    def _join(self, sid: str, event: str, symbol: str, room: str) -> Steps[Ack]:
-        if refused := self.clients.subscription_refusal(sid, event, symbol):
+    def _refusal(self, sid: str, event: str, symbol: str) -> Ack | None:
+        if not self.sessions.allows(sid, symbol):
+            return refuse(event, "forbidden", f"your token does not allow {symbol}")
+        if self.membership.holds(sid, symbol):
+            return None  # held already: not a new one
+        reason = self.guard.too_many_subscriptions(self.membership.held_by(sid))
+        return None if reason is None else refuse(event, "too_many_subscriptions", reason)
+
+    def _join(self, sid: str, event: str, room: Room) -> Steps[Ack]:
+        symbol, view, membership = room.symbol, room.view, self.membership
+        if refused := self._refusal(sid, event, symbol):
             return refused
-        view = room_view(room)
-        token = self.clients.begin_join(sid, symbol, room)
-        yield Hold(sid, room)
+        token = membership.begin_join(sid, room)
+        membership.hold(sid, room)
         try:
-            watched = yield Watch(symbol)
+            watched = True
+            if self.watching.needs_stamp(symbol):
+                watched = yield from ask(Watch(symbol))
             if watched:
-                yield Listen(room)
+                yield from ask(Listen(room))
                 if view:
-                    yield WatchView(symbol, view)
-                stored = yield ReadSnapshot(symbol, view)
-        except (redis.RedisError, TimeoutError) as exc:
+                    yield from ask(WatchView(symbol, view))
+                stored = yield from ask(ReadSnapshot(symbol, view))
+        except StepFailed as exc:
             log.warning("cannot subscribe", extra={"symbol": symbol, "error": str(exc)})
-            self.clients.end_join(sid, symbol, token)
-            yield from self._flush(Release(sid, room))
-            return self.clients.refuse(event, "unavailable", UNAVAILABLE)
+            membership.end_join(sid, symbol, token)
+            yield from self._flush(sid, room, membership.release)
+            return refuse(event, "unavailable", UNAVAILABLE)
         if not watched:
-            self.clients.end_join(sid, symbol, token)
-            yield from self._flush(Release(sid, room))
-            return self.clients.refuse(event, "too_many_symbols", too_many(self.settings))
-        newest = self.clients.newest_join(sid, symbol)
+            membership.end_join(sid, symbol, token)
+            yield from self._flush(sid, room, membership.release)
+            return refuse(event, "too_many_symbols", self.watching.too_many())
+        newest = membership.newest_join(sid, symbol)
         if newest is None or newest[0] != token:
             # It unsubscribed, or subscribed again (another view, say) while this waited:
             # the later request wins.
             if newest is None or newest[1] != room:
-                yield Leave(sid, (room,))
+                self._leave(sid, (room,))
             return ok_ack(symbol)
         # One room per symbol and client: a switch of view or update mode leaves the old.
-        yield Leave(sid, tuple(other for other in self._rooms_held(sid, symbol) if other != room))
-        yield Enter(sid, room)
+        self._leave(sid, tuple(other for other in self._rooms_held(sid, symbol) if other != room))
         if stored.payload is not None:
-            yield Send(sid, snapshot_packets(room, stored))
+            yield from ask(Send(sid, snapshot_packets(room, stored)))
             metrics.SNAPSHOTS_OUT.inc()
-        if not (yield from self._flush(TakeHeld(sid, room))):
-            self.clients.end_join(sid, symbol, token)
-            yield Leave(sid, (room,))  # it unsubscribed while this join waited
-            return ok_ack(symbol)
-        self.clients.end_join(sid, symbol, token)
-        self.clients.joined(sid, symbol, room)
+        joined = yield from self._flush(sid, room, membership.take_held)
+        membership.end_join(sid, symbol, token)
+        if not joined:
+            self._leave(sid, (room,))  # it unsubscribed while this join waited
         return ok_ack(symbol)
 
-    def _rooms_held(self, sid: str, symbol: str) -> tuple[str, ...]:
+    def _rooms_held(self, sid: str, symbol: str) -> tuple[Room, ...]:
         """Every room of the symbol the client may be in or joining: the default view's,
         and the one it holds or joins of another view."""
         rooms = dict.fromkeys(symbol_rooms(symbol))
-        rooms.update(dict.fromkeys(sorted(self.clients.rooms_of(sid, symbol))))
+        rooms.update(dict.fromkeys(sorted(self.membership.rooms_of(sid, symbol), key=str)))
         return tuple(rooms)
 
-    def _flush(self, take: TakeHeld | Release) -> Steps[bool]:
+    def _leave(self, sid: str, rooms: tuple[Room, ...]) -> None:
+        for room in rooms:
+            self.membership.leave(sid, room)
+
+    def _flush(
+        self, sid: str, room: Room, take: Callable[[str, Room], list[bytes] | None]
+    ) -> Steps[bool]:
         """Send what was held for the client, in order, until nothing is left and it is
         a member again; False if it had left the room meanwhile."""
-        while held := (yield take):
-            yield Send(take.sid, tuple(held))
+        while held := take(sid, room):
+            yield from ask(Send(sid, tuple(held)))
         return held is not None
 
     # -- background work ----------------------------------------------------------------
@@ -275,18 +284,11 @@ class GatewayCore:
         inside ``RTPLOT_WATCH_TTL``, so the fetcher keeps tracking them and the renderers
         keep listing the views."""
         while True:
-            yield Sleep(refresh_every(self.settings))
-            stamps: list[Watch | WatchView] = [
-                Watch(symbol) for symbol in self.clients.subscriptions.symbols()
-            ]
-            stamps += [
-                WatchView(symbol, view, notify=False)
-                for symbol, view in self.clients.subscriptions.views()
-            ]
-            for stamp in stamps:
+            yield from ask(Sleep(self.watching.refresh_every))
+            for stamp in self.watching.restamps():
                 try:
-                    yield stamp
-                except redis.RedisError as exc:
+                    yield from ask(stamp)
+                except StepFailed as exc:
                     log.warning(
                         "cannot re-stamp watched symbol",
                         extra={"symbol": stamp.symbol, "error": str(exc)},
@@ -297,16 +299,16 @@ class GatewayCore:
         """A connection whose token expired is closed within a second or so of ``exp``;
         the client reconnects with a new token."""
         while True:
-            yield Sleep(SESSION_CHECK)
-            for sid in self.clients.ended(time.time()):
+            yield from ask(Sleep(SESSION_CHECK))
+            for sid in self.sessions.ended(time.time()):
                 log.info("session ended: its token expired", extra={"sid": sid})
                 metrics.REFUSED.labels("session", "expired").inc()
-                yield Disconnect(sid)
+                yield from ask(Disconnect(sid))
 
     def drop_slow_consumers(self) -> Steps[None]:
         """A client that stopped reading would pin every update it has not taken."""
         while True:
-            yield Sleep(SLOW_CONSUMER_CHECK)
-            for queued in (yield DropSlowConsumers(self.settings.max_queued)):
+            yield from ask(Sleep(SLOW_CONSUMER_CHECK))
+            for queued in (yield from ask(DropSlowConsumers(self.settings.max_queued))):
                 log.warning("dropped a client that stopped reading", extra={"queued": queued})
                 metrics.REFUSED.labels("delivery", "slow_consumer").inc()

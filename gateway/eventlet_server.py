@@ -38,7 +38,7 @@ class EventletGateway:
         self.manager = RelayManager(settings)
         self.sio = socketio.Server(async_mode="eventlet", **server_options(settings, self.manager))
         self.redis = connect(settings.redis_url)
-        self.core = GatewayCore(settings)
+        self.core = GatewayCore(settings, self.manager.membership)
         self.runner = Runner(self.sio, self.redis, settings)
         register(self.sio, self.core, self._driven)
         self.app = socketio.WSGIApp(self.sio, self.http)
@@ -58,7 +58,7 @@ class EventletGateway:
         except (redis.RedisError, eventlet.Timeout, OSError):
             redis_ok = False
         listener = self.manager.listener_ok()
-        clients = len(self.core.clients.connected)
+        clients = len(self.core.sessions)
         return routes.Health(redis_ok, listener, clients, internals.enabled())
 
     def http(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:

@@ -1,5 +1,7 @@
 """The gateway's Prometheus metrics."""
 
+from contextlib import suppress
+
 from prometheus_client import Counter, Gauge, Histogram
 
 CLIENTS = Gauge("rtplot_gateway_clients", "Connected Socket.IO clients")
@@ -22,3 +24,12 @@ WEBSOCKET_SESSIONS = Counter(
     "WebSocket sessions, by path: direct (written by rtplot) or library (python-engineio's)",
     ["path"],
 )
+
+
+def set_viewers(symbol: str, count: int) -> None:
+    """The subscriptions gauge of a symbol: a symbol nobody watches has no series."""
+    if count:
+        SUBSCRIPTIONS.labels(symbol).set(count)
+    else:
+        with suppress(KeyError):  # never set
+            SUBSCRIPTIONS.remove(symbol)

@@ -7,12 +7,13 @@ manager listens to one channel, so every gateway receives every update of every 
 and drops those for rooms it has no client in. Here the listener also subscribes to
 the channel of each room in use on this gateway (gateway.channels batches that), and
 relays what arrives there, a ready-made Socket.IO packet, to the room's clients
-(gateway.delivery) without parsing it. A gateway holding no client of a symbol receives
-none of its bytes.
+(gateway.membership) without parsing it. A gateway holding no client of a symbol
+receives none of its bytes.
 
 The stock channel stays: what any process emits through python-socketio's own
 ``RedisManager(url, write_only=True).emit(...)`` arrives there and is handled by
-python-socketio as usual.
+python-socketio as usual, to python-socketio's rooms, which follow the membership
+(gateway.internals.rooms).
 
 The listener reconnects by itself, within a second, and subscribes again to every room
 in use; a connection that stops answering is noticed by its own PING.
@@ -31,13 +32,15 @@ from socketio.async_pubsub_manager import AsyncPubSubManager
 from socketio.pubsub_manager import PubSubManager
 
 from common.connection import connect, connect_async, connect_listener, connect_listener_async
-from common.keys import Keys
+from common.contract.keys import Keys
+from common.contract.packets import packet_event
+from common.contract.rooms import Room
 from common.settings import Settings
 from gateway import metrics
 from gateway.channels import SUBSCRIBE, UNSUBSCRIBE, ChannelBook
-from gateway.delivery import Delivery
 from gateway.internals.outbox import Outbox
-from gateway.internals.rooms import RoomIndex
+from gateway.internals.rooms import LibraryRooms
+from gateway.membership import Membership
 
 log = logging.getLogger("rtplot.gateway")
 
@@ -59,16 +62,22 @@ class Backoff:
         self.delay = RECONNECT_FIRST
 
 
-class RelayCore(RoomIndex):
+class RelayCore(LibraryRooms):
     """What both managers share: the rooms in use, their subscriptions, the relay."""
 
     def setup_relay(self, settings: Settings) -> None:
         self.max_queued = settings.max_queued
         self.keys = Keys(settings.key_prefix)
-        self.room_prefix = self.keys.room_channel("").encode()
+        self.room_prefix = self.keys.room_channels.encode()
         self.stock_channel = self.keys.socketio_channel.encode()
         self.book = ChannelBook()
-        self.delivery = Delivery(self._room_in_use, self._room_out_of_use)
+        self.membership = Membership(
+            on_first=self._room_in_use,
+            on_last=self._room_out_of_use,
+            on_subscribed=self.follow_enter,
+            on_unsubscribed=self.follow_leave,
+            on_viewers=metrics.set_viewers,
+        )
         self.started = False  # the listener was started
         self.listening = False  # ... and is subscribed on a live connection
         self._heard = self._pinged = 0.0
@@ -85,11 +94,11 @@ class RelayCore(RoomIndex):
 
     # -- rooms in use ---------------------------------------------------------------
 
-    def _room_in_use(self, room: str) -> None:
+    def _room_in_use(self, room: Room) -> None:
         self.book.want(room)
         self._schedule_flush()
 
-    def _room_out_of_use(self, room: str) -> None:
+    def _room_out_of_use(self, room: Room) -> None:
         self.book.unwant(room)
         self._schedule_flush()
 
@@ -104,7 +113,7 @@ class RelayCore(RoomIndex):
     def _batch(self) -> tuple[list[str], list[str]]:
         self._flush_due = False
         subscribe, unsubscribe = self.book.batch()
-        channel = self.keys.room_channel
+        channel = self.keys.channel
         return [channel(r) for r in subscribe], [channel(r) for r in unsubscribe]
 
     # -- what the listener hears ----------------------------------------------------
@@ -142,22 +151,23 @@ class RelayCore(RoomIndex):
         kind, channel = message["type"], message["channel"] or b""
         if channel == self.stock_channel:
             return (message["data"], None) if kind == "message" else (None, None)
-        if not channel.startswith(self.room_prefix):
+        room = self.keys.room_of(channel) if channel.startswith(self.room_prefix) else None
+        if room is None:
             return None, None  # a PONG, or not ours
-        room = channel[len(self.room_prefix) :].decode()
         if kind == "message":
             return None, self.relay(room, message["data"])
         if kind in (SUBSCRIBE, UNSUBSCRIBE):
             self.book.confirmed(kind, room)
         return None, None
 
-    def relay(self, room: str, packet: bytes) -> Awaitable[None] | None:
+    def relay(self, room: Room, packet: bytes) -> Awaitable[None] | None:
         """One update to a room's clients on this gateway, as it was published."""
         started = time.perf_counter()
-        packets = [eio_packet.Packet(eio_packet.MESSAGE, packet.decode())]
-        recipients = self.delivery.recipients(room, packets)
-        sending = self.outbox.send(recipients, packets)
-        event = packet[3 : packet.find(b'"', 3)].decode()  # 2["<event>",...]
+        recipients = self.membership.recipients(room, [packet])
+        sending = self.outbox.send(
+            recipients, [eio_packet.Packet(eio_packet.MESSAGE, packet.decode())]
+        )
+        event = packet_event(packet)
         metrics.EVENTS_OUT.labels(event).inc(len(recipients))
         metrics.EMIT_SECONDS.labels(event).observe(time.perf_counter() - started)
         return sending
@@ -176,7 +186,7 @@ class AsyncRelayManager(RelayCore, AsyncPubSubManager):  # type: ignore[misc]
         self.started = True
         super().initialize()
 
-    async def listen_room(self, room: str, timeout: float) -> None:
+    async def listen_room(self, room: Room, timeout: float) -> None:
         if self.book.ready(room):
             return
         ready = asyncio.Event()
@@ -250,7 +260,7 @@ class RelayManager(RelayCore, PubSubManager):  # type: ignore[misc]
         self.started = True
         super().initialize()
 
-    def listen_room(self, room: str, timeout: float) -> None:
+    def listen_room(self, room: Room, timeout: float) -> None:
         if self.book.ready(room):
             return
         ready = self.server.eio.create_event()

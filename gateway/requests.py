@@ -3,12 +3,13 @@ name. A bad payload raises ``BadRequest``, whose message goes back in the ack.""
 
 from typing import Any
 
-from common.messages import UPDATE_MODES, legacy_room, view_room
+from common.contract.rooms import Mode, Room
 from common.symbols import InvalidSymbol, normalize_symbol
 from common.views import DEFAULT, FIELDS, InvalidView, View
 from common.views import requested_view as view_fields
 
 SUBSCRIBE_FIELDS = ("symbol", "updates", *FIELDS)
+UPDATE_MODES = {"figure": Mode.FIGURE, "delta": Mode.DELTA}  # a subscribe's "updates"
 
 
 class BadRequest(ValueError):
@@ -32,12 +33,12 @@ def requested_symbol(data: Any) -> str:
         raise BadRequest(str(exc)) from None
 
 
-def requested_updates(data: Any) -> str:
+def requested_updates(data: Any) -> Mode:
     """The update stream a ``subscribe`` asks for: "figure" (default) or "delta"."""
-    mode = data.get("updates", "figure") if isinstance(data, dict) else "figure"
-    if mode not in UPDATE_MODES:
+    updates = data.get("updates", "figure") if isinstance(data, dict) else "figure"
+    if not isinstance(updates, str) or updates not in UPDATE_MODES:
         raise BadRequest('"updates" must be "figure" or "delta"')
-    return str(mode)
+    return UPDATE_MODES[updates]
 
 
 def requested_view(data: Any) -> View:
@@ -56,12 +57,6 @@ def requested_view(data: Any) -> View:
         raise BadRequest(str(exc)) from None
 
 
-def subscription_room(symbol: str, updates: str, view: View) -> str:
+def subscription_room(symbol: str, updates: Mode, view: View) -> Room:
     """The room a subscription lives in: the view's, for its update mode."""
-    return view_room(UPDATE_MODES[updates](symbol), view.key)
-
-
-def symbol_rooms(symbol: str) -> list[str]:
-    """The default view's rooms of a symbol; a client's subscription to it lives in one
-    room at a time (of these, or of another view: ``subscription_room``)."""
-    return [room(symbol) for room in UPDATE_MODES.values()] + [legacy_room(symbol)]
+    return Room(symbol, updates, view.key)

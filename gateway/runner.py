@@ -1,99 +1,93 @@
-"""Performing the protocol core's steps on a live server, under asyncio or eventlet.
+"""Driving the protocol core on a live server, under asyncio or eventlet.
 
 python-socketio and redis-py give the asyncio and the eventlet server the same methods,
 returning a coroutine under asyncio and the result under eventlet. So each step is
 performed by one method here, whichever the server; ``drive_async`` awaits what needs
-awaiting and ``drive`` has nothing to await.
+awaiting and ``drive`` has nothing to await. The drivers own what the core must not
+see: an I/O error of any library becomes ``StepFailed``, and the Socket.IO packets the
+core sends are put in Engine.IO packets here.
 """
 
 import inspect
 import logging
-from collections.abc import Callable, Sequence
-from functools import partial
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar, cast
 
+import redis
+import redis.asyncio
 import socketio
+from engineio import packet as eio_packet
 
-from common.keys import Keys
+from common.contract.keys import Keys
+from common.contract.lua import ScriptCall, Scripts
+from common.contract.snapshots import ReadSnapshot as ReadStored
+from common.contract.snapshots import Snapshot
 from common.settings import Settings
 from gateway import internals, steps
-from gateway.core import GatewayCore, Handler, Steps, Stored
+from gateway.core import GatewayCore, Handler
 from gateway.internals import websocket
-from gateway.watching import WATCH_SCRIPT, WATCH_VIEW_SCRIPT, watch_args, watch_view_args
+from gateway.steps import Maybe, Step, StepFailed, Steps
+from gateway.watching import watch_call, watch_view_call
 
 log = logging.getLogger("rtplot.gateway")
 
 T = TypeVar("T")
 LISTEN_TIMEOUT = 5.0  # seconds a subscribe waits for its room's channel to be confirmed
 RESTART_AFTER = 1.0  # seconds before a background loop that failed runs again
+# What a step's I/O may raise; each reaches the core as StepFailed.
+IO_ERRORS = (redis.RedisError, OSError, TimeoutError)
 
 
 class Runner:
-    """Performs steps with ``sio`` (``socketio.AsyncServer`` or ``Server``), its relay
-    manager and ``redis`` (a ``redis.asyncio.Redis`` or ``redis.Redis``)."""
+    """Performs steps (``gateway.steps.Performer``) with ``sio``
+    (``socketio.AsyncServer`` or ``Server``), its relay manager and ``redis`` (a
+    ``redis.asyncio.Redis`` or ``redis.Redis``)."""
 
     def __init__(self, sio: Any, redis_client: Any, settings: Settings) -> None:
-        self.sio, self.redis, self.settings = sio, redis_client, settings
+        self.sio, self.settings = sio, settings
         self.manager = sio.manager
-        self.keys = Keys(settings.key_prefix)
-        self.watch_script = redis_client.register_script(WATCH_SCRIPT)
-        self.watch_view_script = redis_client.register_script(WATCH_VIEW_SCRIPT)
-        self.perform_as: dict[type, Callable[[Any], Any]] = {
-            steps.Watch: self.watch,
-            steps.WatchView: self.watch_view,
-            steps.ReadSnapshot: self.read_snapshot,
-            steps.Hold: lambda s: self.manager.delivery.hold(s.sid, s.room),
-            steps.Listen: lambda s: self.manager.listen_room(s.room, LISTEN_TIMEOUT),
-            steps.Enter: lambda s: self.sio.enter_room(s.sid, s.room),
-            steps.Send: self.send,
-            steps.TakeHeld: self.take_held,
-            steps.Release: lambda s: self.manager.delivery.release(s.sid, s.room),
-            steps.Leave: self.leave,
-            steps.Forget: lambda s: self.manager.delivery.forget(s.sid),
-            steps.Disconnect: lambda s: self.sio.disconnect(s.sid),
-            steps.DropSlowConsumers: self.drop_slow_consumers,
-            steps.Sleep: lambda s: self.sio.sleep(s.seconds),
-        }
+        self.scripts = Scripts(redis_client, Keys(settings.key_prefix))
+        self.is_async = isinstance(redis_client, redis.asyncio.Redis)
 
-    def perform(self, step: steps.Step) -> Any:
+    def perform(self, step: Step[object]) -> object:
         """The step's result, or (under asyncio) an awaitable of it."""
-        return self.perform_as[type(step)](step)
+        return step.perform(self)
 
-    def watch(self, step: steps.Watch) -> Any:
-        if step.symbol in self.settings.symbols:
-            return True  # configured symbols are always tracked
-        keys, args = watch_args(self.settings, step.symbol)
-        return self.watch_script(keys=keys, args=args)
+    def run(self, call: ScriptCall[T]) -> Maybe[T]:
+        """A script of the contract: its reply, or (under asyncio) an awaitable of it."""
+        return self.scripts.run_async(call) if self.is_async else self.scripts.run(call)
 
-    def watch_view(self, step: steps.WatchView) -> Any:
-        keys, args = watch_view_args(self.settings, step.symbol, step.view, step.notify)
-        return self.watch_view_script(keys=keys, args=args)
+    def watch(self, step: steps.Watch) -> Maybe[bool]:
+        return self.run(watch_call(self.settings, step.symbol))
 
-    def read_snapshot(self, step: steps.ReadSnapshot) -> Any:
-        key = self.keys.snapshot(step.symbol, step.view)
-        reply = self.redis.hmget(key, ["payload", "catchup"])
-        if inspect.isawaitable(reply):
-            return _then(reply, Stored._make)
-        return Stored._make(reply)
+    def watch_view(self, step: steps.WatchView) -> Maybe[None]:
+        return self.run(watch_view_call(step.symbol, step.view, step.notify))
 
-    def take_held(self, step: steps.TakeHeld) -> Any:
-        return self.manager.delivery.take_held(step.sid, self.eio_sid(step.sid), step.room)
+    def read_snapshot(self, step: steps.ReadSnapshot) -> Maybe[Snapshot]:
+        return self.run(ReadStored(step.symbol, step.view))
 
-    def send(self, step: steps.Send) -> Any:
+    def listen(self, step: steps.Listen) -> Maybe[None]:
+        return cast(Maybe[None], self.manager.listen_room(step.room, LISTEN_TIMEOUT))
+
+    def send(self, step: steps.Send) -> Maybe[None]:
         eio_sid = self.eio_sid(step.sid)
-        return None if eio_sid is None else self.manager.outbox.send((eio_sid,), step.packets)
+        if eio_sid is None:
+            return None
+        packets = [eio_packet.Packet(eio_packet.MESSAGE, p.decode()) for p in step.packets]
+        return cast(Maybe[None], self.manager.outbox.send((eio_sid,), packets))
 
-    def leave(self, step: steps.Leave) -> Any:
-        for room in step.rooms:
-            self.manager.delivery.leave(step.sid, room)
-        return in_order([partial(self.sio.leave_room, step.sid, room) for room in step.rooms])
+    def disconnect(self, step: steps.Disconnect) -> Maybe[None]:
+        return cast(Maybe[None], self.sio.disconnect(step.sid))
 
-    def drop_slow_consumers(self, step: steps.DropSlowConsumers) -> Any:
+    def drop_slow_consumers(self, step: steps.DropSlowConsumers) -> Maybe[list[int]]:
         overfull = self.manager.outbox.overfull(step.limit)
         drops = [
             lambda eio_sid=eio_sid: self.manager.outbox.drop(eio_sid) for eio_sid, _ in overfull
         ]
         return in_order(drops, [queued for _, queued in overfull])
+
+    def sleep(self, step: steps.Sleep) -> Maybe[None]:
+        return cast(Maybe[None], self.sio.sleep(step.seconds))
 
     def eio_sid(self, sid: str) -> str | None:
         try:
@@ -103,12 +97,9 @@ class Runner:
         return eio_sid
 
 
-async def _then(awaitable: Any, then: Callable[[Any], T]) -> T:
-    return then(await awaitable)
-
-
-def in_order(calls: Sequence[Callable[[], Any]], result: Any = None) -> Any:
-    """Make the calls one after another; under asyncio, a coroutine that awaits each."""
+def in_order(calls: Sequence[Callable[[], Any]], result: T) -> Maybe[T]:
+    """Make the calls one after another, then ``result``; under asyncio, a coroutine
+    that awaits each."""
     for i, call in enumerate(calls):
         outcome = call()
         if inspect.isawaitable(outcome):
@@ -116,7 +107,9 @@ def in_order(calls: Sequence[Callable[[], Any]], result: Any = None) -> Any:
     return result
 
 
-async def _finish_in_order(first: Any, rest: Sequence[Callable[[], Any]], result: Any) -> Any:
+async def _finish_in_order(
+    first: Awaitable[Any], rest: Sequence[Callable[[], Any]], result: T
+) -> T:
     await first
     for call in rest:
         outcome = call()
@@ -128,36 +121,40 @@ async def _finish_in_order(first: Any, rest: Sequence[Callable[[], Any]], result
 # -- driving the core's generators ---------------------------------------------------------
 
 
-def drive(work: Steps[T], perform: Callable[[steps.Step], Any]) -> T:
+def drive(work: Steps[T], perform: Callable[[Step[object]], object]) -> T:
     """Run a core generator to its end, performing each step as it comes."""
-    result: Any = None
-    error: Exception | None = None
+    result: object = None
+    failed: StepFailed | None = None
     while True:
         try:
-            step = work.send(result) if error is None else work.throw(error)
+            step = work.send(result) if failed is None else work.throw(failed)
         except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+            return cast(T, done.value)
         try:
-            result, error = perform(step), None
-        except Exception as exc:  # the core decides what a failed step means
-            result, error = None, exc
+            result, failed = perform(step), None
+        except IO_ERRORS as exc:
+            result, failed = None, _failed(exc)
 
 
-async def drive_async(work: Steps[T], perform: Callable[[steps.Step], Any]) -> T:
+async def drive_async(work: Steps[T], perform: Callable[[Step[object]], object]) -> T:
     """``drive``, awaiting each step that returns an awaitable."""
-    result: Any = None
-    error: Exception | None = None
+    result: object = None
+    failed: StepFailed | None = None
     while True:
         try:
-            step = work.send(result) if error is None else work.throw(error)
+            step = work.send(result) if failed is None else work.throw(failed)
         except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+            return cast(T, done.value)
         try:
-            result, error = perform(step), None
+            result, failed = perform(step), None
             if inspect.isawaitable(result):
                 result = await result
-        except Exception as exc:
-            result, error = None, exc
+        except IO_ERRORS as exc:
+            result, failed = None, _failed(exc)
+
+
+def _failed(exc: BaseException) -> StepFailed:
+    return StepFailed(f"{type(exc).__name__}: {exc}")
 
 
 def register(sio: Any, core: GatewayCore, wrap: Callable[[Handler], Callable[..., Any]]) -> None:
@@ -165,14 +162,15 @@ def register(sio: Any, core: GatewayCore, wrap: Callable[[Handler], Callable[...
     # Under asyncio the request need not be kept once read (under eventlet, its WSGI
     # server still reads it after the handler).
     release = internals.enabled() and isinstance(sio, socketio.AsyncServer)
-    sio.on("connect", _connect_handler(core, release))
+    sio.on("connect", _connect_handler(sio, core, release))
     for event, handler in core.handlers().items():
         sio.on(event, wrap(handler))
 
 
-def _connect_handler(core: GatewayCore, release: bool) -> Callable[..., None]:
+def _connect_handler(sio: Any, core: GatewayCore, release: bool) -> Callable[..., None]:
     def on_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        admitted = core.connect(sid, environ, auth)
+        eio_sid = sio.manager.eio_sid_from_sid(sid, "/")
+        admitted = core.connect(sid, eio_sid, environ, auth)
         if release:
             websocket.release_request(environ)
         if not admitted:

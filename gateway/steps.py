@@ -1,144 +1,149 @@
-"""The I/O the gateway's protocol core asks for, one step at a time.
+"""The I/O the gateway's protocol core asks for, one step at a time, each typed with
+what it hands back.
 
-The core (``gateway.core``) yields these and is sent each one's result; a failed step
-is thrown back into it as the exception. ``gateway.runner`` performs them on a live
-server, with ``await`` under asyncio and without under eventlet; a unit test performs
-them with a script. Each docstring says what the step returns.
+The core (``gateway.core``) asks with ``yield from ask(step)`` and gets the step's
+result as its own type: ``stored = yield from ask(ReadSnapshot(symbol, view))`` is a
+``Snapshot``. A driver (``gateway.runner``) performs each step on a live server, with
+``await`` under asyncio and without under eventlet: ``step.perform(performer)`` calls
+the performer's method for that step, whose return type mypy holds to the step's.
+What went wrong on the way (Redis away, a timeout) reaches the core as ``StepFailed``,
+whatever the library raised; the core never sees a socket's or a client library's
+exception, nor an Engine.IO packet.
 """
 
+from collections.abc import Awaitable, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import Generic, Protocol, TypeAlias, TypeVar, cast
+
+from common.contract.rooms import Room
+from common.contract.snapshots import Snapshot
+
+R = TypeVar("R", covariant=True)
+T = TypeVar("T")
+# A performer's answer: the result, or (under asyncio) an awaitable of it.
+Maybe: TypeAlias = T | Awaitable[T]
+
+
+class StepFailed(Exception):
+    """A step's I/O failed; the message says how (for the log)."""
+
+
+class Step(Generic[R]):
+    """Something the core asks a driver to do; ``R`` is what it hands back."""
+
+    __slots__ = ()
+
+    def perform(self, by: "Performer") -> "Maybe[R]":
+        raise NotImplementedError
+
+
+Steps: TypeAlias = Generator[Step[object], object, T]  # a core handler: asks, returns T
+
+
+def ask(step: Step[T]) -> Steps[T]:
+    """The step's result, typed: a driver sends back what ``step.perform`` gave."""
+    result = yield step
+    return cast(T, result)
 
 
 @dataclass(frozen=True, slots=True)
-class Watch:
-    """Stamp ``symbol`` as watched, so the fetcher tracks it. True, or False when
+class Watch(Step[bool]):
+    """Stamp ``symbol`` as watched, so the fetcher tracks it: False when
     ``RTPLOT_MAX_SYMBOLS`` refuses a new symbol."""
 
     symbol: str
 
+    def perform(self, by: "Performer") -> Maybe[bool]:
+        return by.watch(self)
+
 
 @dataclass(frozen=True, slots=True)
-class WatchView:
+class WatchView(Step[None]):
     """Stamp the view with key ``view`` of ``symbol`` as watched, so renderers render it
     while this gateway receives its rooms; with ``notify``, also ask for a render now
-    (its snapshot may be old, or missing). None."""
+    (its snapshot may be old, or missing)."""
 
     symbol: str
     view: str
     notify: bool = True
 
+    def perform(self, by: "Performer") -> Maybe[None]:
+        return by.watch_view(self)
+
 
 @dataclass(frozen=True, slots=True)
-class ReadSnapshot:
-    """The snapshot of the symbol's view with key ``view`` ("" the default view) as
-    stored (``gateway.core.Stored``)."""
+class ReadSnapshot(Step[Snapshot]):
+    """The snapshot of the symbol's view with key ``view`` ("" the default view)."""
 
     symbol: str
     view: str = ""
 
-
-@dataclass(frozen=True, slots=True)
-class Hold:
-    """From now on, updates to ``room`` for this client are held, not sent. None."""
-
-    sid: str
-    room: str
+    def perform(self, by: "Performer") -> Maybe[Snapshot]:
+        return by.read_snapshot(self)
 
 
 @dataclass(frozen=True, slots=True)
-class Listen:
+class Listen(Step[None]):
     """Wait until this gateway receives ``room``'s updates (its channel subscribed and
-    confirmed by Redis). None; raises TimeoutError or a Redis error."""
+    confirmed by Redis); fails after a timeout."""
 
-    room: str
+    room: Room
+
+    def perform(self, by: "Performer") -> Maybe[None]:
+        return by.listen(self)
 
 
 @dataclass(frozen=True, slots=True)
-class Enter:
-    """Put the client in python-socketio's ``room`` too, so emits through the message
-    queue (``RedisManager.emit(..., room=...)``) reach it. None."""
+class Send(Step[None]):
+    """Queue these Socket.IO packets (``common.contract.packets``) to the client, in
+    order."""
 
     sid: str
-    room: str
+    packets: tuple[bytes, ...]
+
+    def perform(self, by: "Performer") -> Maybe[None]:
+        return by.send(self)
 
 
 @dataclass(frozen=True, slots=True)
-class Send:
-    """Queue these Engine.IO packets to the client, in order. None."""
-
-    sid: str
-    packets: tuple[Any, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class TakeHeld:
-    """The updates held for the client in ``room`` since ``Hold`` (or the last
-    ``TakeHeld``); when there are none, the hold ends and later updates go straight
-    to the client. A list of packets."""
-
-    sid: str
-    room: str
-
-
-@dataclass(frozen=True, slots=True)
-class Release:
-    """Drop the client's hold on ``room`` and what it held (a refused subscribe). None."""
-
-    sid: str
-    room: str
-
-
-@dataclass(frozen=True, slots=True)
-class Leave:
-    """Take the client out of these rooms, held or joined. None."""
-
-    sid: str
-    rooms: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Forget:
-    """The client is gone: drop it from every room. None."""
+class Disconnect(Step[None]):
+    """Close the client's connection."""
 
     sid: str
 
-
-@dataclass(frozen=True, slots=True)
-class Disconnect:
-    """Close the client's connection. None."""
-
-    sid: str
+    def perform(self, by: "Performer") -> Maybe[None]:
+        return by.disconnect(self)
 
 
 @dataclass(frozen=True, slots=True)
-class DropSlowConsumers:
+class DropSlowConsumers(Step[list[int]]):
     """Close every client with more than ``limit`` packets waiting (it stopped reading)
-    and free them. How many packets each dropped client had waiting (a list)."""
+    and free them: how many packets each dropped client had waiting."""
 
     limit: int
 
+    def perform(self, by: "Performer") -> Maybe[list[int]]:
+        return by.drop_slow_consumers(self)
+
 
 @dataclass(frozen=True, slots=True)
-class Sleep:
-    """Let ``seconds`` pass. None."""
+class Sleep(Step[None]):
+    """Let ``seconds`` pass."""
 
     seconds: float
 
+    def perform(self, by: "Performer") -> Maybe[None]:
+        return by.sleep(self)
 
-Step = (
-    Watch
-    | WatchView
-    | ReadSnapshot
-    | Hold
-    | Listen
-    | Enter
-    | Send
-    | TakeHeld
-    | Release
-    | Leave
-    | Forget
-    | Disconnect
-    | DropSlowConsumers
-    | Sleep
-)
+
+class Performer(Protocol):
+    """What a driver does for each step."""
+
+    def watch(self, step: Watch) -> Maybe[bool]: ...
+    def watch_view(self, step: WatchView) -> Maybe[None]: ...
+    def read_snapshot(self, step: ReadSnapshot) -> Maybe[Snapshot]: ...
+    def listen(self, step: Listen) -> Maybe[None]: ...
+    def send(self, step: Send) -> Maybe[None]: ...
+    def disconnect(self, step: Disconnect) -> Maybe[None]: ...
+    def drop_slow_consumers(self, step: DropSlowConsumers) -> Maybe[list[int]]: ...
+    def sleep(self, step: Sleep) -> Maybe[None]: ...

@@ -1,59 +1,51 @@
-"""Telling the fetcher which unconfigured symbols clients watch, within a cap; and the
-renderers which views of a symbol (common.views) clients watch."""
+"""What this gateway's clients watch, told to the fetcher (symbols, within the one cap)
+and to the renderers (views of a symbol, common.views): the one place the gateway
+decides what it stamps. The stamps themselves are the contract's
+(common.contract.watching)."""
 
 import time
 
-from common.keys import CHANGES_MAXLEN, Keys
+from common.contract.watching import Watch, WatchView, symbol_slots
 from common.settings import Settings
-
-# Stamps the symbol as watched now, unless that would track more symbols than allowed.
-# KEYS[1] watched zset; ARGV: symbol, now, live-since cutoff, free slots.
-WATCH_SCRIPT = """
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
-  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-  return 1
-end
-if redis.call('ZCOUNT', KEYS[1], ARGV[3], '+inf') >= tonumber(ARGV[4]) then
-  return 0
-end
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-return 1
-"""
+from gateway import steps
+from gateway.membership import Membership
 
 
-# Stamps a view of a symbol as watched now and, when asked, leaves a change notice for
-# the renderers, who render a listed view while a gateway subscribes to its rooms: a
-# view joined for the first time, or again after nobody watched it, is rendered at once
-# rather than at the symbol's next change (hours away when its market is closed).
-# KEYS[1] the symbol's views zset, KEYS[2] the changes stream; ARGV: view key, now,
-# notify (1/0), symbol, stream length.
-WATCH_VIEW_SCRIPT = """
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-if ARGV[3] == '1' then
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'symbol', ARGV[4], 'view', ARGV[1])
-end
-return 1
-"""
+class Watching:
+    def __init__(self, settings: Settings, membership: Membership) -> None:
+        self.settings, self.membership = settings, membership
+
+    def needs_stamp(self, symbol: str) -> bool:
+        """Configured symbols are always tracked; any other is while it is stamped."""
+        return symbol not in self.settings.symbols
+
+    def restamps(self) -> list[steps.Watch | steps.WatchView]:
+        """The stamps that keep what clients here hold watched: each symbol that needs
+        one, and each view other than the default one (no render asked: it has one)."""
+        stamps: list[steps.Watch | steps.WatchView] = [
+            steps.Watch(symbol) for symbol in self.membership.symbols() if self.needs_stamp(symbol)
+        ]
+        stamps += [
+            steps.WatchView(symbol, view, notify=False) for symbol, view in self.membership.views()
+        ]
+        return stamps
+
+    @property
+    def refresh_every(self) -> float:
+        """How often the stamps are renewed: well inside RTPLOT_WATCH_TTL."""
+        return max(self.settings.watch_ttl / 4, 0.5)
+
+    def too_many(self) -> str:
+        cap = self.settings.max_symbols
+        return f"too many symbols tracked (RTPLOT_MAX_SYMBOLS={cap}); try later"
 
 
-def watch_view_args(
-    settings: Settings, symbol: str, view: str, notify: bool
-) -> tuple[list[str], list[str | float | int]]:
-    keys = Keys(settings.key_prefix)
-    args: list[str | float | int] = [view, time.time(), int(notify), symbol, CHANGES_MAXLEN]
-    return [keys.views(symbol), keys.changes], args
-
-
-def refresh_every(settings: Settings) -> float:
-    """How often a gateway re-stamps the symbols its clients watch: well inside the TTL."""
-    return max(settings.watch_ttl / 4, 0.5)
-
-
-def watch_args(settings: Settings, symbol: str) -> tuple[list[str], list[str | float | int]]:
+def watch_call(settings: Settings, symbol: str) -> Watch:
+    """The contract's stamp of a symbol, under the one cap."""
     now = time.time()
-    free = settings.max_symbols - len(settings.symbols)
-    return [Keys(settings.key_prefix).watched], [symbol, now, now - settings.watch_ttl, free]
+    slots = symbol_slots(settings.max_symbols, settings.symbols)
+    return Watch(symbol, now, now - settings.watch_ttl, slots)
 
 
-def too_many(settings: Settings) -> str:
-    return f"too many symbols tracked (RTPLOT_MAX_SYMBOLS={settings.max_symbols}); try later"
+def watch_view_call(symbol: str, view: str, notify: bool) -> WatchView:
+    return WatchView(symbol, view, time.time(), notify)

@@ -34,7 +34,7 @@ def build_delta(
     since: int,
 ) -> dict[str, Any]:
     """The delta from ``base_seq`` to the window's version, whose versions changed
-    nothing before minute ``since`` (UTC, as ``common.changelog.first_changed`` says)."""
+    nothing before minute ``since`` (UTC, as ``common.contract.changelog.first_changed`` says)."""
     return {
         "symbol": symbol,
         "seq": window.version,

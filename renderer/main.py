@@ -10,8 +10,8 @@ from typing import Any
 import redis
 
 from common.connection import connect
+from common.contract.keys import Keys
 from common.health import HealthCheck, serve_health
-from common.keys import Keys
 from common.settings import Settings
 from renderer.publish import RoomPublisher
 from renderer.service import Renderer

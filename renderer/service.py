@@ -8,7 +8,7 @@ state, whatever the number of viewers.
 
 A render of a symbol renders its default view (the article's chart) and each other view
 that some gateway subscribes to now (common.views: gateways list the views they were
-asked for, renderer.store says which are watched); each is built once from the one
+asked for, renderer.watching says which are watched); each is built once from the one
 window, whatever the number of its viewers, and stored and published on its own.
 """
 
@@ -24,17 +24,21 @@ from typing import Any
 import orjson
 import redis
 
-from common import changelog
-from common.keys import RENDER_GROUP, Keys
+from common.contract import changelog
+from common.contract.keys import RENDER_GROUP, Keys
+from common.contract.members import ChangeNotice
+from common.contract.packets import event_packet, figure_payload
+from common.contract.snapshots import Catchup, Outcome, Read, Stored, Whole, WriteRender
 from common.markets import market_for
-from common.messages import BARS, FIGURE, event_packet
+from common.messages import BARS, FIGURE
 from common.views import DEFAULT, View
 from renderer import metrics
 from renderer.delta import build_delta
 from renderer.figure import build_figure, encode, style_of
 from renderer.publish import Publisher
-from renderer.store import NEEDS_FIGURE, STORED, Read, RenderStore, Stored
+from renderer.store import RenderStore
 from renderer.views import Frame, frame_of, view_delta, view_figure, view_style
+from renderer.watching import Audience
 from renderer.window import Window, rows_of
 
 log = logging.getLogger("rtplot.renderer")
@@ -122,9 +126,7 @@ class Render:
     style: dict[str, Any]
     now: float
     delta_json: bytes | None = None  # None: nothing to be a delta from
-    # (the stored seq it starts from, its first minute, the `bars` event); None: store the
-    # whole figure.
-    catchup: tuple[int, int, bytes] | None = None
+    catchup: Catchup | None = None  # None: store the whole figure
     payload_json: bytes | None = None
     figure_json: bytes | None = None
 
@@ -132,26 +134,23 @@ class Render:
         """The ``figure`` event payload and the figure, encoded once."""
         if self.payload_json is None or self.figure_json is None:
             self.figure_json = encode(self.chart.figure(self.style))
-            # The bytes orjson.dumps({"symbol", ["view",] "seq", "epoch", "figure"})
-            # gives, without encoding the figure twice.
-            view = b'"view":%b,' % orjson.dumps(self.chart.key) if self.chart.key else b""
-            self.payload_json = b'{"symbol":%b,%b"seq":%d,"epoch":%b,"figure":%b}' % (
-                orjson.dumps(self.symbol),
-                view,
-                self.window.version,
-                orjson.dumps(self.window.epoch),
-                self.figure_json,
+            w = self.window
+            self.payload_json = figure_payload(
+                self.symbol, self.chart.key, w.version, w.epoch, self.figure_json
             )
         return self.payload_json, self.figure_json
 
-    def write_args(self) -> tuple[Any, ...]:
+    def write(self) -> WriteRender:
+        """Its store and its delta, as the contract's write takes them."""
         if self.delta_json is not None:
             packet = event_packet(BARS, self.delta_json)
         else:  # a first render reaches the page's room as a whole figure
             packet = event_packet(FIGURE, self.whole()[0])
-        stored = None if self.catchup is not None else (self.whole()[0], self.style, self.now)
+        whole = None if self.catchup is not None else Whole(self.whole()[0], self.style, self.now)
         w = self.window
-        return w.epoch, w.version, self.style, packet, self.catchup, stored
+        return WriteRender(
+            self.symbol, self.chart.key, w.epoch, w.version, self.style, packet, self.catchup, whole
+        )
 
 
 def consumer_name() -> str:
@@ -176,10 +175,7 @@ class Renderer:
         self.watch_ttl = watch_ttl  # seconds a view stays listed after its last stamp
         self.store = RenderStore(client, keys)
         self.windows: OrderedDict[str, Window] = OrderedDict()  # least recently used first
-        # (symbol, view key) whose whole figures some gateway received at the last render:
-        # they are built for every render anyway, and stored too, so a figure-mode client
-        # that resubscribes gets the newest figure, never one older than it has seen.
-        self.figures_watched: set[tuple[str, str]] = set()
+        self.audience = Audience()
         self._last_claim = 0.0
         self.last_step = time.monotonic()  # for /healthz: the loop is alive
 
@@ -222,7 +218,7 @@ class Renderer:
     def _render_notices(self, entries: list[Any], report: RoundReport, claimed: bool) -> None:
         report.notices += len(entries)
         metrics.NOTICES.labels("claimed" if claimed else "new").inc(len(entries))
-        symbols = dict.fromkeys(fields[b"symbol"].decode() for _id, fields in entries)
+        symbols = dict.fromkeys(ChangeNotice.read(fields).symbol for _id, fields in entries)
         for symbol in symbols:
             seq = self.render(symbol)
             if seq is not None:
@@ -242,8 +238,7 @@ class Renderer:
         published = None
         if read.stored.head != read.version:
             published = self._render_view(symbol, DEFAULT, read, read.stored, started)
-        watched = [key for key, gateways in (read.views or {}).items() if gateways]
-        for key, stored in self._view_states(symbol, read, watched).items():
+        for key, stored in self._view_states(symbol, read, self.audience.views(read)).items():
             if stored.head == read.version:
                 continue
             try:
@@ -267,11 +262,8 @@ class Renderer:
             window = self.windows[symbol]
             chart = ViewChart(symbol, window, view) if view.key else Chart(symbol, window)
             render = self._build(chart, read, stored)
-            epoch, seq, style, packet, catchup, payload = render.write_args()
-            written = self.store.write(
-                symbol, epoch, seq, style, packet, catchup, payload, view_key=view.key
-            )
-            if written.outcome != NEEDS_FIGURE or attempt:
+            written = self.store.write(render.write())
+            if written.outcome is not Outcome.NEEDS_FIGURE or attempt:
                 break
             # The snapshot was reset between the read and the write: read it all again.
             fresh = self._read(symbol)
@@ -283,15 +275,11 @@ class Renderer:
                 stored = self._view_states(symbol, read, [view.key])[view.key]
             if stored.head == read.version:
                 return None
-        if written.outcome != STORED:
+        if written.outcome is not Outcome.STORED:
             return None
-        watched = {room for room, count in written.watchers.items() if count}
-        if watched:
-            self.figures_watched.add((symbol, view.key))
+        if rooms := self.audience.figure_rooms(symbol, view.key, written):
             payload_json, figure_json = render.whole()
-            self.publisher.publish_figures(symbol, payload_json, figure_json, watched)
-        else:
-            self.figures_watched.discard((symbol, view.key))
+            self.publisher.publish_figures(payload_json, figure_json, rooms)
         self._record(chart, render, read, started)
         return read.version
 
@@ -343,7 +331,7 @@ class Renderer:
         due = (
             stored.stored_at is None
             or now - stored.stored_at >= self.snapshot_every
-            or (chart.symbol, chart.key) in self.figures_watched
+            or self.audience.takes_figures(chart.symbol, chart.key)
         )
         catchup_from = min(stored.catchup_from, since)
         if (
@@ -352,7 +340,7 @@ class Renderer:
             and chart.size_since(catchup_from) <= CATCHUP_MAX_BARS
         ):
             catchup = chart.delta(stored.seq, stored.style, style, catchup_from)
-            render.catchup = (stored.seq, catchup_from, orjson.dumps(catchup))
+            render.catchup = Catchup(stored.seq, catchup_from, orjson.dumps(catchup))
         return render
 
     def _record(self, chart: Chart, render: Render, read: Read, started: float) -> None:

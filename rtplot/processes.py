@@ -21,7 +21,7 @@ from typing import IO, Self
 import redis
 
 from common.connection import answers
-from common.keys import Keys
+from common.contract.keys import Keys
 
 RTPLOT = (sys.executable, "-m", "rtplot.cli")  # this interpreter: no console script needed
 STOP_GRACE = 10.0  # seconds a child gets to exit after SIGTERM
@@ -90,8 +90,8 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (its children not included).
 
     /proc/PID/stat counts in the kernel's 10 ms ticks, too coarse for a gateway that
-    spends 3 ms relaying a short run's updates; each live thread's schedstat gives its run
-    time in nanoseconds. A thread that has exited is only in the ticks, so the larger of
+    relays a short run's updates in less than one; each live thread's schedstat gives its
+    run time in nanoseconds. A thread that has exited is only in the ticks, so the larger of
     the two is the better reading."""
     ticks = sum(cpu_times(pid))
     try:

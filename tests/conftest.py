@@ -8,6 +8,18 @@ import redis
 from common.settings import Settings
 from support import ARTIFACTS, CLIENT_SOCKET_LEAK, Listener, RedisServer
 
+# Fixtures that start a redis-server (the suite's, a test's own, a Sentinel set).
+REDIS_FIXTURES = {"redis_server", "own_redis", "sentinels"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test needs a Redis when it uses one of REDIS_FIXTURES or starts services (e2e);
+    so ``-m "not redis"`` runs the tests that need nothing but Python."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & REDIS_FIXTURES or item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.redis)
+
 
 @pytest.fixture(autouse=True)
 def collect_leaked_client_sockets(request: pytest.FixtureRequest) -> Iterator[None]:

@@ -14,7 +14,7 @@ import pytest
 import redis
 import socketio
 
-from common.keys import Keys
+from common.contract.keys import Keys
 from rtplot.processes import RedisServer, Setting, Stack, clean_env, free_port
 
 __all__ = ["RedisServer", "free_port"]  # re-exported for the tests

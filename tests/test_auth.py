@@ -10,8 +10,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from common.settings import Settings, SettingsError
-from gateway.auth import Grant, JwtPolicy, Refused, load_key
-from gateway.clients import ClientBook
+from gateway.auth import Admission, Grant, JwtPolicy, Refused, load_key
+from gateway.core import GatewayCore
+from gateway.runner import drive
+from gateway.sessions import Sessions
 
 SECRET = "s" * 40
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -118,33 +120,41 @@ def test_a_bad_key_is_said_at_start(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="the path of the PEM file"):
         load_key("-----BEGIN PUBLIC KEY-----\n...")
     with pytest.raises(SettingsError, match="RTPLOT_JWT_KEY") as error:
-        ClientBook(Settings(jwt_key="short"))
+        Admission(Settings(jwt_key="short"))
     assert "short" not in str(error.value)  # a secret is never repeated
 
 
-def test_the_book_holds_each_grant_and_ends_sessions_at_exp() -> None:
-    book = ClientBook(Settings(jwt_key=SECRET))
+def test_each_session_holds_its_grant_and_ends_at_exp() -> None:
+    admission, sessions = Admission(Settings(jwt_key=SECRET)), Sessions()
     soon = int(time.time()) + 5
     token = jwt.encode(claims(exp=soon, symbols=["AAPL"]), SECRET, "HS256")
-    assert book.admit("a", {}, {"token": token})
-    assert book.admit("b", {"QUERY_STRING": f"EIO=4&token={jwt.encode(claims(), SECRET)}"}, None)
-    assert not book.admit("c", {}, {"token": "garbage"})
-    assert book.subscription_refusal("a", "subscribe", "MSFT") == {
-        "ok": False,
-        "error": "your token does not allow MSFT",
-    }
-    assert book.subscription_refusal("a", "subscribe", "AAPL") is None
-    assert book.ended(soon - 1) == []
-    assert book.ended(soon) == ["a"]
-    assert book.ended(soon + 30) == []  # each session ends once (b: in a minute)
-    book.forget("a")
-    assert book.grants.keys() == {"b"}
+    query = {"QUERY_STRING": f"EIO=4&token={jwt.encode(claims(), SECRET)}"}
+    for sid, environ, auth in (("a", {}, {"token": token}), ("b", query, None)):
+        grant = admission.grant(environ, auth)
+        assert grant is not None
+        sessions.open(sid, grant)
+    assert admission.grant({}, {"token": "garbage"}) is None
+    assert not sessions.allows("a", "MSFT") and sessions.allows("a", "AAPL")
+    assert sessions.allows("b", "MSFT")
+    assert sessions.ended(soon - 1) == []
+    assert sessions.ended(soon) == ["a"]
+    assert sessions.ended(soon + 30) == []  # each session ends once (b: in a minute)
+    sessions.close("a")
+    assert sessions.grants.keys() == {"b"} and len(sessions) == 1
+
+
+def test_a_token_the_grant_does_not_cover_is_refused_a_subscription() -> None:
+    core = GatewayCore(Settings(jwt_key=SECRET, symbols=("AAPL",)))
+    token = jwt.encode(claims(symbols=["AAPL"]), SECRET, "HS256")
+    assert core.connect("a", "eio-a", {}, {"token": token})
+    ack = drive(core.subscribe("a", {"symbol": "MSFT"}), lambda step: None)
+    assert ack == {"ok": False, "error": "your token does not allow MSFT"}
 
 
 def test_the_shared_token_still_works() -> None:
-    book = ClientBook(Settings(auth_token="t0ken"))
-    assert book.admit("a", {}, {"token": "t0ken"}) and not book.admit("b", {}, {"token": "x"})
-    assert book.grants["a"] == Grant()
+    admission = Admission(Settings(auth_token="t0ken"))
+    assert admission.grant({}, {"token": "t0ken"}) == Grant()
+    assert admission.grant({}, {"token": "x"}) is None
 
 
 def test_secrets_are_never_in_a_settings_error() -> None:

@@ -5,7 +5,7 @@ import time
 import pytest
 import redis
 
-from common.keys import Keys
+from common.contract.keys import Keys
 from fetcher.celery_app import QUEUE
 from support import running, wait_until
 

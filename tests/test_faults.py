@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from common.keys import RENDER_GROUP, Keys
+from common.contract.keys import RENDER_GROUP, Keys
 from support import CLIENT_SOCKET_LEAK, Listener, Pipeline, record_reliability, running, wait_until
 
 pytestmark = [pytest.mark.e2e, CLIENT_SOCKET_LEAK]

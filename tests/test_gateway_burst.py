@@ -19,8 +19,10 @@ import pytest
 import redis
 import websockets
 
-from common.keys import Keys
-from common.messages import BARS, delta_room, event_packet
+from common.contract.keys import Keys
+from common.contract.packets import event_packet
+from common.contract.rooms import Mode, Room
+from common.messages import BARS
 from support import running
 
 pytestmark = pytest.mark.e2e
@@ -155,6 +157,6 @@ def publish_deltas(redis_url: str, symbols: list[str], stop: threading.Event) ->
             )
             delta = {"symbol": symbol, "seq": seq, "base_seq": seq - 1, "bars": []}
             packet = event_packet(BARS, orjson.dumps(delta))
-            pipe.publish(Keys().room_channel(delta_room(symbol)), packet)
+            pipe.publish(Keys().channel(Room(symbol, Mode.DELTA)), packet)
         pipe.execute()
     client.close()

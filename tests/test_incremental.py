@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from common.bars import MINUTE, Bar
-from common.keys import Keys
+from common.contract.keys import Keys
 from common.markets import NEW_YORK, market_for
 from common.views import View
 from fetcher.store import BarStore

@@ -18,10 +18,11 @@ from engineio.socket import Socket
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from common.messages import event_packet
+from common.contract.packets import event_packet
+from common.contract.rooms import Mode, Room
 from gateway import internals
-from gateway.delivery import Delivery
 from gateway.internals.outbox import Outbox
+from gateway.membership import Membership
 
 STATES = ["open", "late", "closed", "gone"]
 clients = st.lists(st.sampled_from(STATES), min_size=1, max_size=6)
@@ -126,20 +127,21 @@ async def emit_both_ways(states: list[str], members: list[int]) -> tuple[Any, An
     for ours in (True, False):
         sio = socketio.AsyncServer(async_mode="asgi", logger=False)
         sids = with_sockets(sio.eio, states)
-        delivery = Delivery(lambda room: None, lambda room: None)
+        membership, room = Membership(), Room("AAPL", Mode.DELTA)
         for i in members:
             sid = await sio.manager.connect(sids[i], "/")
-            await sio.manager.enter_room(sid, "/", "bars:AAPL")
-            delivery.hold(sid, "bars:AAPL")
-            delivery.take_held(sid, sids[i], "bars:AAPL")
+            await sio.manager.enter_room(sid, "/", room.name)
+            membership.connected(sid, sids[i])
+            membership.hold(sid, room)
+            membership.take_held(sid, room)
         if ours:
-            text = event_packet("bars", orjson.dumps(update)).decode()
-            packets = [eio_packet.Packet(eio_packet.MESSAGE, text)]
-            sending = Outbox(sio.eio).send(delivery.recipients("bars:AAPL", packets), packets)
+            packet = event_packet("bars", orjson.dumps(update))
+            packets = [eio_packet.Packet(eio_packet.MESSAGE, packet.decode())]
+            sending = Outbox(sio.eio).send(membership.recipients(room, [packet]), packets)
             if sending is not None:
                 await sending
         else:
-            await sio.emit("bars", update, room="bars:AAPL")
+            await sio.emit("bars", update, room=room.name)
             await asyncio.sleep(0.01)  # python-socketio sends from a task per client
         outcomes.append(queued(sio.eio, sids))
     return outcomes[0], outcomes[1]

@@ -17,8 +17,10 @@ import orjson
 import pytest
 import redis
 
-from common.keys import Keys
-from common.messages import BARS, delta_room, event_packet
+from common.contract.keys import Keys
+from common.contract.packets import event_packet
+from common.contract.rooms import Mode, Room
+from common.messages import BARS
 from rtplot.processes import Stack
 
 pytestmark = pytest.mark.e2e
@@ -99,7 +101,7 @@ def script(port: int, client: "redis.Redis") -> list[bytes]:
     for size in (10, 200, 70_000):  # each length encoding: 7 bits, 16 bits, 64 bits
         delta = dict(CATCHUP, seq=10, base_seq=9, bars=[[0, 1.5, 2.5, 1.0, 2.0, size]] * size)
         packet = event_packet(BARS, orjson.dumps(delta))
-        client.publish(Keys().room_channel(delta_room("AAPL")), packet)
+        client.publish(Keys().channel(Room("AAPL", Mode.DELTA)), packet)
         ws.receive_until("42")
     ws.send('422["nonsense",{}]')
     ws.receive_until("432")
@@ -109,7 +111,7 @@ def script(port: int, client: "redis.Redis") -> list[bytes]:
     ws.receive_until("433")
     ws.send('424["unsubscribe",{"symbol":"AAPL"}]')
     ws.receive_until("434")
-    client.publish(Keys().room_channel(delta_room("AAPL")), event_packet(BARS, b"{}"))
+    client.publish(Keys().channel(Room("AAPL", Mode.DELTA)), event_packet(BARS, b"{}"))
     ws.send('425["nonsense",{}]')  # a marker: nothing may come before its ack
     ws.receive_until("435")
     ws.close()

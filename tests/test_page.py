@@ -439,7 +439,7 @@ def test_each_views_figure_is_valid_for_plotly_js_and_its_deltas_rebuild_it(
 ) -> None:
     from page_model import PageChart
 
-    from common.keys import Keys
+    from common.contract.keys import Keys
 
     tab = Tab(
         browser,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import socketio
 
-from common.keys import Keys
+from common.contract.keys import Keys
 from support import Listener, Pipeline, running, wait_until
 
 pytestmark = pytest.mark.e2e

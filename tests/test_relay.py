@@ -10,13 +10,15 @@ import pytest
 import redis
 import socketio
 
-from common.keys import Keys
-from common.messages import event_packet
+from common.contract.keys import Keys
+from common.contract.packets import event_packet
+from common.contract.rooms import Mode, Room
 from common.settings import Settings
 from gateway.relay import AsyncRelayManager
 from support import RedisServer
 
 KEYS = Keys()
+AAPL_DELTA, AAPL_FIGURE = Room("AAPL", Mode.DELTA), Room("AAPL")
 
 
 @pytest.fixture
@@ -56,8 +58,8 @@ async def until(condition: Callable[[], Any], timeout: float = 5) -> None:
         await asyncio.sleep(0.01)
 
 
-def subscribers(client: "redis.Redis", room: str) -> int:
-    [(_, count)] = client.pubsub_numsub(KEYS.room_channel(room))
+def subscribers(client: "redis.Redis", room: Room) -> int:
+    [(_, count)] = client.pubsub_numsub(KEYS.channel(room))
     return int(count)
 
 
@@ -65,23 +67,23 @@ def test_a_join_hears_every_update_published_once_its_room_is_confirmed(
     own_redis: RedisServer,
 ) -> None:
     async def scenario(manager: AsyncRelayManager, client: "redis.Redis") -> None:
-        manager.delivery.hold("client-1", "bars:AAPL")
-        await manager.listen_room("bars:AAPL", timeout=5)
-        client.publish(KEYS.room_channel("bars:AAPL"), event_packet("bars", b'{"seq":2}'))
-        await until(lambda: manager.delivery.held["bars:AAPL"]["client-1"].packets)
-        [packet] = manager.delivery.take_held("client-1", "eio-1", "bars:AAPL") or []
-        assert packet.encode() == '42["bars",{"seq":2}]'
+        manager.membership.hold("client-1", AAPL_DELTA)
+        await manager.listen_room(AAPL_DELTA, timeout=5)
+        client.publish(KEYS.channel(AAPL_DELTA), event_packet("bars", b'{"seq":2}'))
+        await until(lambda: manager.membership.held[AAPL_DELTA]["client-1"].packets)
+        [packet] = manager.membership.take_held("client-1", AAPL_DELTA) or []
+        assert packet == b'2["bars",{"seq":2}]'
 
     with_manager(own_redis.url, scenario)
 
 
 def test_a_crowd_joining_many_rooms_costs_a_few_commands(own_redis: RedisServer) -> None:
-    rooms = [f"bars:S{i:03d}" for i in range(200)]
+    rooms = [Room(f"S{i:03d}", Mode.DELTA) for i in range(200)]
 
     async def scenario(manager: AsyncRelayManager, client: "redis.Redis") -> None:
         before = commands(client, "subscribe")
         for i in range(2000):  # ten clients a room, all arriving at once
-            manager.delivery.hold(f"client-{i}", rooms[i % len(rooms)])
+            manager.membership.hold(f"client-{i}", rooms[i % len(rooms)])
         await asyncio.gather(*(manager.listen_room(room, timeout=5) for room in rooms))
         assert all(subscribers(client, room) == 1 for room in rooms)
         assert commands(client, "subscribe") - before <= 3
@@ -97,35 +99,35 @@ def commands(client: "redis.Redis", name: str) -> int:
 def test_a_room_nobody_is_in_is_unsubscribed(own_redis: RedisServer) -> None:
     async def scenario(manager: AsyncRelayManager, client: "redis.Redis") -> None:
         for sid in ("a", "b"):
-            manager.delivery.hold(sid, "figure:AAPL")
-            await manager.listen_room("figure:AAPL", timeout=5)
-            manager.delivery.take_held(sid, f"eio-{sid}", "figure:AAPL")
-        manager.delivery.leave("a", "figure:AAPL")
+            manager.membership.hold(sid, AAPL_FIGURE)
+            await manager.listen_room(AAPL_FIGURE, timeout=5)
+            manager.membership.take_held(sid, AAPL_FIGURE)
+        manager.membership.leave("a", AAPL_FIGURE)
         await asyncio.sleep(0.2)
-        assert subscribers(client, "figure:AAPL") == 1  # b is still there
-        manager.delivery.forget("b")
-        await until(lambda: subscribers(client, "figure:AAPL") == 0)
+        assert subscribers(client, AAPL_FIGURE) == 1  # b is still there
+        manager.membership.forget("b")
+        await until(lambda: subscribers(client, AAPL_FIGURE) == 0)
         # ... and a client coming back waits for a new subscription.
-        manager.delivery.hold("c", "figure:AAPL")
-        await manager.listen_room("figure:AAPL", timeout=5)
-        assert subscribers(client, "figure:AAPL") == 1
+        manager.membership.hold("c", AAPL_FIGURE)
+        await manager.listen_room(AAPL_FIGURE, timeout=5)
+        assert subscribers(client, AAPL_FIGURE) == 1
 
     with_manager(own_redis.url, scenario)
 
 
 def test_the_listener_subscribes_again_after_redis_restarts(own_redis: RedisServer) -> None:
     async def scenario(manager: AsyncRelayManager, client: "redis.Redis") -> None:
-        manager.delivery.hold("a", "bars:MSFT")
-        await manager.listen_room("bars:MSFT", timeout=5)
-        manager.delivery.take_held("a", "eio-a", "bars:MSFT")
+        manager.membership.hold("a", Room("MSFT", Mode.DELTA))
+        await manager.listen_room(Room("MSFT", Mode.DELTA), timeout=5)
+        manager.membership.take_held("a", Room("MSFT", Mode.DELTA))
         own_redis.stop()
         await until(lambda: not manager.listening)
         own_redis.start()
         started = asyncio.get_running_loop().time()
-        await until(lambda: manager.listening and manager.book.ready("bars:MSFT"))
+        await until(lambda: manager.listening and manager.book.ready(Room("MSFT", Mode.DELTA)))
         assert asyncio.get_running_loop().time() - started < 2
         fresh = redis.Redis.from_url(own_redis.url)
-        assert subscribers(fresh, "bars:MSFT") == 1
+        assert subscribers(fresh, Room("MSFT", Mode.DELTA)) == 1
         assert fresh.pubsub_numsub(KEYS.socketio_channel)[0][1] == 1
         fresh.close()
 
@@ -136,9 +138,9 @@ def test_a_join_waits_no_longer_than_its_timeout_without_redis(own_redis: RedisS
     async def scenario(manager: AsyncRelayManager, client: "redis.Redis") -> None:
         own_redis.stop()
         await until(lambda: not manager.listening)
-        manager.delivery.hold("a", "bars:TSLA")
+        manager.membership.hold("a", Room("TSLA", Mode.DELTA))
         with pytest.raises(TimeoutError):
-            await manager.listen_room("bars:TSLA", timeout=0.3)
+            await manager.listen_room(Room("TSLA", Mode.DELTA), timeout=0.3)
         own_redis.start()
 
     with_manager(own_redis.url, scenario)

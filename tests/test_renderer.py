@@ -11,14 +11,18 @@ import redis
 from prometheus_client import REGISTRY
 
 from common.bars import MINUTE, Bar
-from common.keys import RENDER_GROUP, Keys
+from common.contract.keys import RENDER_GROUP, Keys
+from common.contract.lua import Scripts
+from common.contract.members import ChangeNotice
+from common.contract.rooms import Mode, Room
+from common.contract.snapshots import Outcome, Whole, WriteRender
+from common.contract.watching import WatchView
 from common.markets import NEW_YORK, UTC
-from common.messages import delta_room, figure_room, view_room
 from fetcher.store import BarStore
 from renderer import service
 from renderer.metrics import VIEW_RENDERS
 from renderer.service import Renderer
-from renderer.store import OLDER, SAME, STORED, RenderStore
+from renderer.store import RenderStore
 
 NOW = 1_794_999_960.0 + 10
 KEYS = Keys()
@@ -29,14 +33,12 @@ class FakePublisher:
     """The whole-figure seam; the real one is proven in test_publish.py."""
 
     def __init__(self) -> None:
-        self.figures: list[tuple[str, int, set[str]]] = []
+        self.figures: list[tuple[str, int, set[Room]]] = []
 
-    def publish_figures(
-        self, symbol: str, payload_json: bytes, figure_json: bytes, rooms: set[str]
-    ) -> None:
+    def publish_figures(self, payload_json: bytes, figure_json: bytes, rooms: set[Room]) -> None:
         payload = orjson.loads(payload_json)
         assert orjson.loads(figure_json) == payload["figure"]
-        self.figures.append((symbol, payload["seq"], rooms))
+        self.figures.append((payload["symbol"], payload["seq"], rooms))
 
 
 def write(client: "redis.Redis", symbol: str, close: float, at: float, minutes: int = 60) -> int:
@@ -92,10 +94,12 @@ def test_the_lag_runs_from_the_bars_being_stored_not_from_the_ticks_time(
 def test_the_seq_only_grows(client: "redis.Redis") -> None:
     store = RenderStore(client, KEYS)
 
-    def render(seq: int) -> int:
-        return store.write("X", "e1", seq, STYLE, b"2[]", None, (b"{}", STYLE, 0.0)).outcome
+    def render(seq: int) -> Outcome:
+        whole = Whole(b"{}", STYLE, 0.0)
+        return store.write(WriteRender("X", "", "e1", seq, STYLE, b"2[]", whole=whole)).outcome
 
-    assert [render(5), render(5), render(4), render(6)] == [STORED, SAME, OLDER, STORED]
+    stored, same, older = Outcome.STORED, Outcome.SAME, Outcome.OLDER
+    assert [render(5), render(5), render(4), render(6)] == [stored, same, older, stored]
     assert snapshot(client, "X")[b"head"] == b"6"
 
 
@@ -180,7 +184,7 @@ def test_while_whole_figures_are_watched_each_one_is_stored_too(client: "redis.R
     # watched it is the newest, never older than the live ones it has already seen.
     instance, publisher = renderer(client, snapshot_every=3600)
     viewers = client.pubsub()
-    viewers.subscribe(KEYS.room_channel(figure_room("AAPL")))
+    viewers.subscribe(KEYS.channel(Room("AAPL")))
     viewers.get_message(timeout=0.5)
     for i in range(4):
         write(client, "AAPL", 100 + i, NOW + i)
@@ -202,7 +206,7 @@ def test_the_delta_always_goes_out_and_whole_figures_only_where_watched(
 ) -> None:
     instance, publisher = renderer(client)
     pages = client.pubsub()
-    pages.subscribe(KEYS.room_channel(delta_room("AAPL")))
+    pages.subscribe(KEYS.channel(Room("AAPL", Mode.DELTA)))
     write(client, "AAPL", 100, NOW)
     instance.render("AAPL")
     write(client, "AAPL", 101, NOW + 1)
@@ -212,11 +216,11 @@ def test_the_delta_always_goes_out_and_whole_figures_only_where_watched(
     sent = [orjson.loads(e[1:]) for e in events if isinstance(e, bytes)]
     assert [(name, body["seq"]) for name, body in sent] == [("figure", 1), ("bars", 2)]
     viewers = client.pubsub()
-    viewers.subscribe(KEYS.room_channel(figure_room("AAPL")))
+    viewers.subscribe(KEYS.channel(Room("AAPL")))
     viewers.get_message(timeout=0.5)
     write(client, "AAPL", 102, NOW + 2)
     instance.render("AAPL")
-    assert publisher.figures == [("AAPL", 3, {figure_room("AAPL")})]
+    assert publisher.figures == [("AAPL", 3, {Room("AAPL")})]
 
 
 @pytest.mark.parametrize("restart", [False, True])
@@ -257,12 +261,13 @@ CANDLES = "candles.5m.vol"
 
 def watch(client: "redis.Redis", view: str, at: float | None = None) -> None:
     """What a gateway does when a client joins a view: list it, stamped now."""
-    client.zadd(KEYS.views("AAPL"), {view: time.time() if at is None else at})
+    stamp = WatchView("AAPL", view, time.time() if at is None else at, notify=False)
+    Scripts(client, KEYS).run(stamp)
 
 
-def listen(client: "redis.Redis", room: str) -> Any:
+def listen(client: "redis.Redis", room: Room) -> Any:
     pubsub = client.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(KEYS.room_channel(room))
+    pubsub.subscribe(KEYS.channel(room))
     pubsub.get_message(timeout=0.5)
     return pubsub
 
@@ -272,8 +277,8 @@ def test_a_watched_view_is_rendered_once_per_change_whatever_its_viewers(
 ) -> None:
     instance, publisher = renderer(client)
     watch(client, CANDLES)
-    pages = [listen(client, view_room(delta_room("AAPL"), CANDLES)) for _ in range(3)]
-    viewer = listen(client, view_room(figure_room("AAPL"), CANDLES))
+    pages = [listen(client, Room("AAPL", Mode.DELTA, CANDLES)) for _ in range(3)]
+    viewer = listen(client, Room("AAPL", Mode.FIGURE, CANDLES))
     before = VIEW_RENDERS._value.get()
     write(client, "AAPL", 100, NOW)
     instance.render("AAPL")
@@ -292,8 +297,8 @@ def test_a_watched_view_is_rendered_once_per_change_whatever_its_viewers(
             ("bars", CANDLES, 2),
         ]
     assert [(seq, rooms) for _, seq, rooms in publisher.figures] == [
-        (1, {view_room(figure_room("AAPL"), CANDLES)}),
-        (2, {view_room(figure_room("AAPL"), CANDLES)}),
+        (1, {Room("AAPL", Mode.FIGURE, CANDLES)}),
+        (2, {Room("AAPL", Mode.FIGURE, CANDLES)}),
     ]
     for pubsub in [*pages, viewer]:
         pubsub.close()
@@ -313,7 +318,7 @@ def test_a_view_not_stamped_for_the_ttl_is_forgotten_with_its_snapshot(
     instance, _ = renderer(client)
     instance.watch_ttl = 60
     watch(client, CANDLES)
-    page = listen(client, view_room(delta_room("AAPL"), CANDLES))
+    page = listen(client, Room("AAPL", Mode.DELTA, CANDLES))
     write(client, "AAPL", 100, NOW)
     instance.render("AAPL")
     assert snapshot(client, f"AAPL@{CANDLES}")
@@ -331,9 +336,9 @@ def test_a_view_joined_while_nothing_changes_is_rendered_on_the_gateways_notice(
     instance, _ = renderer(client)
     write(client, "AAPL", 100, NOW)
     assert instance.step(block_ms=100).rendered == {"AAPL": 1}
-    page = listen(client, view_room(delta_room("AAPL"), CANDLES))
+    page = listen(client, Room("AAPL", Mode.DELTA, CANDLES))
     watch(client, CANDLES)
-    client.xadd(KEYS.changes, {"symbol": "AAPL", "view": CANDLES})  # WATCH_VIEW_SCRIPT's
+    client.xadd(KEYS.changes, ChangeNotice("AAPL", view=CANDLES).fields())  # as WatchView
     assert instance.step(block_ms=100).rendered == {}  # nothing new in the default view
     [message] = list(iter(lambda: page.get_message(timeout=0.2), None))
     assert orjson.loads(message["data"][1:])[0] == "figure"

@@ -5,10 +5,11 @@ import orjson
 import pytest
 import socketio
 
+from common.contract.packets import event_packet
+from common.contract.rooms import Mode, symbol_rooms
 from common.logs import JsonFormatter, TextFormatter
-from common.messages import OrjsonCodec, event_packet, graph_plot_payload
-from gateway.clients import Subscriptions
-from gateway.requests import BadRequest, requested_symbol, requested_updates, symbol_rooms
+from common.messages import OrjsonCodec, graph_plot_payload
+from gateway.requests import BadRequest, requested_symbol, requested_updates
 
 
 @pytest.mark.parametrize(("data", "symbol"), [({"symbol": "aapl"}, "AAPL"), ("brk-b", "BRK-B")])
@@ -25,23 +26,6 @@ def test_bad_requests_say_why(data: object) -> None:
     assert str(error.value)
 
 
-def test_subscriptions_track_clients_per_symbol() -> None:
-    subs = Subscriptions()
-    subs.add("a", "AAPL", "figure:AAPL")
-    subs.add("b", "AAPL", "figure:AAPL")
-    subs.add("a", "MSFT", "bars:MSFT")
-    assert subs.counts() == {"AAPL": 2, "MSFT": 1}
-    assert subs.held_by("a") == 2 and subs.holds("a", "MSFT")
-    subs.add("a", "MSFT", "figure:MSFT")  # again, in another mode: still one
-    assert subs.room_of("a", "MSFT") == "figure:MSFT"
-    assert subs.counts() == {"AAPL": 2, "MSFT": 1}
-    assert sorted(subs.remove_client("a")) == ["AAPL", "MSFT"]
-    assert subs.counts() == {"AAPL": 1}
-    subs.remove("b", "AAPL")
-    subs.remove("b", "AAPL")  # twice is harmless
-    assert subs.symbols() == []
-
-
 def test_graph_plot_payload_is_the_figure_as_a_json_string() -> None:
     figure = orjson.dumps({"data": [1], "layout": {}})
     assert json.loads(json.loads(graph_plot_payload(figure))) == {"data": [1], "layout": {}}
@@ -55,14 +39,15 @@ def test_an_event_packet_is_what_python_socketio_encodes() -> None:
 
 @pytest.mark.parametrize(
     ("data", "mode"),
-    [({"symbol": "A"}, "figure"), ({"updates": "delta"}, "delta"), ("A", "figure")],
+    [({"symbol": "A"}, Mode.FIGURE), ({"updates": "delta"}, Mode.DELTA), ("A", Mode.FIGURE)],
 )
-def test_requested_updates(data: object, mode: str) -> None:
+def test_requested_updates(data: object, mode: Mode) -> None:
     assert requested_updates(data) == mode
 
 
 def test_a_symbol_has_three_rooms() -> None:
-    assert symbol_rooms("AAPL") == ["figure:AAPL", "bars:AAPL", "graph_plot:AAPL"]
+    names = [room.name for room in symbol_rooms("AAPL")]
+    assert names == ["figure:AAPL", "bars:AAPL", "graph_plot:AAPL"]
 
 
 def test_the_socketio_codec_matches_the_standard_library() -> None:
@@ -97,21 +82,8 @@ def test_a_subscribe_names_a_view_and_its_room() -> None:
 
     view = requested_view({"symbol": "AAPL", "chart": "candles", "timeframe": "5m"})
     assert view.key == "candles.5m.vol"
-    assert subscription_room("AAPL", "delta", view) == "bars:AAPL@candles.5m.vol"
-    assert subscription_room("AAPL", "figure", DEFAULT) == "figure:AAPL"
+    assert subscription_room("AAPL", Mode.DELTA, view).name == "bars:AAPL@candles.5m.vol"
+    assert subscription_room("AAPL", Mode.FIGURE, DEFAULT).name == "figure:AAPL"
     assert requested_view("AAPL") == DEFAULT and requested_view({"symbol": "AAPL"}) == DEFAULT
     with pytest.raises(BadRequest, match='unknown field "timeFrame"'):
         requested_view({"symbol": "AAPL", "timeFrame": "5m"})
-
-
-def test_subscriptions_count_the_viewers_of_each_view() -> None:
-    subs = Subscriptions()
-    subs.add("a", "AAPL", "figure:AAPL@candles.5m.vol")
-    subs.add("b", "AAPL", "bars:AAPL@candles.5m.vol")
-    subs.add("c", "AAPL", "bars:AAPL")
-    assert subs.views() == [("AAPL", "candles.5m.vol")] and subs.counts() == {"AAPL": 3}
-    subs.add("a", "AAPL", "figure:AAPL@ohlc.1h.vol")  # a switch of view: still one symbol
-    assert sorted(subs.views()) == [("AAPL", "candles.5m.vol"), ("AAPL", "ohlc.1h.vol")]
-    subs.remove("b", "AAPL")
-    subs.remove_client("a")
-    assert subs.views() == [] and subs.counts() == {"AAPL": 1}

@@ -1,8 +1,11 @@
-"""The gateway's room index leaves python-socketio's rooms exactly as its own code would.
+"""python-socketio's rooms, as the gateway keeps them (gateway/internals/rooms.py), are
+exactly what python-socketio's own code would make of the same calls.
 
 Any sequence of connects, joins, leaves, room closes and disconnects is applied to a stock
-``socketio.Manager`` and to one with the index; their rooms must never differ, and the
-index must always name exactly the rooms each client is in.
+``socketio.Manager`` (joins and leaves with its ``enter_room``/``leave_room``) and to the
+gateway's (joins and leaves as the membership tells it, ``follow_enter``/``follow_leave``);
+their rooms must never differ, and the index must always name exactly the rooms each
+client is in.
 """
 
 from types import SimpleNamespace
@@ -12,13 +15,14 @@ import socketio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.internals.rooms import RoomIndex
+from common.contract.rooms import Mode, Room
+from gateway.internals.rooms import LibraryRooms
 
 CLIENTS = [f"c{i}" for i in range(6)]
-ROOMS = ["figure:AAPL", "bars:AAPL", "figure:MSFT", "graph_plot:AAPL"]
+ROOMS = [Room("AAPL"), Room("AAPL", Mode.DELTA), Room("MSFT"), Room("AAPL", Mode.ARTICLE)]
 
 
-class Indexed(socketio.Manager, RoomIndex):  # type: ignore[misc]
+class Indexed(socketio.Manager, LibraryRooms):  # type: ignore[misc]
     pass
 
 
@@ -40,17 +44,24 @@ operations = st.lists(
 )
 
 
-def apply(target: Any, sids: dict[str, str], op: str, client: str, room: str) -> None:
+def apply(target: Any, sids: dict[str, str], op: str, client: str, room: Room) -> None:
     sid = sids.get(client)
+    follows = isinstance(target, LibraryRooms)
     if op == "connect" and sid is None:
         sids[client] = target.pre_connect(f"eio-{client}", "/")
         target.connect(sids[client], "/")
     elif op == "enter" and sid is not None:
-        target.enter_room(sid, "/", room)
+        if follows:
+            target.follow_enter(sid, room)
+        else:
+            target.enter_room(sid, "/", room.name)
     elif op == "leave" and sid is not None:
-        target.leave_room(sid, "/", room)
+        if follows:
+            target.follow_leave(sid, room)
+        else:
+            target.leave_room(sid, "/", room.name)
     elif op == "close":
-        target.close_room(room, "/")
+        target.close_room(room.name, "/")
     elif op == "disconnect" and sid is not None:
         target.disconnect(sid, "/")
         del sids[client]

@@ -27,7 +27,7 @@ from common.connection import (
     connect_listener,
     connect_listener_async,
 )
-from common.keys import Keys
+from common.contract.keys import Keys
 from common.settings import Settings
 from fetcher.celery_app import make_app
 from rtplot.processes import RedisServer, Service, free_port, terminate

@@ -78,3 +78,24 @@ def test_a_shared_token_and_a_jwt_key_together_are_refused() -> None:
         Settings.from_env({"RTPLOT_AUTH_TOKEN": "t0ken-xyz", "RTPLOT_JWT_KEY": secret})
     assert secret not in str(error.value) and "t0ken-xyz" not in str(error.value)
     assert Settings.from_env({"RTPLOT_JWT_KEY": secret}).jwt_key == secret
+
+
+def test_each_celery_process_makes_its_app_from_the_settings_it_was_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import fetcher.celery_app
+    from fetcher.celery_app import FETCH_TASK, make_app
+    from fetcher.sources import make_source
+    from fetcher.tasks import fetch_task
+
+    # What the environment says is read by rtplot.cli, once, and by nothing else.
+    monkeypatch.setenv("RTPLOT_FETCH_INTERVAL", "99")
+    monkeypatch.setenv("RTPLOT_MARKET_HOURS", "always")
+    assert not hasattr(fetcher.celery_app, "app")  # nothing is made at import
+    settings = Settings.from_env({"RTPLOT_FETCH_INTERVAL": "7", "RTPLOT_MARKET_HOURS": "exchange"})
+    beat = make_app(settings)
+    assert beat.conf.beat_schedule["fetch-bars"]["schedule"] == 7.0
+    assert FETCH_TASK not in beat.tasks  # the beat sends it by name
+    worker = make_app(settings, fetch_task(settings))
+    assert FETCH_TASK in worker.tasks
+    assert make_source(settings.source, settings.market_hours).market_hours == "exchange"  # type: ignore[attr-defined]

@@ -1,8 +1,8 @@
 import redis
 
-from common import changelog
 from common.bars import MINUTE, Bar
-from common.keys import Keys
+from common.contract import changelog
+from common.contract.keys import Keys
 from fetcher.store import BarStore, Head
 
 NOW = 1_794_999_960.0 + 10

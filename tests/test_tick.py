@@ -5,7 +5,9 @@ import redis
 from prometheus_client import REGISTRY
 
 from common.bars import MINUTE, Bar
-from common.keys import Keys
+from common.contract.keys import Keys
+from common.contract.lua import Scripts
+from common.contract.watching import Watch, symbol_slots
 from common.settings import Settings
 from fetcher.sources.base import FetchResult, RateLimited
 from fetcher.sources.synthetic import SyntheticSource
@@ -85,7 +87,12 @@ def test_the_symbol_cap_holds(client: "redis.Redis", redis_url: str) -> None:
             "RTPLOT_WINDOW_MINUTES": "5",
         }
     )
-    client.zadd(Keys().watched, {"NVDA": NOW, "AMD": NOW + 1})
+    scripts = Scripts(client, Keys())
+    slots = symbol_slots(settings.max_symbols, settings.symbols)
+    stamps = [
+        Watch(s, NOW + i, NOW - settings.watch_ttl, slots) for i, s in enumerate(["NVDA", "AMD"])
+    ]
+    assert [scripts.run(stamp) for stamp in stamps] == [True, False]  # as a gateway stamps
     report = run_tick(settings, client, RecordingSource(), now=NOW + 2)
     assert report.symbols == ["AAPL", "NVDA"]
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import redis
 
 from common.bars import MINUTE, floor_minute
-from common.keys import Keys
+from common.contract.keys import Keys
 from fetcher.sources.synthetic import SyntheticSource
 from fetcher.store import BarStore
 

@@ -20,8 +20,10 @@ import redis
 from bench.e2e.market import SYMBOLS, WINDOW_MINUTES, Write, write_tick
 from bench.loadgen import self_cpu
 from common.bars import floor_minute
-from common.keys import Keys
-from common.messages import BARS, delta_room
+from common.contract.keys import Keys
+from common.contract.packets import event_prefix
+from common.contract.rooms import Mode, Room
+from common.messages import BARS
 from fetcher.sources.synthetic import SyntheticSource
 from fetcher.store import BarStore
 from rtplot.processes import LOG_TAIL, STOP_GRACE
@@ -40,13 +42,13 @@ class QueueProbe(threading.Thread):
     is told by its prefix and never parsed, so the probe holds the writer's GIL for
     microseconds at a time and barely delays a write."""
 
-    PREFIX = b'2["%b",' % BARS.encode()
+    PREFIX = event_prefix(BARS)
 
     def __init__(self, redis_url: str, symbols: list[str]) -> None:
         super().__init__(daemon=True)
         self.client = redis.Redis.from_url(redis_url)
         self.pubsub = self.client.pubsub()  # type: ignore[no-untyped-call]
-        self.channels = [Keys().room_channel(delta_room(symbol)) for symbol in symbols]
+        self.channels = [Keys().channel(Room(symbol, Mode.DELTA)) for symbol in symbols]
         self.pubsub.subscribe(*self.channels)
         self.stopping = threading.Event()
         self.published: Published = {}

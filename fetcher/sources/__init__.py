@@ -6,7 +6,7 @@ import inspect
 from importlib.metadata import entry_points
 from typing import cast
 
-from common.settings import SOURCES_GROUP, Settings, SettingsError, SourceSpec
+from common.settings import SOURCES_GROUP, SettingsError, SourceSpec
 from fetcher.sources.base import Source
 
 
@@ -14,15 +14,13 @@ class SourceNotUsable(SettingsError):
     """``RTPLOT_SOURCE`` names a source that cannot be imported or is not a Source."""
 
 
-def make_source(spec: SourceSpec, market_hours: str | None = None) -> Source:
-    """Build the source a ``RTPLOT_SOURCE`` value names. ``market_hours`` is
-    ``RTPLOT_MARKET_HOURS`` (read from the environment when not given), for the
-    synthetic market."""
+def make_source(spec: SourceSpec, market_hours: str = "always") -> Source:
+    """Build the source a ``RTPLOT_SOURCE`` value names; ``market_hours`` is
+    ``RTPLOT_MARKET_HOURS``, for the synthetic market."""
     if spec.kind == "synthetic":
         from fetcher.sources.synthetic import SyntheticSource
 
-        hours = market_hours if market_hours is not None else Settings.from_env().market_hours
-        return SyntheticSource(market_hours=hours)
+        return SyntheticSource(market_hours=market_hours)
     if spec.kind == "csv":
         from fetcher.sources.csv_replay import CsvReplaySource
 

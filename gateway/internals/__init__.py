@@ -29,11 +29,14 @@ python-engineio (``poll.py``)
   not need. Test: tests/test_internals_poll.py, against the library's own ``poll``.
 
 python-socketio (``rooms.py``)
-  ``BaseManager.basic_enter_room``, ``basic_leave_room`` and ``basic_disconnect``
-  keep an index of each client's rooms, so a disconnect costs its own rooms instead of
-  a scan of every room; ``basic_disconnect`` is re-implemented and so reads ``rooms``,
-  ``callbacks``, ``pending_connect`` and ``pending_disconnect``.
-  Test: tests/test_room_index.py, against the library's own manager.
+  python-socketio's rooms are kept only for its own ``emit(room=...)`` (the stock
+  message queue): each subscription the membership (gateway.membership) records is
+  entered there with ``BaseManager.basic_enter_room``, and left with
+  ``basic_leave_room``. Those two keep an index of each client's rooms, so a disconnect
+  costs its own rooms instead of a scan of every room; ``basic_disconnect`` is
+  re-implemented and so reads ``rooms``, ``callbacks``, ``pending_connect`` and
+  ``pending_disconnect``. Test: tests/test_room_index.py, against the library's own
+  manager.
 
 python-socketio (``startup.py``)
   ``Server.manager_initialized``: the client manager (and so its message-queue

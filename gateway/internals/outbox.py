@@ -2,10 +2,10 @@
 terms of this reach).
 
 python-socketio's ``emit`` creates an asyncio task per recipient, only to put the packet
-on that recipient's queue; at 10,000 clients that is 10,000 tasks per update, and the
-fan-out benchmark's profile showed task creation as the gateway's largest cost. Putting
-on an unbounded queue never waits, so ``put_nowait`` does the same work at once, in the
-same order, under asyncio and eventlet alike.
+on that recipient's queue: a task per client per update, which the fan-out benchmark's
+profile showed as the gateway's largest cost (docs/benchmarks.md). Putting on an
+unbounded queue never waits, so ``put_nowait`` does the same work at once, in the same
+order, under asyncio and eventlet alike.
 
 What ``Socket.send`` checks first is kept: a closed socket gets nothing, and one whose
 client missed its pings goes through the library's own ``send_packet``, which closes it.

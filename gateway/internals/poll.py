@@ -10,8 +10,8 @@ the same logic as python-engineio's, less that task.
 It also waits without a timer on a WebSocket. There the timeout only repeats a
 guarantee the socket already has: its reader loop times out on a silent client by
 itself, and whenever it ends it queues ``None``, which ends this writer. A long-polling
-request still waits under the timeout, since nothing else would end it. The profile of
-the fan-out benchmark put a timer per packet at a tenth of the gateway's time.
+request still waits under the timeout, since nothing else would end it: a timer per
+packet is bookkeeping the gateway pays for every delivery (docs/benchmarks.md).
 """
 
 import asyncio

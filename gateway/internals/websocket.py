@@ -3,8 +3,9 @@ for the terms of this reach).
 
 python-engineio gives each WebSocket client a send queue, a writer task waiting on it, a
 task per ping cycle and, under uvicorn, an ASGI ``send`` per packet that websockets turns
-into a frame. Each update to each client went through all of them: 75 µs of CPU per
-delivery, and 40 kB per idle connection. Here, for a client that connects over WebSocket:
+into a frame. Each update to each client went through all of them, and each idle
+connection held them all (docs/benchmarks.md has what that cost, before and after).
+Here, for a client that connects over WebSocket:
 
 - a packet is framed and written to the connection's transport when it is sent, in the
   caller's turn of the event loop: the order of writes is the order of sends, so every
@@ -213,7 +214,7 @@ async def session(sock: Any, ws: DirectWebSocket, sender: DirectSender, pinger: 
 def release_handshake(asgi_send: Any) -> None:
     """What uvicorn keeps of a WebSocket's handshake once it is accepted: the request and
     response (their headers) and the headers in the ASGI scope. Nothing reads them after
-    the accept; held for a connection's life, they were 3 kB of an idle connection."""
+    the accept, and each idle connection would hold them for its whole life."""
     protocol = getattr(asgi_send, "__self__", None)
     if protocol is None or not getattr(protocol, "handshake_complete", False):
         return
@@ -225,8 +226,9 @@ def release_handshake(asgi_send: Any) -> None:
 
 def release_request(environ: dict[str, Any]) -> None:
     """The request python-socketio keeps per client (``Server.environ``), once the
-    connect handler has read it: held for a connection's life, it was 4 kB (python-
-    engineio builds a class per request for its body). Nothing reads it later here."""
+    connect handler has read it; each idle connection would hold it for its whole life
+    (python-engineio builds a class per request for its body). Nothing reads it later
+    here."""
     environ.clear()
 
 

@@ -1,9 +1,18 @@
 """Every Redis key and channel rtplot uses, built from the configured prefix.
 
-Two deployments can share one Redis by giving each its own ``RTPLOT_KEY_PREFIX``.
+Two deployments can share one Redis by giving each its own ``RTPLOT_KEY_PREFIX``. What
+each key holds is named here; the fields of each hash and stream entry are in
+``common.contract.fields``, the formats of their members in the modules that write and
+read them (``changelog``, ``members``, ``packets``).
 """
 
 from dataclasses import dataclass
+
+from common.contract.rooms import Mode, Room, views_prefix
+
+RENDER_GROUP = "renderers"  # consumer group of the changes stream
+CHANGES_MAXLEN = 10_000  # approximate cap on the changes stream
+CHANGELOG_LENGTH = 100  # versions remembered per symbol for deltas
 
 
 @dataclass(frozen=True)
@@ -11,21 +20,21 @@ class Keys:
     prefix: str = "rtplot:"
 
     def bars(self, symbol: str) -> str:
-        # ZSET: score = bar minute (epoch s), member = encoded bar; one member per minute.
+        # ZSET: score = bar minute (epoch s), member = members.bar_member; one per minute.
         return f"{self.prefix}bars:{symbol}"
 
     def meta(self, symbol: str) -> str:
-        # HASH: version (bumped on every change), as_of (source time of the last write).
+        # HASH: fields.MetaField (version, epoch, as_of, changed_at, stored_at, market).
         return f"{self.prefix}meta:{symbol}"
 
     def changelog(self, symbol: str) -> str:
-        # ZSET: score = version, member = "version:first changed minute" (last 100 versions),
-        # so a renderer can send only the bars that changed since the last snapshot.
+        # ZSET: score = version, member = changelog.entry (the last CHANGELOG_LENGTH), so
+        # a renderer can send only the bars that changed since the last snapshot.
         return f"{self.prefix}changelog:{symbol}"
 
     def snapshot(self, symbol: str, view: str = "") -> str:
-        # HASH: one view's stored render (renderer.store lists the fields): the default
-        # view's is "rtplot:snapshot:AAPL", another's "rtplot:snapshot:AAPL@candles.5m.vol".
+        # HASH: fields.SnapshotField, one view's stored render: the default view's is
+        # "rtplot:snapshot:AAPL", another's "rtplot:snapshot:AAPL@candles.5m.vol".
         return (
             f"{self.prefix}snapshot:{symbol}@{view}" if view else f"{self.prefix}snapshot:{symbol}"
         )
@@ -38,7 +47,8 @@ class Keys:
 
     @property
     def changes(self) -> str:
-        # STREAM: one entry {symbol, version} per change; renderers read it as a group.
+        # STREAM: one members.ChangeNotice per change of a symbol's bars (fetcher) or
+        # per view a gateway wants rendered now; renderers read it as RENDER_GROUP.
         return f"{self.prefix}changes"
 
     @property
@@ -57,10 +67,29 @@ class Keys:
         # RedisManager (the stock channel); rtplot's own updates use room channels.
         return f"{self.prefix}socketio"
 
-    def room_channel(self, room: str) -> str:
-        # PUB/SUB channel of one room's updates, each message a Socket.IO event packet
-        # (common.messages.event_packet); a gateway subscribes while a client is in it.
-        return f"{self.prefix}room:{room}"
+    @property
+    def room_channels(self) -> str:
+        # Where every room's channel name starts.
+        return f"{self.prefix}room:"
+
+    def channel(self, room: Room) -> str:
+        # PUB/SUB channel of one room's updates, each message a packets.event_packet; a
+        # gateway subscribes while a client is in the room.
+        return f"{self.room_channels}{room.name}"
+
+    def room_of(self, channel: bytes | str) -> Room | None:
+        """The room whose channel this is; None for any other channel."""
+        name = channel.decode() if isinstance(channel, bytes) else channel
+        if not name.startswith(self.room_channels):
+            return None
+        try:
+            return Room.parse(name[len(self.room_channels) :])
+        except ValueError:
+            return None
+
+    def views_channel_prefix(self, symbol: str, mode: Mode) -> str:
+        # The channel of the symbol's `mode` room of a view, less the view's key.
+        return f"{self.room_channels}{views_prefix(symbol, mode)}"
 
     @property
     def beat_prefix(self) -> str:
@@ -80,7 +109,7 @@ class Keys:
 
     @property
     def source_backoff(self) -> str:
-        # HASH: until (epoch s the source is left alone until), kind (the error's kind).
+        # HASH: fields.BackoffField (until: epoch s the source is left alone until; kind).
         return f"{self.prefix}source:backoff"
 
     @property
@@ -91,8 +120,3 @@ class Keys:
     def heartbeat(self, service: str) -> str:
         # STRING with TTL: epoch s of the service's last sign of life.
         return f"{self.prefix}heartbeat:{service}"
-
-
-RENDER_GROUP = "renderers"  # consumer group of the changes stream
-CHANGES_MAXLEN = 10_000  # approximate cap on the changes stream
-CHANGELOG_LENGTH = 100  # versions remembered per symbol for deltas
