@@ -135,6 +135,7 @@ class Traffic:
     def listen(self, cdp: Any) -> None:
         cdp.on("Network.responseReceived", self._response)
         cdp.on("Network.loadingFinished", self._finished)
+        cdp.on("Network.requestServedFromCache", self._cached)
         cdp.on("Network.webSocketFrameReceived", self._frame)
 
     def _response(self, event: dict[str, Any]) -> None:
@@ -146,6 +147,9 @@ class Traffic:
             cached=bool(response.get("fromDiskCache") or response.get("fromPrefetchCache")),
         )
 
+    def _cached(self, event: dict[str, Any]) -> None:
+        self.responses.setdefault(event["requestId"], {})["cached"] = True
+
     def _finished(self, event: dict[str, Any]) -> None:
         self.responses.setdefault(event["requestId"], {})["bytes"] = int(event["encodedDataLength"])
 
@@ -156,11 +160,11 @@ class Traffic:
         return sum(r.get("bytes", 0) for r in self.responses.values() if not r.get("cached"))
 
     def scripts_fetched(self) -> int:
-        """Scripts that came over the network with a body (not from cache, not a 304)."""
+        """Scripts whose bytes came over the network (not from the browser's cache)."""
         return sum(
             1
             for r in self.responses.values()
-            if r.get("type") == "Script" and not r.get("cached") and r.get("status") == 200
+            if r.get("type") == "Script" and not r.get("cached") and r.get("bytes", 0) > 0
         )
 
 
