@@ -227,7 +227,7 @@ def test_no_request_leaves_the_machine(stack: Pipeline, tab: Tab) -> None:
     hosts = {urlparse(url).hostname for url in tab.requests}
     assert hosts == {"127.0.0.1"}, tab.requests
     # Each by its content-addressed name (gateway/assets.py), Plotly.js as its finance bundle.
-    for name in (r"plotly-finance\.[0-9a-f]{12}\.min\.js", r"socket\.io\.[0-9a-f]{12}\.min\.js"):
+    for name in (r"plotly-finance\.min\.[0-9a-f]{12}\.js", r"socket\.io\.min\.[0-9a-f]{12}\.js"):
         assert any(re.search(f"/static/{name}$", url) for url in tab.requests), name
 
 

@@ -294,6 +294,7 @@
     const chart = createChart(symbol, view);
     if (socket.connected) subscribe(chart); // otherwise "connect" subscribes every chart
     persist();
+    chart.card.scrollIntoView({ block: "nearest" }); // the chart just asked for, in view
   }
 
   // -- updates --------------------------------------------------------------------------
