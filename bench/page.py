@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.page                 # every scenario (about 10 minutes)
     .venv/bin/python -m bench.page --quick         # fewer scenarios, 8 s live each
+    .venv/bin/python -m bench.page --write docs/benchmarks.md   # its section, in place
     .venv/bin/python -m bench.page --only candles,5m --charts 4 --profile /tmp/page.cpuprofile
 
 A private pipeline (``rtplot up``'s four services, the synthetic source, 7 days of
@@ -273,14 +274,14 @@ def page_stats(page: Any) -> dict[str, int]:
 
 
 @contextmanager
-def pipeline() -> Iterator[str]:
-    """rtplot up's services on a private redis-server, every symbol's 7 days stored; the
-    gateway's URL."""
+def pipeline(window: int = WINDOW_MINUTES) -> Iterator[str]:
+    """rtplot up's services on a private redis-server, every symbol's window (7 days)
+    stored; the gateway's URL."""
     with Stack(
         symbols=",".join(SYMBOLS),
         source="synthetic",
         fetch_interval=1,
-        window_minutes=WINDOW_MINUTES,
+        window_minutes=window,
         log_level="WARNING",
     ) as stack:
         for service in ("worker", "beat", "renderer"):
@@ -315,9 +316,20 @@ def say(message: str) -> None:
     print(f"[bench.page] {message}", flush=True)
 
 
-def run(scenarios: list[Scenario], seconds: float, profile: Path | None = None) -> list[Result]:
+def visits(scenario: Scenario) -> list[Scenario]:
+    """A scenario's first and repeat visit, on loopback and on the emulated link."""
+    kind, n = scenario.kind, scenario.charts
+    return [Scenario(kind, n, link, repeat) for repeat in (False, True) for link in (False, True)]
+
+
+def run(
+    scenarios: list[Scenario],
+    seconds: float,
+    profile: Path | None = None,
+    window: int = WINDOW_MINUTES,
+) -> list[Result]:
     results = []
-    with pipeline() as base:
+    with pipeline(window) as base:
         browser = Browser()
         try:
             for i, scenario in enumerate(scenarios):
@@ -463,11 +475,28 @@ BEFORE = """Before (issue 18, measured by hand as a new user would, `rtplot up`,
 """  # noqa: E501
 
 
-def markdown(results: list[Result], seconds: float, command: str) -> str:
+TITLE = "## The page in a browser"
+
+
+def replace_section(document: str, section: str) -> str:
+    """The document with its page section replaced, or added before the change log."""
+    if TITLE in document:
+        start = document.index(TITLE)
+        end = document.find("\n## ", start + len(TITLE))
+        return document[:start] + section + (document[end + 1 :] if end >= 0 else "")
+    anchor = "## Changes, before and after"
+    if anchor in document:
+        at = document.index(anchor)
+        return document[:at] + section + "\n" + document[at:]
+    return document + "\n" + section
+
+
+def markdown(results: list[Result], seconds: float, command: str, elapsed: float = 0) -> str:
+    took = f" ({elapsed:.0f} s)" if elapsed else ""
     lines = [
-        "## The page in a browser",
+        TITLE,
         "",
-        f"`.venv/bin/{command}`: headless Chromium (Debian's), Playwright and the DevTools "
+        f"`.venv/bin/{command}`{took}: headless Chromium (Debian's), Playwright and the DevTools "
         "protocol, a 1,400 x 900 viewport, `rtplot up`'s pipeline with 7 days of "
         f"1-minute bars stored per symbol and one update per chart per second, {seconds:g} s "
         "live per scenario. *busy* is the main thread's `TaskDuration` over the live "
@@ -508,6 +537,9 @@ def main() -> None:
     parser.add_argument("--charts", type=int, nargs="*", help="chart counts (1 4 16)")
     parser.add_argument("--profile", type=Path, help="save a DevTools CPU profile here")
     parser.add_argument("--json", type=Path, help="also write every figure as JSON")
+    parser.add_argument("--write", type=Path, help="put the section into this document")
+    parser.add_argument("--visits", action="store_true", help="also repeat visits, and the link")
+    parser.add_argument("--window", type=int, default=WINDOW_MINUTES, help="minutes stored")
     args = parser.parse_args()
     seconds = args.seconds or (8.0 if args.quick else 20.0)
     scenarios = plan(args.quick)
@@ -517,8 +549,16 @@ def main() -> None:
             kinds = [args.only]
             KINDS[args.only] = args.only
         scenarios = [Scenario(k, n) for k in kinds for n in (args.charts or COUNTS)]
-    results = run(scenarios, seconds, args.profile)
-    print(markdown(results, seconds, "python -m bench.page"))
+        if args.visits:
+            scenarios = [v for s in scenarios for v in visits(s)]
+    started = time.monotonic()
+    results = run(scenarios, seconds, args.profile, args.window)
+    command = "python -m bench.page" + (" --quick" if args.quick else "")
+    section = markdown(results, seconds, command, time.monotonic() - started)
+    print(section)
+    if args.write:
+        args.write.write_text(replace_section(args.write.read_text(), section))
+        say(f"wrote its section into {args.write}")
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=1))
 

@@ -2,15 +2,17 @@
 //
 // A week of 1-minute bars is 10,080 points on a plot some 600 pixels wide; Plotly's work
 // per draw grows with the points it is given, not with the pixels. So before each draw
-// the page hands Plotly, for the x range in view, at most about one group of bars per
-// pixel, and for the rest of the window (the range slider, and what a pan brings in) as
-// many as the slider's width shows:
+// the page hands Plotly, for the x range in view, groups of bars no narrower than they
+// can be seen, and for the rest of the window (the range slider, and what a pan brings
+// in) as many as the slider's width shows:
 //
-// - a line (the mountain, an indicator) keeps each group's lowest and highest point, in
+// - a line (the mountain, an indicator) keeps each pixel's lowest and highest point, in
 //   time order, which draws the same pixels as every point would;
-// - candles, OHLC bars and volume bars merge each group into one bar, as a longer
-//   timeframe would: the open of the first, the highest high, the lowest low, the close
-//   of the last, the volumes summed, the colour of the merged bar.
+// - candles, OHLC bars and volume bars merge the bars of every BAR_PIXELS pixels into
+//   one, as a longer timeframe would: the open of the first, the highest high, the
+//   lowest low, the close of the last, the volumes summed, the colour of the merged bar.
+//   (A candle narrower than that shows neither its body nor its wicks; each bar drawn
+//   also costs Plotly a style and a colour, twice with the range slider.)
 //
 // Where the points in view are fewer than the pixels, every one of them is drawn as it
 // is. The chart's own data (what deltas apply to) is never changed: only what is drawn.
@@ -19,6 +21,7 @@
 (() => {
   const UP = "#26a69a"; // the volume bars' colours (renderer/views.py)
   const DOWN = "#ef5350";
+  const BAR_PIXELS = 6;
 
   // The first index whose x is at or after `x` (xs ascending).
   function lowerBound(xs, x) {
@@ -133,15 +136,19 @@
   }
 
   // The traces to draw: `data` as it is, or thinned for `view` ([x0, x1] in the data's
-  // x units, null for all) on `pixels` of plot width. All traces share the price's x.
+  // x units, null for all) on `pixels` of plot width. All traces have the price's x.
   function thin(data, view, pixels) {
     const price = data[0];
-    const groups = plan(price.x, view, pixels);
-    if (groups === null) return data;
+    const lines = plan(price.x, view, pixels);
+    const bars = plan(price.x, view, pixels / BAR_PIXELS);
+    if (lines === null && bars === null) return data;
     return data.map((trace) => {
-      if (trace.type === "candlestick" || trace.type === "ohlc") return barsOf(trace, groups);
-      if (trace.type === "bar") return volumeOf(trace, groups, price);
-      return lineOf(trace, groups);
+      const isBars = trace.type === "candlestick" || trace.type === "ohlc";
+      if (isBars || trace.type === "bar") {
+        if (bars === null) return trace;
+        return isBars ? barsOf(trace, bars) : volumeOf(trace, bars, price);
+      }
+      return lines === null ? trace : lineOf(trace, lines);
     });
   }
 
