@@ -509,8 +509,82 @@ def markdown(results: list[Result], seconds: float, command: str, elapsed: float
         lines += ["| target (issue 18) | this run | met |", "| --- | ---: | :---: |"]
         lines += [f"| {name} | {value} | {'yes' if ok else 'no'} |" for name, value, ok in goals]
         lines.append("")
-    lines += [table(results), BEFORE]
+    lines += [table(results), BEFORE, sent_section()]
     return "\n".join(lines)
+
+
+def bundle_rows() -> list[tuple[str, int, int]]:
+    """(file, bytes, gzipped) of the two Plotly.js bundles the gateway serves."""
+    from gateway import assets
+
+    found = assets.assets()
+    return [
+        (name, len(found[name].body.plain), len(found[name].body.gzipped))
+        for name in ("plotly.min.js", "plotly-finance.min.js")
+        if name in found
+    ]
+
+
+def typed(value: Any) -> Any:
+    """A figure with its numeric arrays as plotly.js typed arrays (``{dtype, bdata}``):
+    float64, or int32 where the values fit."""
+    import base64
+
+    import numpy as np
+
+    if isinstance(value, np.ndarray) and value.dtype.kind in "fi":
+        small = value.dtype.kind == "i" and (len(value) == 0 or int(np.abs(value).max()) < 2**31)
+        array = value.astype(np.int32 if small else np.float64)
+        return {"dtype": "i4" if small else "f8", "bdata": base64.b64encode(array).decode()}
+    if isinstance(value, dict):
+        return {k: typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [typed(v) for v in value]
+    return value
+
+
+def figure_rows() -> list[tuple[str, int, int]]:
+    """(view, bytes as JSON numbers, bytes with typed arrays) of a 7-day figure."""
+    from bench.render import bars_for
+    from common.views import View
+    from renderer.figure import encode
+    from renderer.service import Chart, ViewChart
+    from renderer.window import Window, rows_of
+
+    bars = bars_for(WINDOW_MINUTES)
+    window = Window("bench", 1, rows_of([b.as_list() for b in bars]))
+    rows = []
+    for name, words in KINDS.items():
+        key = ".".join(words.split(",")) if words else ""
+        view = View.from_key(key + (".vol" if key else "")) if key else None
+        chart: Chart = ViewChart("AAPL", window, view) if view else Chart("AAPL", window)
+        figure = chart.figure(chart.style())
+        rows.append((name, len(encode(figure)), len(encode(typed(figure)))))
+    return rows
+
+
+def sent_section() -> str:
+    lines = [
+        "What a first visit is sent. Plotly.js: the plotly package's full bundle, and the "
+        'partial "finance" bundle the page loads (every trace type the renderer '
+        "emits; `tests/test_page_live.py` checks it):",
+        "",
+        "| file | bytes | gzipped |",
+        "| --- | ---: | ---: |",
+    ]
+    lines += [f"| `{name}` | {raw:,} | {zipped:,} |" for name, raw, zipped in bundle_rows()]
+    lines += [
+        "",
+        "A chart's first figure, 7 days stored, as the renderer sends it (JSON numbers) "
+        'and with its arrays as plotly.js typed arrays (`{"dtype", "bdata"}`, '
+        "base64): prices carry cents, so a float64 in base64 (10.7 characters) is longer "
+        "than the number it holds; the page keeps JSON numbers.",
+        "",
+        "| view | JSON numbers | typed arrays |",
+        "| --- | ---: | ---: |",
+    ]
+    lines += [f"| {name} | {plain:,} B | {arrays:,} B |" for name, plain, arrays in figure_rows()]
+    return "\n".join(lines) + "\n"
 
 
 def profile_summary(path: Path, top: int = 15) -> str:
