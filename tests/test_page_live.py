@@ -141,7 +141,8 @@ class WatchedTab(Tab):
         return dict(
             self.page.evaluate("""() => Object.fromEntries([...window.rtplot.charts].map(
                 ([symbol, c]) => [symbol, {key: c.viewKey, seq: c.seq, deltas: c.deltas,
-                    draws: c.draws, drawn: c.drawn, seen: c.seen, held: !!c.data}]))""")
+                    draws: c.draws, drawn: c.drawn, seen: c.seen, held: !!c.data,
+                    dirty: c.dirty}]))""")
         )
 
     def held(self, symbol: str) -> dict[str, Any]:
@@ -252,6 +253,13 @@ def test_after_120_deltas_every_view_holds_what_a_fresh_page_holds(
                     message=f"{symbol} at the same seq on both pages",
                 )
                 assert same[0] == same[1], symbol
+                wait_until(  # both drawn as they are now (a live redraw may wait its turn)
+                    lambda s=symbol: (
+                        not live.charts()[s]["dirty"] and not fresh.charts()[s]["dirty"]
+                    ),
+                    timeout=10,
+                    message=f"{symbol} drawn on both pages",
+                )
                 assert live.drawn_colours(symbol) == fresh.drawn_colours(symbol), symbol
             assert live.console == fresh.console == [] and live.errors == fresh.errors == []
         finally:

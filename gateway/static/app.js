@@ -44,13 +44,22 @@
   // The charts one frame draws, at least one: more would make a long task, and the
   // socket's heartbeat would wait behind it. The rest are drawn in the next frames.
   const FRAME_BUDGET_MS = 20;
+  // The share of the main thread live drawing may take, over time. Past it, charts in
+  // view are redrawn less often than their updates come, each in turn, so many charts
+  // or a slow device get fewer redraws rather than a page that cannot keep up; their
+  // data stays current, and so does each card's price. A chart's first draw, its return
+  // into view and the viewer's own zoom are never held back.
+  const DRAW_SHARE = 0.08;
+  const BUDGET_CAP_MS = 150; // what a quiet spell saves up for a burst of updates
   // A chart this close to the viewport counts as seen, so it is drawn as it scrolls in.
   const NEAR_VIEWPORT = "100px";
   const MARGIN = { l: 48, r: 16, t: 36, b: 36 }; // the plot's, in pixels
 
   const charts = new Map(); // symbol -> chart state
-  // heads: see applyDelta; draws: Plotly calls; frames: animation frames that drew.
-  const stats = { snapshots: 0, deltasApplied: 0, gaps: 0, heads: 0, draws: 0, frames: 0 };
+  // heads: see applyDelta; draws: Plotly calls; frames: animation frames that drew;
+  // held: frames that left a live redraw for later, over the drawing budget.
+  const stats = { snapshots: 0, deltasApplied: 0, gaps: 0, heads: 0, draws: 0, frames: 0,
+                  held: 0 };
   const $ = (id) => document.getElementById(id);
 
   // A deployment with tokens is opened as /?token=...; the token rides along with each
@@ -186,11 +195,13 @@
     $("grid").appendChild(card);
     // data and layout: the figure the chart holds, drawn or not; drawn: Plotly has drawn
     // it at least once; dirty: it changed since it was last drawn; seen: near the viewport;
-    // xView: the x range the viewer zoomed to, in the data's units (null: all of it).
+    // xView: the x range the viewer zoomed to, in the data's units (null: all of it);
+    // urgent: the next draw is not a live redraw (see DRAW_SHARE).
     const chart = {
       symbol, card, plot: card.querySelector(".plot"), view, viewKey: viewKey(view),
       seq: null, epoch: null, lastUpdate: 0, snapshotPending: false,
       data: null, layout: null, drawn: false, dirty: false, seen: false, xView: null,
+      urgent: false,
       draws: 0, deltas: 0, // counts, for tests and the curious
       userZoomedY: false, applying: false,
     };
@@ -242,6 +253,7 @@
     chart.viewKey = viewKey(view);
     chart.userZoomedY = false;
     chart.xView = null;
+    chart.urgent = true; // the new view's first figure
     showView(chart);
     persist();
     if (socket.connected) subscribe(chart); // the gateway moves it to the view's room
@@ -423,6 +435,15 @@
 
   const waiting = new Set(); // charts to draw in the next frame, oldest first
   let frameAsked = false;
+  let budget = BUDGET_CAP_MS; // ms of drawing allowed now: DRAW_SHARE of the time passed
+  let budgetAt = performance.now();
+  let refillTimer = 0;
+
+  function refill() {
+    const now = performance.now();
+    budget = Math.min(BUDGET_CAP_MS, budget + (now - budgetAt) * DRAW_SHARE);
+    budgetAt = now;
+  }
 
   function canDraw(chart) {
     return chart.seen && !document.hidden && charts.get(chart.symbol) === chart;
@@ -446,16 +467,35 @@
     frameAsked = false;
     const started = performance.now();
     let drew = false;
+    let held = false;
     for (const chart of waiting) {
       if (drew && performance.now() - started > FRAME_BUDGET_MS) break;
-      waiting.delete(chart);
-      if (chart.dirty && canDraw(chart)) {
-        draw(chart);
-        drew = true;
+      if (!chart.dirty || !canDraw(chart)) {
+        waiting.delete(chart);
+        continue;
       }
+      refill();
+      if (budget <= 0 && chart.drawn && !chart.urgent) {
+        held = true; // a live redraw, over budget: it keeps its turn
+        continue;
+      }
+      waiting.delete(chart);
+      const before = performance.now();
+      draw(chart);
+      refill();
+      budget -= performance.now() - before;
+      drew = true;
     }
     if (drew) stats.frames += 1;
-    if (waiting.size) askFrame();
+    if (held) stats.held += 1;
+    if (!waiting.size) return;
+    if (budget > 0 || !held) askFrame();
+    else if (!refillTimer) { // nothing to draw until the budget has refilled
+      refillTimer = setTimeout(() => {
+        refillTimer = 0;
+        askFrame();
+      }, -budget / DRAW_SHARE + 1);
+    }
   }
 
   function draw(chart) {
@@ -464,6 +504,7 @@
     chart.draws += 1;
     layout.datarevision = `${chart.epoch}:${chart.seq}:${chart.draws}`;
     chart.dirty = false;
+    chart.urgent = false;
     const pixels = chart.plot.clientWidth - MARGIN.l - MARGIN.r;
     const shown = rtplotThin.thin(chart.data, chart.xView, pixels);
     chart.applying = true;
@@ -481,7 +522,10 @@
   // Whatever comes back into view, or a tab shown again, draws what it missed, once.
   function drawDirty() {
     for (const chart of charts.values()) {
-      if (chart.dirty && canDraw(chart)) waiting.add(chart);
+      if (chart.dirty && canDraw(chart) && !waiting.has(chart)) {
+        chart.urgent = true;
+        waiting.add(chart);
+      }
     }
     if (waiting.size) askFrame();
   }
@@ -513,6 +557,7 @@
       // Zoomed, panned or reset: draw the detail of the new range.
       const axis = chart.plot.layout.xaxis;
       chart.xView = axis.autorange || !axis.range ? null : axis.range.map(toMs);
+      chart.urgent = true;
       markDirty(chart);
     }
   }
