@@ -9,24 +9,12 @@ from urllib.parse import urlparse
 
 import orjson
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from support import ARTIFACTS, Pipeline, record_reliability, running, wait_until
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-# As root and offline: no sandbox, and none of Chromium's own calls home.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-default-apps",
-]
 SCREENSHOTS = ARTIFACTS / "screenshots"
 FOUR = "AAPL,TSLA,BRK-B,MSFT"
 
@@ -41,19 +29,6 @@ def stack() -> Iterator[Pipeline]:
 
 def page_url(stack: Pipeline) -> str:
     return stack.url("gateway") + "/"
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as driver:
-        yield driver
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    yield instance
-    instance.close()
 
 
 class Tab:

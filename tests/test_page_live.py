@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Playwright, sync_playwright
-from test_page import CHROMIUM, CHROMIUM_ARGS, Tab
+from playwright.sync_api import Browser, ConsoleMessage
+from test_page import Tab
 
 from common.bars import MINUTE, floor_minute
 from common.keys import Keys
@@ -105,19 +105,6 @@ def writer(stack: Pipeline) -> Iterator[Writer]:
     yield thread
     thread.stopping.set()
     thread.join(5)
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as driver:
-        yield driver
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    yield instance
-    instance.close()
 
 
 class WatchedTab(Tab):

@@ -14,8 +14,8 @@ from typing import Any
 import plotly
 import pytest
 from playwright.sync_api import sync_playwright
-from test_page import CHROMIUM, CHROMIUM_ARGS
 
+from bench.page import CHROMIUM, CHROMIUM_ARGS
 from gateway import assets
 from support import Pipeline, running
 
