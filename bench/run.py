@@ -198,7 +198,8 @@ def header(command: str, elapsed: float) -> str:
         "follows what is watched: renderer throughput, 500 symbols, a channel per room, "
         "Redis traffic) and issue 12 (one gateway process: CPU per delivered update, "
         "10,000 clients inside 250 ms at p99, 20,000 idle clients, 25 KB per idle "
-        "connection). The load generator runs on the same 2-core machine as what it measures and "
+        "connection), issue 18 (the page in a browser: its own targets, in its section). "
+        "The load generator runs on the same 2-core machine as what it measures and "
         "reports its own CPU: where it nears 100 %, it and the gateway each hold a core "
         "and latency measures the machine as much as the gateway.\n"
     )
