@@ -483,7 +483,9 @@
       const before = performance.now();
       draw(chart);
       refill();
-      budget -= performance.now() - before;
+      // What a first draw costs beyond the budget is not carried further than one cap:
+      // live redraws resume within BUDGET_CAP_MS / DRAW_SHARE (about 2 s) of it.
+      budget = Math.max(budget - (performance.now() - before), -BUDGET_CAP_MS);
       drew = true;
     }
     if (drew) stats.frames += 1;
