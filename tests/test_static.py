@@ -175,3 +175,20 @@ def test_the_finance_bundle_is_the_plotly_packages_plotly_js_minor_release() -> 
     package = version(assets.PLOTLY_JS)
     assert finance == (4, 1, 0)  # pinned: change with the file, on purpose
     assert finance[:2] == package[:2], (finance, package, plotly.__version__)
+
+
+@pytest.mark.parametrize(
+    ("header", "takes"),
+    [
+        ("gzip, deflate, br", True),
+        ("GZIP", True),
+        ("br;q=1.0, gzip;q=0.5", True),
+        ("gzip;q=0", False),
+        ("gzip; q=0.0", False),
+        ("*", True),
+        ("identity", False),
+        ("", False),
+    ],
+)
+def test_gzip_only_when_the_client_takes_it(header: str, takes: bool) -> None:
+    assert assets.accepts_gzip(header) is takes
