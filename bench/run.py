@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import e2e, fanout, memory, plots, profiles, render, scaleout, viewers, views
+from bench import e2e, fanout, memory, page, plots, profiles, render, scaleout, viewers, views
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 CHANGES = "## Changes, before and after"
@@ -126,6 +126,10 @@ def main() -> None:
     renderer_profile = profile_dir / "e2e-renderer.txt" if profiles.available() else None
     e2e_rows = e2e.run(plan.e2e_clients, plan.e2e_seconds, plan.repeats, profile=renderer_profile)
 
+    say("the page in a browser")
+    page_seconds = 8.0 if args.quick else 20.0
+    page_results = page.run(page.plan(args.quick), page_seconds)
+
     say("plots")
     pictures = {
         "render": plots.render_cost(renders, images),
@@ -175,6 +179,7 @@ def main() -> None:
         e2e.markdown(e2e_rows),
         renderer_profile_section(profile_dir / "e2e-renderer.txt", plan),
         f"![end-to-end latency]({pictures['e2e']})\n",
+        page.markdown(page_results, page_seconds, "python -m bench.page"),
         kept_changes(args.write),
     ]
     args.write.write_text("\n".join(s for s in sections if s))
@@ -193,7 +198,8 @@ def header(command: str, elapsed: float) -> str:
         "follows what is watched: renderer throughput, 500 symbols, a channel per room, "
         "Redis traffic) and issue 12 (one gateway process: CPU per delivered update, "
         "10,000 clients inside 250 ms at p99, 20,000 idle clients, 25 KB per idle "
-        "connection). The load generator runs on the same 2-core machine as what it measures and "
+        "connection), issue 18 (the page in a browser: its own targets, in its section). "
+        "The load generator runs on the same 2-core machine as what it measures and "
         "reports its own CPU: where it nears 100 %, it and the gateway each hold a core "
         "and latency measures the machine as much as the gateway.\n"
     )

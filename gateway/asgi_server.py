@@ -84,10 +84,13 @@ class AsyncGateway:
             response = routes.healthz(await self.health())
         else:
             metrics.LISTENER_UP.set(self.manager.listener_ok())
-            response = routes.route(path, self.settings)
-        status, content_type, body = response
-        headers = [(b"content-type", content_type.encode()), (b"cache-control", b"no-store")]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
+            request = {
+                name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
+            }
+            response = routes.route(path, self.settings, request)
+        status, headers, body = response
+        raw = [(name.lower().encode(), value.encode()) for name, value in headers]
+        await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": body})
 
 

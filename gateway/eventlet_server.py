@@ -29,7 +29,7 @@ log = logging.getLogger("rtplot.gateway")
 
 MAX_CLIENTS = 100_000  # connections served at once (greenthreads are cheap)
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
-REASONS = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}
+REASONS = {200: "OK", 304: "Not Modified", 404: "Not Found", 503: "Service Unavailable"}
 
 
 class EventletGateway:
@@ -67,9 +67,12 @@ class EventletGateway:
             response = routes.healthz(self.health())
         else:
             metrics.LISTENER_UP.set(self.manager.listener_ok())
-            response = routes.route(path, self.settings)
-        status, content_type, body = response
-        headers = [("Content-Type", content_type), ("Cache-Control", "no-store")]
+            request = {
+                "accept-encoding": environ.get("HTTP_ACCEPT_ENCODING", ""),
+                "if-none-match": environ.get("HTTP_IF_NONE_MATCH", ""),
+            }
+            response = routes.route(path, self.settings, request)
+        status, headers, body = response
         start_response(f"{status} {REASONS[status]}", headers)
         return [body]
 

@@ -1,28 +1,25 @@
-"""The gateway's plain HTTP endpoints, as (status, content type, body) triples, so the
-ASGI and WSGI servers serve the same bytes."""
+"""The gateway's plain HTTP endpoints, as (status, headers, body) triples, so the ASGI and
+WSGI servers serve the same bytes. Static files and the page are compressed and cached
+as gateway.assets says; /healthz and /metrics are never cached."""
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from pathlib import Path
 
 import orjson
-import plotly
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from common.settings import Settings
+from gateway import assets
 
-Response = tuple[int, str, bytes]
-
-STATIC = Path(__file__).parent / "static"
-PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-_STATIC_FILES = {
-    "/static/plotly.min.js": (PLOTLY_JS, "application/javascript"),
-    "/static/socket.io.min.js": (STATIC / "socket.io.min.js", "application/javascript"),
-    "/static/app.js": (STATIC / "app.js", "application/javascript"),
-    "/static/app.css": (STATIC / "app.css", "text/css"),
-    "/static/favicon.svg": (STATIC / "favicon.svg", "image/svg+xml"),
-}
+Headers = list[tuple[str, str]]
+Response = tuple[int, Headers, bytes]
+NO_STORE = ("Cache-Control", "no-store")
+# A content-addressed name whose hash is not this release's (a page from another
+# gateway version, mid-deploy): the current file, to be revalidated, not kept.
+_OTHER_VERSION = re.compile(r"^/static/(?P<stem>.+)\.[0-9a-f]{12}(?P<ext>\.[a-z]+)$")
 
 
 @dataclass(frozen=True)
@@ -47,15 +44,20 @@ def healthz(health: Health) -> Response:
             "fast_path": health.fast_path,
         }
     )
-    return (200 if health.ok else 503), "application/json", body
+    return (200 if health.ok else 503), _plain("application/json"), body
+
+
+def _plain(content_type: str) -> Headers:
+    return [("Content-Type", content_type), NO_STORE]
 
 
 def metrics() -> Response:
-    return 200, CONTENT_TYPE_LATEST, generate_latest()
+    return 200, _plain(CONTENT_TYPE_LATEST), generate_latest()
 
 
-def index(settings: Settings) -> Response:
-    page = resources.files("gateway").joinpath("static/index.html").read_text()
+def page(settings: Settings) -> assets.Body:
+    """The page: its config filled in, its files linked by content."""
+    html = resources.files("gateway").joinpath("static/index.html").read_text()
     config = orjson.dumps(
         {
             "symbols": list(settings.symbols),
@@ -64,26 +66,36 @@ def index(settings: Settings) -> Response:
             "interval": settings.fetch_interval,
         }
     ).decode()
-    html = page.replace("__RTPLOT_CONFIG__", config)
-    return 200, "text/html; charset=utf-8", html.encode()
+    return _page_body(assets.versioned(html.replace("__RTPLOT_CONFIG__", config)))
 
 
-@cache
-def static(path: str) -> Response | None:
-    entry = _STATIC_FILES.get(path)
-    if entry is None or not entry[0].is_file():
+@cache  # one page per process (its settings do not change): hashed and gzipped once
+def _page_body(html: str) -> assets.Body:
+    return assets.Body.of(assets.TYPES[".html"], html.encode())
+
+
+def static(path: str, request: Mapping[str, str]) -> Response | None:
+    found = assets.by_url().get(path)
+    if found is None and (other := _OTHER_VERSION.match(path)):
+        current = assets.assets().get(other["stem"] + other["ext"])
+        found = (current, assets.REVALIDATE) if current else None
+    if found is None:
         return None
-    file, content_type = entry
-    return 200, content_type, file.read_bytes()
+    asset, cache_control = found
+    return asset.body.reply(cache_control, request)
 
 
-NOT_FOUND: Response = (404, "text/plain", b"Not Found")
+def not_found() -> Response:
+    return 404, _plain("text/plain"), b"Not Found"
 
 
-def route(path: str, settings: Settings) -> Response:
-    """Every response but /healthz, which needs I/O and is served by the caller."""
+def route(path: str, settings: Settings, request: Mapping[str, str] | None = None) -> Response:
+    """Every response but /healthz, which needs I/O and is served by the caller.
+    ``request``: the request's headers, lower-case names (Accept-Encoding,
+    If-None-Match)."""
+    request = request or {}
     if path == "/":
-        return index(settings)
+        return page(settings).reply(assets.REVALIDATE, request)
     if path == "/metrics":
         return metrics()
-    return static(path) or NOT_FOUND
+    return static(path, request) or not_found()

@@ -227,13 +227,9 @@ def view_figure(symbol: str, frame: Frame, style: dict[str, Any]) -> dict[str, A
                 "x": x_ms,
                 "y": frame.v.astype(np.int64),
                 "yaxis": "y2",
-                # 1 for a bar that closed at or above its open, else 0
-                "marker": {
-                    "color": (frame.c >= frame.o).astype(np.int64),
-                    "colorscale": [[0, DOWN], [1, UP]],
-                    "cmin": 0,
-                    "cmax": 1,
-                },
+                # A colour string per bar: plotly.js 4 warns once per bar and redraw on
+                # numbers on a colourscale (and draws them near-black after a redraw).
+                "marker": {"color": volume_colours(frame.c, frame.o)},
             }
         )
     buttons = RANGE_BUTTONS if view.seconds == 60 else _buttons(view)
@@ -256,6 +252,11 @@ def view_figure(symbol: str, frame: Frame, style: dict[str, Any]) -> dict[str, A
         layout["yaxis"]["domain"] = [0.3, 1]
         layout["yaxis2"] = {"title": {"text": "Volume"}, "domain": [0, 0.24], "showgrid": False}
     return {"data": data, "layout": layout}
+
+
+def volume_colours(closes: Floats, opens: Floats) -> list[str]:
+    """UP for a bar that closed at or above its open, else DOWN (the candles' colours)."""
+    return [UP if up else DOWN for up in (closes >= opens).tolist()]
 
 
 def _buttons(view: View) -> list[dict[str, Any]]:

@@ -4,7 +4,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import redis
+from playwright.sync_api import Browser, Playwright, sync_playwright
 
+from bench.page import CHROMIUM, CHROMIUM_ARGS
 from common.settings import Settings
 from support import ARTIFACTS, CLIENT_SOCKET_LEAK, Listener, RedisServer
 
@@ -88,3 +90,17 @@ def listen() -> Iterator[Callable[[str], Listener]]:
     yield open_listener
     for listener in opened:
         listener.close()
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    """Debian's Chromium (bench.page's flags: as root and offline)."""
+    instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield instance
+    instance.close()

@@ -5,11 +5,14 @@ for the default view and every other.
 
 Traces, in order: the price (``y`` of closes for a mountain; ``open``, ``high``, ``low``,
 ``close`` for candles and ohlc), one line per indicator, then the volume bars (``y`` and
-``marker.color``, 1 for a bar that closed at or above its open). A delta's row is
+``marker.color``, a colour string per bar: the candles' up colour for a bar that closed
+at or above its open, else their down colour). A delta's row is
 ``[x, open, high, low, close, volume, <indicator values>]``, x in seconds.
 """
 
 from typing import Any
+
+UP, DOWN = "#26a69a", "#ef5350"  # the volume bars' colours, as app.js writes them
 
 PRICE = {"open": 1, "high": 2, "low": 3, "close": 4}
 
@@ -20,7 +23,7 @@ def columns(trace: dict[str, Any], index: int) -> dict[str, Any]:
     if kind in ("candlestick", "ohlc"):
         return dict(PRICE)
     if kind == "bar":
-        return {"y": 5, "marker.color": lambda row: 1 if row[4] >= row[1] else 0}
+        return {"y": 5, "marker.color": lambda row: UP if row[4] >= row[1] else DOWN}
     return {"y": 4 if index == 0 else 5 + index}
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import sync_playwright
-from test_page import CHROMIUM, CHROMIUM_ARGS
 
+from bench.page import CHROMIUM, CHROMIUM_ARGS
 from support import Pipeline, record_reliability, running, wait_until
 
 pytestmark = pytest.mark.e2e

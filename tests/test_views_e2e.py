@@ -150,17 +150,6 @@ def view_renders(pipeline: Pipeline) -> float:
 # -- in the browser --------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-    from test_page import CHROMIUM, CHROMIUM_ARGS
-
-    with sync_playwright() as driver:
-        instance = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
-
-
 def test_in_the_browser_nights_and_the_weekend_take_no_room_and_each_chart_type_draws(
     pipeline: Pipeline, browser: Any
 ) -> None:
@@ -196,16 +185,16 @@ def test_in_the_browser_nights_and_the_weekend_take_no_room_and_each_chart_type_
 
 
 def on_screen(tab: Any, symbol: str) -> dict[str, Any] | None:
-    """The chart's traces, and where plotly.js puts its bars: the pixel distance between
-    each two consecutive ones."""
+    """The chart's traces, and where plotly.js's axis puts its bars: the pixel distance
+    between each two consecutive ones."""
     state = tab.page.evaluate(
         """symbol => {
         const chart = window.rtplot.charts.get(symbol);
         if (!chart || !chart.drawn || !chart.viewKey) return null;
         const axis = chart.plot._fullLayout.xaxis;
-        const xs = chart.plot.data[0].x;
+        const xs = chart.data[0].x; // every bar the chart holds (it may draw fewer)
         const px = xs.map((x) => axis.l2p(axis.d2l(x)));
-        return {types: chart.plot.data.map((t) => t.type), breaks: (axis.rangebreaks || []).length,
+        return {types: chart.data.map((t) => t.type), breaks: (axis.rangebreaks || []).length,
                 pixels: px.slice(1).map((p, i) => p - px[i]),
                 span_minutes: (xs[xs.length - 1] - xs[0]) / 60000};
     }""",

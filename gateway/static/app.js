@@ -11,6 +11,13 @@
 // indicators and a volume pane, switched on the card and kept in the address
 // (`?symbols=AAPL,TSLA&view=candles,5m`, `&TSLA=ohlc,1h,sma20`) and in local storage.
 // Updates carry their view's key; those of a view the chart no longer shows are ignored.
+//
+// A chart draws only what a person can see, at most once per frame: an update changes
+// the chart's data at once, and marks it to be drawn. Drawing waits for an animation
+// frame, so updates that arrive together are drawn once; a chart scrolled out of view
+// (IntersectionObserver), or every chart of a hidden tab, keeps taking its updates into
+// its data without drawing, and draws once when it is seen again. What it draws is
+// thinned to the pixels it has (thin.js); its data stays whole.
 "use strict";
 
 (() => {
@@ -32,9 +39,27 @@
   // On a phone the mode bar would cover the range buttons; pinch-zoom does its work there.
   const PLOT_CONFIG = { responsive: true, displaylogo: false,
                         displayModeBar: matchMedia("(max-width: 600px)").matches ? false : "hover" };
+  const UP = "#26a69a"; // a volume bar that closed at or above its open (renderer/views.py)
+  const DOWN = "#ef5350";
+  // The charts one frame draws, at least one: more would make a long task, and the
+  // socket's heartbeat would wait behind it. The rest are drawn in the next frames.
+  const FRAME_BUDGET_MS = 20;
+  // The share of the main thread live drawing may take, over time. Past it, charts in
+  // view are redrawn less often than their updates come, each in turn, so many charts
+  // or a slow device get fewer redraws rather than a page that cannot keep up; their
+  // data stays current, and so does each card's price. A chart's first draw, its return
+  // into view and the viewer's own zoom are never held back.
+  const DRAW_SHARE = 0.08;
+  const BUDGET_CAP_MS = 150; // what a quiet spell saves up for a burst of updates
+  // A chart this close to the viewport counts as seen, so it is drawn as it scrolls in.
+  const NEAR_VIEWPORT = "100px";
+  const MARGIN = { l: 48, r: 16, t: 36, b: 36 }; // the plot's, in pixels
 
   const charts = new Map(); // symbol -> chart state
-  const stats = { snapshots: 0, deltasApplied: 0, gaps: 0, heads: 0 }; // heads: see applyDelta
+  // heads: see applyDelta; draws: Plotly calls; frames: animation frames that drew;
+  // held: frames that left a live redraw for later, over the drawing budget.
+  const stats = { snapshots: 0, deltasApplied: 0, gaps: 0, heads: 0, draws: 0, frames: 0,
+                  held: 0 };
   const $ = (id) => document.getElementById(id);
 
   // A deployment with tokens is opened as /?token=...; the token rides along with each
@@ -168,13 +193,21 @@
     card.querySelector(".symbol").textContent = symbol;
     card.querySelector(".remove").addEventListener("click", () => removeChart(symbol));
     $("grid").appendChild(card);
+    // data and layout: the figure the chart holds, drawn or not; drawn: Plotly has drawn
+    // it at least once; dirty: it changed since it was last drawn; seen: near the viewport;
+    // xView: the x range the viewer zoomed to, in the data's units (null: all of it);
+    // urgent: the next draw is not a live redraw (see DRAW_SHARE).
     const chart = {
       symbol, card, plot: card.querySelector(".plot"), view, viewKey: viewKey(view),
-      seq: null, epoch: null, lastUpdate: 0, snapshotPending: false, drawn: false,
+      seq: null, epoch: null, lastUpdate: 0, snapshotPending: false,
+      data: null, layout: null, drawn: false, dirty: false, seen: false, xView: null,
+      urgent: false,
+      draws: 0, deltas: 0, // counts, for tests and the curious
       userZoomedY: false, applying: false,
     };
     wireViewBar(chart);
     charts.set(symbol, chart);
+    viewport.observe(chart.plot);
     return chart;
   }
 
@@ -219,6 +252,8 @@
     chart.view = view;
     chart.viewKey = viewKey(view);
     chart.userZoomedY = false;
+    chart.xView = null;
+    chart.urgent = true; // the new view's first figure
     showView(chart);
     persist();
     if (socket.connected) subscribe(chart); // the gateway moves it to the view's room
@@ -228,6 +263,7 @@
     const chart = charts.get(symbol);
     if (!chart) return;
     charts.delete(symbol);
+    viewport.unobserve(chart.plot);
     if (chart.drawn) Plotly.purge(chart.plot);
     chart.card.remove();
     socket.emit("unsubscribe", { symbol });
@@ -246,11 +282,12 @@
     socket.emit("subscribe", request, (ack) => {
       if ((ack && ack.ok) || chart.viewKey !== asked) return;
       const reason = (ack && ack.error) || "refused";
-      if (chart.drawn) {
+      if (chart.data) {
         setStatus(chart, "stale", reason); // e.g. temporarily unavailable: keep the chart
         return;
       }
       charts.delete(chart.symbol);
+      viewport.unobserve(chart.plot);
       chart.card.remove();
       $("add-error").textContent = `${chart.symbol}: ${reason}`;
       persist();
@@ -269,6 +306,7 @@
     const chart = createChart(symbol, view);
     if (socket.connected) subscribe(chart); // otherwise "connect" subscribes every chart
     persist();
+    chart.card.scrollIntoView({ block: "nearest" }); // the chart just asked for, in view
   }
 
   // -- updates --------------------------------------------------------------------------
@@ -290,18 +328,14 @@
     }
     // The card's header names the symbol, so the chart drops its title and margins.
     const layout = { ...payload.figure.layout, title: { text: "" },
-                     margin: { l: 48, r: 16, t: 36, b: 36 } };
-    if (chart.userZoomedY && chart.drawn) {
+                     margin: MARGIN };
+    if (chart.userZoomedY && chart.layout) {
       // Keep the viewer's own y range (uirevision keeps x; this keeps y too).
-      layout.yaxis = { ...layout.yaxis, range: chart.plot.layout.yaxis.range };
+      layout.yaxis = { ...layout.yaxis, range: chart.layout.yaxis.range };
     }
-    chart.applying = true;
-    Plotly.react(chart.plot, payload.figure.data, layout, PLOT_CONFIG);
-    chart.applying = false;
-    if (!chart.drawn) {
-      chart.drawn = true;
-      chart.plot.on("plotly_relayout", (event) => noticeZoom(chart, event));
-    }
+    chart.data = payload.figure.data;
+    chart.layout = layout;
+    markDirty(chart);
     chart.seq = payload.seq;
     chart.epoch = payload.epoch ?? null;
     chart.snapshotPending = false;
@@ -312,7 +346,7 @@
   function onBars(delta) {
     const chart = chartFor(delta);
     if (!chart) return;
-    if (!chart.drawn || chart.seq === null) {
+    if (!chart.data || chart.seq === null) {
       requestSnapshot(chart, false); // the snapshot was missed or never existed
       return;
     }
@@ -327,6 +361,7 @@
     }
     applyDelta(chart, delta);
     chart.seq = delta.seq;
+    chart.deltas += 1;
     stats.deltasApplied += 1;
     updated(chart);
   }
@@ -340,7 +375,7 @@
       return { open: 1, high: 2, low: 3, close: 4 };
     }
     if (trace.type === "bar") {
-      return { y: 5, "marker.color": (row) => (row[4] >= row[1] ? 1 : 0) };
+      return { y: 5, "marker.color": (row) => (row[4] >= row[1] ? UP : DOWN) };
     }
     return { y: index === 0 ? 4 : 5 + index };
   }
@@ -354,7 +389,7 @@
   // bar and the indicators' first values changed), append the delta's bars, and apply
   // what changed in the look. The page then holds exactly the figure of `seq`.
   function applyDelta(chart, delta) {
-    const data = chart.plot.data;
+    const { data } = chart;
     const xs = data[0].x;
     const start = delta.start * 1000;
     const firstNew = delta.bars.length ? delta.bars[0][0] * 1000 : Infinity;
@@ -389,15 +424,123 @@
     // The style carries only what changed since the base snapshot.
     const { color, y_range: yRange } = delta.style;
     if (color) data[0].line = { ...data[0].line, color };
-    const layout = chart.plot.layout;
+    const { layout } = chart;
     if (yRange && !chart.userZoomedY) {
       layout.yaxis = { ...layout.yaxis, range: yRange, autorange: false };
     }
-    layout.datarevision = `${chart.epoch}:${delta.seq}`;
-    chart.applying = true;
-    Plotly.react(chart.plot, data, layout, PLOT_CONFIG);
-    chart.applying = false;
+    markDirty(chart);
   }
+
+  // -- drawing: only what is seen, once per frame ---------------------------------------
+
+  const waiting = new Set(); // charts to draw in the next frame, oldest first
+  let frameAsked = false;
+  let budget = BUDGET_CAP_MS; // ms of drawing allowed now: DRAW_SHARE of the time passed
+  let budgetAt = performance.now();
+  let refillTimer = 0;
+
+  function refill() {
+    const now = performance.now();
+    budget = Math.min(BUDGET_CAP_MS, budget + (now - budgetAt) * DRAW_SHARE);
+    budgetAt = now;
+  }
+
+  function canDraw(chart) {
+    return chart.seen && !document.hidden && charts.get(chart.symbol) === chart;
+  }
+
+  function markDirty(chart) {
+    chart.dirty = true;
+    if (canDraw(chart)) {
+      waiting.add(chart);
+      askFrame();
+    }
+  }
+
+  function askFrame() {
+    if (frameAsked) return;
+    frameAsked = true;
+    requestAnimationFrame(drawWaiting);
+  }
+
+  function drawWaiting() {
+    frameAsked = false;
+    const started = performance.now();
+    let drew = false;
+    let held = false;
+    for (const chart of waiting) {
+      if (drew && performance.now() - started > FRAME_BUDGET_MS) break;
+      if (!chart.dirty || !canDraw(chart)) {
+        waiting.delete(chart);
+        continue;
+      }
+      refill();
+      if (budget <= 0 && chart.drawn && !chart.urgent) {
+        held = true; // a live redraw, over budget: it keeps its turn
+        continue;
+      }
+      waiting.delete(chart);
+      const before = performance.now();
+      draw(chart);
+      refill();
+      // What a first draw costs beyond the budget is not carried further than one cap:
+      // live redraws resume within BUDGET_CAP_MS / DRAW_SHARE (about 2 s) of it.
+      budget = Math.max(budget - (performance.now() - before), -BUDGET_CAP_MS);
+      drew = true;
+    }
+    if (drew) stats.frames += 1;
+    if (held) stats.held += 1;
+    if (!waiting.size) return;
+    if (budget > 0 || !held) askFrame();
+    else if (!refillTimer) { // nothing to draw until the budget has refilled
+      refillTimer = setTimeout(() => {
+        refillTimer = 0;
+        askFrame();
+      }, -budget / DRAW_SHARE + 1);
+    }
+  }
+
+  function draw(chart) {
+    const { layout } = chart;
+    // A new revision tells Plotly.react the arrays changed in place.
+    chart.draws += 1;
+    layout.datarevision = `${chart.epoch}:${chart.seq}:${chart.draws}`;
+    chart.dirty = false;
+    chart.urgent = false;
+    const pixels = chart.plot.clientWidth - MARGIN.l - MARGIN.r;
+    const shown = rtplotThin.thin(chart.data, chart.xView, pixels);
+    chart.applying = true;
+    Plotly.react(chart.plot, shown, layout, PLOT_CONFIG);
+    chart.applying = false;
+    stats.draws += 1;
+    if (!chart.drawn) {
+      chart.drawn = true;
+      chart.plot.on("plotly_relayout", (event) => noticeZoom(chart, event));
+      // When each chart was first drawn, for bench.page and the browser's own tools.
+      performance.mark("rtplot:drawn", { detail: chart.symbol });
+    }
+  }
+
+  // Whatever comes back into view, or a tab shown again, draws what it missed, once.
+  function drawDirty() {
+    for (const chart of charts.values()) {
+      if (chart.dirty && canDraw(chart) && !waiting.has(chart)) {
+        chart.urgent = true;
+        waiting.add(chart);
+      }
+    }
+    if (waiting.size) askFrame();
+  }
+
+  const byPlot = (plot) => [...charts.values()].find((chart) => chart.plot === plot);
+  const viewport = new IntersectionObserver((entries) => {
+    for (const entry of entries) {
+      const chart = byPlot(entry.target);
+      if (chart) chart.seen = entry.isIntersecting;
+    }
+    drawDirty();
+  }, { rootMargin: NEAR_VIEWPORT });
+  document.addEventListener("visibilitychange", drawDirty);
 
   function requestSnapshot(chart, gap) {
     if (chart.snapshotPending) return;
@@ -412,13 +555,29 @@
     if (chart.applying) return;
     if (event["yaxis.autorange"]) chart.userZoomedY = false;
     else if ("yaxis.range[0]" in event || "yaxis.range" in event) chart.userZoomedY = true;
+    if (Object.keys(event).some((key) => key.startsWith("xaxis"))) {
+      // Zoomed, panned or reset: draw the detail of the new range.
+      const axis = chart.plot.layout.xaxis;
+      chart.xView = axis.autorange || !axis.range ? null : axis.range.map(toMs);
+      chart.urgent = true;
+      markDirty(chart);
+    }
+  }
+
+  // A date axis' bound ("2026-12-02 14:05:00.5", or epoch ms) in epoch ms; plotly.js
+  // writes dates as UTC, which is how the x of rtplot's figures reads the exchange's clock.
+  function toMs(value) {
+    if (typeof value === "number") return value;
+    const [day, time = "00:00"] = String(value).split(" ");
+    const [hms, fraction = "0"] = time.split(".");
+    return Date.parse(`${day}T${hms}Z`) + Number(`0.${fraction}`) * 1000;
   }
 
   // -- what the card says ---------------------------------------------------------------
 
   function updated(chart) {
     chart.lastUpdate = Date.now();
-    const price = chart.plot.data[0];
+    const price = chart.data[0];
     const y = price.close || price.y; // candles and ohlc, or a mountain
     const head = chart.card;
     if (y.length) {
