@@ -1,5 +1,7 @@
 """The fan-out benchmark's own parts: a tiny real run per gateway, and its summaries."""
 
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,27 @@ def test_a_tiny_run_times_every_update_each_client_is_sent(mode: str, payload: s
     # One client per symbol: each update reaches one client, once, so it has no spread.
     assert result.spread_p50_ms == result.spread_p99_ms == 0
     assert result.rss_kb_per_conn > 0 and result.gateway_cpu > 0
+
+
+@pytest.mark.e2e
+def test_the_reference_server_is_fed_and_measured_as_a_peer() -> None:
+    """Node socket.io with its Redis adapter, clients watching 4 symbols each."""
+    result = fanout.one_run("node", CLIENTS, SECONDS, "delta", per_client=4)
+    assert result.connected == CLIENTS and result.symbols_each == 4
+    # 20 clients x 4 symbols, one update per symbol per second: 80 deliveries a second.
+    assert result.delivered_per_s == pytest.approx(4 * CLIENTS, rel=0.25)
+    assert 0 < result.p50_ms <= result.p99_ms < 5000
+    assert result.rss_kb_per_conn > 0
+    table = fanout.ratios([result, replace(result, mode="asyncio", us_per_delivery=50.0)])
+    assert f"| 20 x 4 | delta | 50.0 µs | {result.us_per_delivery:.1f} µs |" in table
+
+
+def test_each_client_watches_distinct_symbols_and_each_symbol_as_many_clients() -> None:
+    watching = [fanout.watched(i, 4) for i in range(100)]
+    assert all(len(set(symbols)) == 4 for symbols in watching)
+    counts = Counter(symbol for symbols in watching for symbol in symbols)
+    assert set(counts) == set(fanout.SYMBOLS) and set(counts.values()) == {20}
+    assert [fanout.watched(i, 1) for i in range(3)] == [["SYM00"], ["SYM01"], ["SYM02"]]
 
 
 def test_the_profile_summary_counts_self_and_total_time(tmp_path: Path) -> None:
