@@ -25,7 +25,9 @@ client (p50/p99); delivered messages/s; the gateway's CPU (% of one core; for ``
 the Node process's) and RSS per connection (idle, before publishing); and this load
 generator's CPU, so it can be seen not to be the bottleneck. With ``--repeats`` each
 figure is the median over the runs, and the modes take turns: each round runs every
-mode once, so they share whatever else the machine was doing.
+mode once, so they share whatever else the machine was doing. With ``--before PATH`` (a
+checkout of an earlier revision: ``git worktree add /tmp/rtplot-before COMMIT``), each
+round also runs rtplot's gateways from that tree, for a before and after in one run.
 """
 
 import argparse
@@ -66,6 +68,7 @@ SYMBOLS = [f"SYM{i:02d}" for i in range(20)]
 
 
 MODES = ("stock", "asyncio", "eventlet", "node")
+OURS = ("asyncio", "eventlet")  # rtplot's gateways: the modes --before runs from a checkout
 REFERENCE = ROOT / "bench" / "reference_gateway.mjs"
 # @socket.io/redis-adapter 8.x: a broadcast's channel, "<key>#<namespace>#<room>#".
 ADAPTER_CHANNEL = "socket.io#/#{room}#"
@@ -80,6 +83,7 @@ class Result:
     clients: int
     connected: int
     symbols_each: int  # symbols each client watches
+    tree: str  # "this", or "before": the gateway ran from --before's tree
     p50_ms: float
     p99_ms: float
     spread_p50_ms: float  # one update, from its first client to its last
@@ -289,10 +293,12 @@ def one_run(
     kind: str = "figure",
     profile: Path | None = None,
     per_client: int = 1,
+    tree: Path | None = None,
 ) -> Result:
     """One gateway process under ``count`` clients, each watching ``per_client`` symbols;
     with ``profile``, py-spy samples the gateway while updates are published and writes
-    collapsed stacks there (not for ``node``, which py-spy cannot read)."""
+    collapsed stacks there (not for ``node``, which py-spy cannot read). With ``tree``,
+    the gateway runs from that checkout."""
     if not 1 <= per_client <= len(SYMBOLS):
         raise ValueError(f"symbols per client: 1 to {len(SYMBOLS)}, not {per_client}")
     profile = None if mode == "node" else profile
@@ -300,7 +306,7 @@ def one_run(
     # disconnect); the run is over, so do not wait for it.
     with Stack(
         grace=30,
-        cwd=ROOT,
+        cwd=tree or ROOT,
         symbols=",".join(SYMBOLS[:4]),
         log_level="WARNING",
         max_queued=1000,
@@ -320,6 +326,7 @@ def one_run(
         clients=count,
         connected=measured.connected,
         symbols_each=per_client,
+        tree="this" if tree is None else "before",
         p50_ms=percentile(latencies, 0.5) * 1000,
         p99_ms=percentile(latencies, 0.99) * 1000,
         spread_p50_ms=percentile(spreads, 0.5) * 1000,
@@ -355,16 +362,21 @@ def compare(
     repeats: int = 1,
     profiles_of: dict[str, Path] | None = None,
     per_client: int = 1,
+    before: Path | None = None,
 ) -> list[Result]:
     """Each mode's medians over ``repeats`` rounds, a round running every mode once in
     turn, so that the modes compared share the machine's drift (py-spy samples each
-    mode's first run, where ``profiles_of`` names a file for it)."""
-    runs: dict[str, list[Result]] = {mode: [] for mode in modes}
+    mode's first run, where ``profiles_of`` names a file for it). With ``before``, a
+    round first runs each of rtplot's modes from that tree."""
+    peers: list[tuple[str, Path | None]] = [(m, before) for m in modes if before and m in OURS]
+    peers += [(mode, None) for mode in modes]
+    runs: dict[tuple[str, Path | None], list[Result]] = {peer: [] for peer in peers}
     for i in range(repeats):
-        for mode in modes:
-            profile = (profiles_of or {}).get(mode) if i == 0 else None
-            runs[mode].append(one_run(mode, count, publish_seconds, kind, profile, per_client))
-    return [medians_of(runs[mode]) for mode in modes]
+        for mode, tree in peers:
+            profile = (profiles_of or {}).get(mode) if i == 0 and tree is None else None
+            result = one_run(mode, count, publish_seconds, kind, profile, per_client, tree)
+            runs[mode, tree].append(result)
+    return [medians_of(runs[peer]) for peer in peers]
 
 
 def medians_of(runs: list[Result]) -> Result:
@@ -385,12 +397,16 @@ def table(results: list[Result]) -> str:
     ]
     for r in results:
         lines.append(
-            f"| {r.mode} | {r.payload} | {clients(r)} | {r.connected:,} | {r.p50_ms:.0f} ms | "
+            f"| {name(r)} | {r.payload} | {clients(r)} | {r.connected:,} | {r.p50_ms:.0f} ms | "
             f"{r.p99_ms:.0f} ms | {r.spread_p50_ms:.0f} ms | {r.spread_p99_ms:.0f} ms | "
             f"{r.delivered_per_s:,.0f} | {r.gateway_cpu:.0f} % | {r.us_per_delivery:.1f} µs | "
             f"{r.kernel_share:.0f} % | {r.rss_kb_per_conn:.1f} KB | {r.loadgen_cpu:.0f} % |"
         )
     return "\n".join(lines) + "\n"
+
+
+def name(r: Result) -> str:
+    return r.mode if r.tree == "this" else f"{r.mode} ({r.tree})"
 
 
 def clients(r: Result) -> str:
@@ -401,15 +417,15 @@ def ratios(results: list[Result], mode: str = "asyncio", reference: str = "node"
     """``mode`` beside ``reference`` wherever both ran the same load: CPU per delivered
     update and its ratio, as issue 20's side-by-side reads."""
     lines = [
-        f"| clients x symbols each | payload | {mode}: CPU per delivery | {reference}: CPU per "
-        f"delivery | {mode} / {reference} | {mode}: p99 | {reference}: p99 | delivered/s |",
-        "| --- | --- |" + " ---: |" * 6,
+        f"| gateway | clients x symbols each | payload | CPU per delivery | {reference}: CPU "
+        f"per delivery | gateway / {reference} | p99 | {reference}: p99 | delivered/s |",
+        "| --- | --- | --- |" + " ---: |" * 6,
     ]
     for ours in (r for r in results if r.mode == mode):
         for theirs in results:
             if theirs.mode == reference and same_load(ours, theirs):
                 lines.append(
-                    f"| {ours.clients:,} x {ours.symbols_each} | {ours.payload} | "
+                    f"| {name(ours)} | {ours.clients:,} x {ours.symbols_each} | {ours.payload} | "
                     f"{ours.us_per_delivery:.1f} µs | {theirs.us_per_delivery:.1f} µs | "
                     f"{ours.us_per_delivery / theirs.us_per_delivery:.2f}x | "
                     f"{ours.p99_ms:.0f} ms | {theirs.p99_ms:.0f} ms | "
@@ -513,6 +529,9 @@ def main() -> None:
     parser.add_argument(
         "--symbols-per-client", type=int, default=[1], nargs="+", help="symbols each client watches"
     )
+    parser.add_argument(
+        "--before", type=Path, help="a checkout of an earlier revision: its gateways run too"
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="publishing time per run")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument(
@@ -534,7 +553,9 @@ def main() -> None:
                 for mode in args.modes
                 if args.profile
             }
-            rows = compare(args.modes, count, args.seconds, args.payload, args.repeats, outs, each)
+            rows = compare(
+                args.modes, count, args.seconds, args.payload, args.repeats, outs, each, args.before
+            )
             for out in outs.values():
                 if out.exists():
                     print(f"{out}:\n{profiles.markdown(profiles.top(out))}")

@@ -34,7 +34,7 @@ def test_the_reference_server_is_fed_and_measured_as_a_peer() -> None:
     assert 0 < result.p50_ms <= result.p99_ms < 5000
     assert result.rss_kb_per_conn > 0
     table = fanout.ratios([result, replace(result, mode="asyncio", us_per_delivery=50.0)])
-    assert f"| 20 x 4 | delta | 50.0 µs | {result.us_per_delivery:.1f} µs |" in table
+    assert f"| asyncio | 20 x 4 | delta | 50.0 µs | {result.us_per_delivery:.1f} µs |" in table
 
 
 def test_each_client_watches_distinct_symbols_and_each_symbol_as_many_clients() -> None:

@@ -10,6 +10,12 @@ same order, under asyncio and eventlet alike.
 What ``Socket.send`` checks first is kept: a closed socket gets nothing, and one whose
 client missed its pings goes through the library's own ``send_packet``, which closes it.
 On the public path every packet goes through ``send_packet``.
+
+Updates that reach the gateway together (one read of the message queue) are sent with
+one ``Writes``: a WebSocket client's frames wait there until ``flush``, which writes
+each client's in one buffer, in the order they were sent: a system call per client per
+batch instead of one per update. Clients with a queue (long-polling, the eventlet
+gateway) get their packets put at once, as before; their writer takes what is queued.
 """
 
 import time
@@ -24,6 +30,30 @@ from gateway.internals.websocket import DirectSender, frame
 Packet = Any  # an engineio.packet.Packet
 
 
+class _Frames:
+    """One client's frames in a batch, in the order they were sent."""
+
+    __slots__ = ("chunks", "count", "sender")
+
+    def __init__(self, sender: DirectSender, chunk: bytes, count: int) -> None:
+        self.sender, self.count, self.chunks = sender, count, [chunk]
+
+
+class Writes:
+    """What a batch sends to WebSocket clients, until ``Outbox.flush`` writes it."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, _Frames] = {}  # Engine.IO sid -> its frames
+
+    def add(self, eio_sid: str, sender: DirectSender, chunk: bytes, count: int) -> None:
+        frames = self.pending.get(eio_sid)
+        if frames is None:
+            self.pending[eio_sid] = _Frames(sender, chunk, count)
+        else:
+            frames.chunks.append(chunk)
+            frames.count += count
+
+
 class Outbox:
     def __init__(self, eio: Any, limit: int = 100) -> None:
         self.eio = eio
@@ -33,11 +63,14 @@ class Outbox:
         # which so never walks every connection.
         self.suspects: set[str] = set()
 
-    def send(self, targets: Iterable[str], packets: Sequence[Packet]) -> Awaitable[None] | None:
-        """Queue ``packets``, in order, to each Engine.IO session in ``targets``.
+    def send(
+        self, targets: Iterable[str], packets: Sequence[Packet], writes: Writes | None = None
+    ) -> Awaitable[None] | None:
+        """Queue ``packets``, in order, to each Engine.IO session in ``targets``; with
+        ``writes``, a WebSocket client's frames wait there for ``flush``.
 
         Returns a coroutine (under asyncio) when the library's own send is needed, else
-        None: the packets are queued when this returns.
+        None: the packets are queued (or in ``writes``) when this returns.
         """
         if not internals.enabled():
             return self._library_send(list(targets), packets)  # type: ignore[no-any-return]
@@ -56,7 +89,10 @@ class Outbox:
             if type(queue) is DirectSender:
                 if framed is None:
                     framed = b"".join(frame(pkt.encode()) for pkt in packets)
-                queue.write(framed)
+                if writes is not None:
+                    writes.add(eio_sid, queue, framed, len(packets))
+                    continue
+                queue.write(framed, len(packets))
                 if queue.frames > self.limit:
                     self.suspects.add(eio_sid)
             else:
@@ -65,6 +101,15 @@ class Outbox:
                 if queue.qsize() > self.limit:
                     self.suspects.add(eio_sid)
         return self._library_send(late, packets) if late else None
+
+    def flush(self, writes: Writes) -> None:
+        """Each client's frames in ``writes``, in one write; ``writes`` is then empty."""
+        for eio_sid, frames in writes.pending.items():
+            chunks, sender = frames.chunks, frames.sender
+            sender.write(chunks[0] if len(chunks) == 1 else b"".join(chunks), frames.count)
+            if sender.frames > self.limit:
+                self.suspects.add(eio_sid)
+        writes.pending.clear()
 
     def _library_send(self, targets: list[str], packets: Sequence[Packet]) -> Any:
         if self.is_async:
