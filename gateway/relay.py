@@ -154,7 +154,8 @@ class RelayCore(RoomIndex):
         (sends to await, then a stock message for python-socketio or None) at each stock
         message and at the end: what came before it is written when it is yielded."""
         metrics.LISTENER_BATCH.observe(len(batch))
-        writes, sends = Writes(), []
+        writes = Writes() if len(batch) > 1 else None  # one update: written as it goes
+        sends = []
         for message in batch:
             stock, sending = self._dispatch(message, writes)
             if sending is not None:
@@ -166,7 +167,9 @@ class RelayCore(RoomIndex):
         self._write(writes)
         yield sends, None
 
-    def _write(self, writes: Writes) -> None:
+    def _write(self, writes: Writes | None) -> None:
+        if writes is None:
+            return
         self.outbox.flush(writes)
         done = time.perf_counter()
         for event, started in self._relayed:

@@ -30,28 +30,34 @@ from gateway.internals.websocket import DirectSender, frame
 Packet = Any  # an engineio.packet.Packet
 
 
-class _Frames:
-    """One client's frames in a batch, in the order they were sent."""
-
-    __slots__ = ("chunks", "count", "sender")
-
-    def __init__(self, sender: DirectSender, chunk: bytes, count: int) -> None:
-        self.sender, self.count, self.chunks = sender, count, [chunk]
-
-
 class Writes:
-    """What a batch sends to WebSocket clients, until ``Outbox.flush`` writes it."""
+    """What a batch sends to WebSocket clients, until ``Outbox.flush`` writes it.
+
+    Kept in flat dicts of bytes and ints, which the garbage collector does not track: an
+    object per recipient per update made the collector's passes cost more than the
+    batch saved. A client's chunks become a list only once it has a second one."""
 
     def __init__(self) -> None:
-        self.pending: dict[str, _Frames] = {}  # Engine.IO sid -> its frames
+        self.data: dict[str, bytes | list[bytes]] = {}  # Engine.IO sid -> its frames
+        self.frames: dict[str, int] = {}  # ... how many
+        self.senders: dict[str, DirectSender] = {}
 
     def add(self, eio_sid: str, sender: DirectSender, chunk: bytes, count: int) -> None:
-        frames = self.pending.get(eio_sid)
-        if frames is None:
-            self.pending[eio_sid] = _Frames(sender, chunk, count)
+        held = self.data.get(eio_sid)
+        if held is None:
+            self.data[eio_sid], self.frames[eio_sid] = chunk, count
+            self.senders[eio_sid] = sender
+            return
+        if isinstance(held, bytes):
+            self.data[eio_sid] = [held, chunk]
         else:
-            frames.chunks.append(chunk)
-            frames.count += count
+            held.append(chunk)
+        self.frames[eio_sid] += count
+
+    def clear(self) -> None:
+        self.data.clear()
+        self.frames.clear()
+        self.senders.clear()
 
 
 class Outbox:
@@ -104,12 +110,13 @@ class Outbox:
 
     def flush(self, writes: Writes) -> None:
         """Each client's frames in ``writes``, in one write; ``writes`` is then empty."""
-        for eio_sid, frames in writes.pending.items():
-            chunks, sender = frames.chunks, frames.sender
-            sender.write(chunks[0] if len(chunks) == 1 else b"".join(chunks), frames.count)
+        frames, senders = writes.frames, writes.senders
+        for eio_sid, held in writes.data.items():
+            sender = senders[eio_sid]
+            sender.write(held if isinstance(held, bytes) else b"".join(held), frames[eio_sid])
             if sender.frames > self.limit:
                 self.suspects.add(eio_sid)
-        writes.pending.clear()
+        writes.clear()
 
     def _library_send(self, targets: list[str], packets: Sequence[Packet]) -> Any:
         if self.is_async:
