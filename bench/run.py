@@ -303,7 +303,7 @@ def side_by_side_targets(results: list[fanout.Result]) -> list[tuple[str, str, b
     reference server's, clients watching 4 symbols each, same run."""
     rows = []
     for ours in results:
-        if ours.mode != "asyncio" or ours.symbols_each != 4:
+        if ours.mode != "asyncio" or ours.symbols_each != 4 or ours.tree != "this":
             continue
         for theirs in results:
             if theirs.mode == "node" and fanout.same_load(ours, theirs):

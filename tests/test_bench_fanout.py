@@ -73,3 +73,17 @@ def test_the_memory_breakdown_finds_each_connections_allocations() -> None:
     assert total_kb > 1  # a connection costs kilobytes, whatever the libraries
     assert by_library["python-engineio"] > 0 and by_library["rtplot's gateway"] > 0
     assert "| python-engineio |" in memory.markdown(shares, total_kb, CLIENTS)
+
+
+def test_the_side_by_side_target_compares_like_with_like() -> None:
+    base = fanout.Result("asyncio", "delta", 1000, 1000, 4, "this", *[1.0] * 10)
+    rows = [
+        replace(base, us_per_delivery=12.0),
+        replace(base, mode="asyncio", tree="before", us_per_delivery=24.0),
+        replace(base, mode="node", us_per_delivery=30.0),
+        replace(base, mode="node", symbols_each=1, us_per_delivery=6.0),
+    ]
+    targets = run.side_by_side_targets(rows)
+    assert [(value, met) for _, value, met in targets] == [("0.40x (12.0 against 30.0 µs)", True)]
+    targets = run.side_by_side_targets([replace(base, us_per_delivery=24.0), rows[2]])
+    assert [(value, met) for _, value, met in targets] == [("0.80x (24.0 against 30.0 µs)", False)]
