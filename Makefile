@@ -1,7 +1,7 @@
 # One command each: `make up` runs rtplot, `make check` lints and tests it.
 # Each first installs what it needs and this machine lacks: system packages
 # (scripts/system-packages.txt, with apt-get; it says what to install where it cannot),
-# then .venv, then the pinned JS test client.
+# then .venv, then the pinned JS (the test client, the benchmarks' reference Socket.IO server).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin

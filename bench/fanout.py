@@ -1,22 +1,33 @@
 """Fan-out: one gateway process, thousands of WebSocket clients, 20 symbols.
 
     .venv/bin/python -m bench.fanout --clients 1000 2000 --modes stock asyncio eventlet
+    .venv/bin/python -m bench.fanout --clients 1000 --symbols-per-client 4 \
+        --modes asyncio node --payload delta --repeats 3     # side by side, as issue 20
 
 For each mode and client count it starts a private redis-server and one gateway on
-loopback: ``rtplot gateway`` (``asyncio`` or ``eventlet``), or ``stock``, plain
-python-socketio as its docs set it up (bench/stock_gateway.py), for comparison. It opens
-the clients from this process (bench/loadgen.py), subscribes them round-robin to 20
-symbols, then publishes an update per symbol once a second as the renderer does, the
-Socket.IO packet on the room's own Redis channel (for ``stock``, through python-socketio's
-Redis queue, as its docs set it up): a 390-point figure (``--payload figure``), or the
-small delta the web page subscribes to (``--payload delta``). Every payload carries its publish
-time as its first field, so each receipt gives a publish-to-client latency without
-parsing the rest.
+loopback: ``rtplot gateway`` (``asyncio`` or ``eventlet``); ``stock``, plain
+python-socketio as its docs set it up (bench/stock_gateway.py); or ``node``, the
+reference Socket.IO server, Node socket.io with @socket.io/redis-adapter
+(bench/reference_gateway.mjs, pinned in package.json; ``make install`` installs it). It
+opens the clients from this process (bench/loadgen.py) and subscribes each to one symbol
+of 20, round-robin, or to ``--symbols-per-client`` of them (client i: symbols i, i + 5,
+i + 10 and i + 15 for 4, so a page's charts tick across the whole second's publishing).
+Then it publishes an update per symbol once a second as the renderer does, the Socket.IO
+packet on the room's own Redis channel (for ``stock``, through python-socketio's Redis
+queue, as its docs set it up; for ``node``, in @socket.io/redis-adapter's own format on
+its channel, as a socket.io emitter does): a 390-point figure (``--payload figure``), or
+the small delta the web page subscribes to (``--payload delta``). Every payload carries
+its publish time as its first field, so each receipt gives a publish-to-client latency
+without parsing the rest.
 
 Reported per run: latency p50/p99; the spread of one update from its first to its last
-client (p50/p99); delivered messages/s; the gateway's CPU (% of one core) and RSS per
-connection (idle, before publishing); and this load generator's CPU, so it can be seen
-not to be the bottleneck. With ``--repeats`` each figure is the median over the runs.
+client (p50/p99); delivered messages/s; the gateway's CPU (% of one core; for ``node``,
+the Node process's) and RSS per connection (idle, before publishing); and this load
+generator's CPU, so it can be seen not to be the bottleneck. With ``--repeats`` each
+figure is the median over the runs, and the modes take turns: each round runs every
+mode once, so they share whatever else the machine was doing. With ``--before PATH`` (a
+checkout of an earlier revision: ``git worktree add /tmp/rtplot-before COMMIT``), each
+round also runs rtplot's gateways from that tree, for a before and after in one run.
 """
 
 import argparse
@@ -29,6 +40,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import orjson
 import redis
 
@@ -51,7 +63,12 @@ ROOT = Path(__file__).resolve().parent.parent
 SYMBOLS = [f"SYM{i:02d}" for i in range(20)]
 
 
-MODES = ("stock", "asyncio", "eventlet")
+MODES = ("stock", "asyncio", "eventlet", "node")
+OURS = ("asyncio", "eventlet")  # rtplot's gateways: the modes --before runs from a checkout
+REFERENCE = ROOT / "bench" / "reference_gateway.mjs"
+# @socket.io/redis-adapter 8.x: a broadcast's channel, "<key>#<namespace>#<room>#".
+ADAPTER_CHANNEL = "socket.io#/#{room}#"
+ADAPTER_UID = "rtplotbench"  # the sending server's id: not one of the receivers' ids
 PAYLOADS = ("figure", "delta")
 
 
@@ -61,6 +78,8 @@ class Result:
     payload: str
     clients: int
     connected: int
+    symbols_each: int  # symbols each client watches
+    tree: str  # "this", or "before": the gateway ran from --before's tree
     p50_ms: float
     p99_ms: float
     spread_p50_ms: float  # one update, from its first client to its last
@@ -97,7 +116,19 @@ class Receipts:
         return [last - first for first, last in self.spans.values()]
 
 
+def watched(i: int, per_client: int) -> list[str]:
+    """The symbols client ``i`` watches: spread over the 20, so each is watched alike."""
+    step = len(SYMBOLS) // per_client
+    return [SYMBOLS[(i + k * step) % len(SYMBOLS)] for k in range(per_client)]
+
+
 def payload_for(kind: str, symbol: str) -> dict[str, Any]:
+    """A payload of plain JSON types (numpy arrays made lists), for every mode alike."""
+    plain = orjson.dumps(_payload(kind, symbol), option=orjson.OPT_SERIALIZE_NUMPY)
+    return orjson.loads(plain)  # type: ignore[no-any-return]
+
+
+def _payload(kind: str, symbol: str) -> dict[str, Any]:
     if kind == "delta":
         return {"sent": 0.0, **sample_delta(), "symbol": symbol}
     bars = (
@@ -117,7 +148,10 @@ def publisher(redis_url: str, mode: str, kind: str, stop: threading.Event, secon
     updates = Mode.DELTA if kind == "delta" else Mode.FIGURE
     payloads = {symbol: payload_for(kind, symbol) for symbol in SYMBOLS}
     client = redis.Redis.from_url(redis_url)
-    publish = stock_emit(redis_url) if mode == "stock" else room_publish(client)
+    if mode == "stock":
+        publish = stock_emit(redis_url)
+    else:
+        publish = adapter_publish(client) if mode == "node" else room_publish(client)
     seq = 0
     deadline = time.monotonic() + seconds
     try:
@@ -158,6 +192,20 @@ def stock_emit(redis_url: str) -> Publish:
     return publish
 
 
+def adapter_publish(client: "redis.Redis") -> Publish:
+    """As @socket.io/redis-adapter broadcasts to one room, and so as its emitter
+    (@socket.io/redis-emitter) does: ``[uid, packet, options]`` in MessagePack, the
+    adapter's default parser, on the room's channel."""
+
+    def publish(event: str, room: str, payload: dict[str, Any]) -> None:
+        packet = {"type": 2, "data": [event, payload], "nsp": "/"}  # 2: EVENT
+        options = {"rooms": [room], "except": [], "flags": {}}
+        message = msgpack.packb([ADAPTER_UID, packet, options])
+        client.publish(ADAPTER_CHANNEL.format(room=room), message)
+
+    return publish
+
+
 @dataclass
 class Measured:
     connected: int
@@ -176,13 +224,16 @@ async def run_clients(
     publish_seconds: float,
     redis_url: str,
     profile: Path | None = None,
+    per_client: int = 1,
 ) -> Measured:
     receipts = Receipts()
     updates = {"updates": "delta"} if kind == "delta" else {}
 
     def subscribe(i: int) -> list[str]:
-        request = {"symbol": SYMBOLS[i % len(SYMBOLS)], **updates}
-        return [event_frame(SUBSCRIBE, orjson.dumps(request).decode())]
+        return [
+            event_frame(SUBSCRIBE, orjson.dumps({"symbol": symbol, **updates}).decode())
+            for symbol in watched(i, per_client)
+        ]
 
     event = BARS if kind == "delta" else FIGURE
     crowd = Crowd(socketio_url(gateway.port), count, subscribe, receipts.handler(event))
@@ -219,23 +270,39 @@ async def run_clients(
 
 
 def start_gateway(stack: Stack, mode: str) -> Service:
-    if mode != "stock":
+    if mode in ("asyncio", "eventlet"):
         return stack.start("gateway", "gateway", "--mode", mode)
-    port = free_port()  # the stock gateway takes it as an argument
-    command = (sys.executable, "-m", "bench.stock_gateway")
+    port = free_port()  # the peers take it as an argument
+    if mode == "stock":
+        command: tuple[str, ...] = (sys.executable, "-m", "bench.stock_gateway")
+    else:
+        if not (ROOT / "node_modules" / "@socket.io" / "redis-adapter").is_dir():
+            raise SystemExit("the reference server's packages are missing: run `make install`")
+        command = ("node", str(REFERENCE))
     return stack.start("gateway", str(port), stack.redis.url, command=command, port=port)
 
 
 def one_run(
-    mode: str, count: int, publish_seconds: float, kind: str = "figure", profile: Path | None = None
+    mode: str,
+    count: int,
+    publish_seconds: float,
+    kind: str = "figure",
+    profile: Path | None = None,
+    per_client: int = 1,
+    tree: Path | None = None,
 ) -> Result:
-    """One gateway process under ``count`` clients; with ``profile``, py-spy samples the
-    gateway while updates are published and writes collapsed stacks there."""
+    """One gateway process under ``count`` clients, each watching ``per_client`` symbols;
+    with ``profile``, py-spy samples the gateway while updates are published and writes
+    collapsed stacks there (not for ``node``, which py-spy cannot read). With ``tree``,
+    the gateway runs from that checkout."""
+    if not 1 <= per_client <= len(SYMBOLS):
+        raise ValueError(f"symbols per client: 1 to {len(SYMBOLS)}, not {per_client}")
+    profile = None if mode == "node" else profile
     # Stock python-socketio takes minutes to drop 10,000 clients (it scans every room per
     # disconnect); the run is over, so do not wait for it.
     with Stack(
         grace=30,
-        cwd=ROOT,
+        cwd=tree or ROOT,
         symbols=",".join(SYMBOLS[:4]),
         log_level="WARNING",
         max_queued=1000,
@@ -243,7 +310,9 @@ def one_run(
         gateway = start_gateway(stack, mode)
         use_uvloop()
         measured = asyncio.run(
-            run_clients(gateway, mode, count, kind, publish_seconds, stack.redis.url, profile)
+            run_clients(
+                gateway, mode, count, kind, publish_seconds, stack.redis.url, profile, per_client
+            )
         )
     latencies = measured.receipts.latencies
     spreads = measured.receipts.spreads()
@@ -252,6 +321,8 @@ def one_run(
         payload=kind,
         clients=count,
         connected=measured.connected,
+        symbols_each=per_client,
+        tree="this" if tree is None else "before",
         p50_ms=percentile(latencies, 0.5) * 1000,
         p99_ms=percentile(latencies, 0.99) * 1000,
         spread_p50_ms=percentile(spreads, 0.5) * 1000,
@@ -272,12 +343,39 @@ def measure(
     kind: str = "figure",
     repeats: int = 1,
     profile: Path | None = None,
+    per_client: int = 1,
 ) -> Result:
     """The median of each figure over ``repeats`` runs (py-spy samples the first only)."""
-    runs = [
-        one_run(mode, count, publish_seconds, kind, profile if i == 0 else None)
-        for i in range(repeats)
-    ]
+    profiles_of = {mode: profile} if profile else {}
+    return compare([mode], count, publish_seconds, kind, repeats, profiles_of, per_client)[0]
+
+
+def compare(
+    modes: list[str],
+    count: int,
+    publish_seconds: float,
+    kind: str = "figure",
+    repeats: int = 1,
+    profiles_of: dict[str, Path] | None = None,
+    per_client: int = 1,
+    before: Path | None = None,
+) -> list[Result]:
+    """Each mode's medians over ``repeats`` rounds, a round running every mode once in
+    turn, so that the modes compared share the machine's drift (py-spy samples each
+    mode's first run, where ``profiles_of`` names a file for it). With ``before``, a
+    round first runs each of rtplot's modes from that tree."""
+    peers: list[tuple[str, Path | None]] = [(m, before) for m in modes if before and m in OURS]
+    peers += [(mode, None) for mode in modes]
+    runs: dict[tuple[str, Path | None], list[Result]] = {peer: [] for peer in peers}
+    for i in range(repeats):
+        for mode, tree in peers:
+            profile = (profiles_of or {}).get(mode) if i == 0 and tree is None else None
+            result = one_run(mode, count, publish_seconds, kind, profile, per_client, tree)
+            runs[mode, tree].append(result)
+    return [medians_of(runs[peer]) for peer in peers]
+
+
+def medians_of(runs: list[Result]) -> Result:
     medians = {
         name: median(getattr(r, name) for r in runs)
         for name, value in vars(runs[0]).items()
@@ -295,12 +393,45 @@ def table(results: list[Result]) -> str:
     ]
     for r in results:
         lines.append(
-            f"| {r.mode} | {r.payload} | {r.clients:,} | {r.connected:,} | {r.p50_ms:.0f} ms | "
+            f"| {name(r)} | {r.payload} | {clients(r)} | {r.connected:,} | {r.p50_ms:.0f} ms | "
             f"{r.p99_ms:.0f} ms | {r.spread_p50_ms:.0f} ms | {r.spread_p99_ms:.0f} ms | "
             f"{r.delivered_per_s:,.0f} | {r.gateway_cpu:.0f} % | {r.us_per_delivery:.1f} µs | "
             f"{r.kernel_share:.0f} % | {r.rss_kb_per_conn:.1f} KB | {r.loadgen_cpu:.0f} % |"
         )
     return "\n".join(lines) + "\n"
+
+
+def name(r: Result) -> str:
+    return r.mode if r.tree == "this" else f"{r.mode} ({r.tree})"
+
+
+def clients(r: Result) -> str:
+    return f"{r.clients:,}" + (f" x {r.symbols_each}" if r.symbols_each > 1 else "")
+
+
+def ratios(results: list[Result], mode: str = "asyncio", reference: str = "node") -> str:
+    """``mode`` beside ``reference`` wherever both ran the same load: CPU per delivered
+    update and its ratio, as issue 20's side-by-side reads."""
+    lines = [
+        f"| gateway | clients x symbols each | payload | CPU per delivery | {reference}: CPU "
+        f"per delivery | gateway / {reference} | p99 | {reference}: p99 | delivered/s |",
+        "| --- | --- | --- |" + " ---: |" * 6,
+    ]
+    for ours in (r for r in results if r.mode == mode):
+        for theirs in results:
+            if theirs.mode == reference and same_load(ours, theirs):
+                lines.append(
+                    f"| {name(ours)} | {ours.clients:,} x {ours.symbols_each} | {ours.payload} | "
+                    f"{ours.us_per_delivery:.1f} µs | {theirs.us_per_delivery:.1f} µs | "
+                    f"{ours.us_per_delivery / theirs.us_per_delivery:.2f}x | "
+                    f"{ours.p99_ms:.0f} ms | {theirs.p99_ms:.0f} ms | "
+                    f"{ours.delivered_per_s:,.0f} / {theirs.delivered_per_s:,.0f} |"
+                )
+    return "\n".join(lines) + "\n"
+
+
+def same_load(a: Result, b: Result) -> bool:
+    return (a.clients, a.symbols_each, a.payload) == (b.clients, b.symbols_each, b.payload)
 
 
 # -- idle connections: how many one process holds, and how fast it lets them go ---------
@@ -392,6 +523,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[1000, 2000])
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     parser.add_argument("--payload", choices=PAYLOADS, default="figure")
+    parser.add_argument(
+        "--symbols-per-client", type=int, default=[1], nargs="+", help="symbols each client watches"
+    )
+    parser.add_argument(
+        "--before", type=Path, help="a checkout of an earlier revision: its gateways run too"
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="publishing time per run")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument(
@@ -407,14 +544,24 @@ def main() -> None:
         return
     results = []
     for count in args.clients:
-        for mode in args.modes:
-            out = args.profile / f"fanout-{mode}-{count}.txt" if args.profile else None
-            result = measure(mode, count, args.seconds, args.payload, args.repeats, out)
-            if out is not None and out.exists():
-                print(profiles.markdown(profiles.top(out)))
-            print(result, flush=True)
-            results.append(result)
+        for each in args.symbols_per_client:
+            outs = {
+                mode: args.profile / f"fanout-{mode}-{count}x{each}.txt"
+                for mode in args.modes
+                if args.profile
+            }
+            rows = compare(
+                args.modes, count, args.seconds, args.payload, args.repeats, outs, each, args.before
+            )
+            for out in outs.values():
+                if out.exists():
+                    print(f"{out}:\n{profiles.markdown(profiles.top(out))}")
+            for result in rows:
+                print(result, flush=True)
+            results += rows
     print(table(results))
+    if {"asyncio", "node"} <= set(args.modes):
+        print(ratios(results))
     print(orjson.dumps([r.__dict__ for r in results]).decode())
 
 

@@ -14,7 +14,12 @@ matplotlib.use("Agg")  # no display on a CI machine or a server
 
 import matplotlib.pyplot as plt  # after use(): the backend must be chosen first
 
-COLOURS = {"stock": "tab:grey", "asyncio": "tab:blue", "eventlet": "tab:orange"}
+COLOURS = {
+    "stock": "tab:grey",
+    "asyncio": "tab:blue",
+    "eventlet": "tab:orange",
+    "node": "tab:green",
+}
 
 
 def _save(figure: Any, folder: Path, name: str) -> str:

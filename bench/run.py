@@ -23,6 +23,8 @@ from bench import e2e, fanout, memory, page, plots, profiles, render, scaleout, 
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 CHANGES = "## Changes, before and after"
+SIDE_BY_SIDE = 1000  # clients, as issue 20 measured rtplot against Node socket.io
+REFERENCE_SHARE = 0.6  # issue 20: at most this share of Node's CPU per delivery, 4 symbols
 
 
 @dataclass
@@ -32,6 +34,7 @@ class Plan:
     delta_counts: list[int]  # clients: deltas, every mode (issue 12's CPU per delivery)
     idle: bool  # as many idle clients as one process may hold (issue 12: 20,000)
     fanout_seconds: float
+    side_by_side: list[int]  # symbols per client: 1,000 clients, asyncio beside Node
     repeats: int
     memory_clients: int
     viewer_counts: list[int]
@@ -46,6 +49,7 @@ QUICK = Plan(
     delta_counts=[1000],
     idle=False,
     fanout_seconds=4.0,
+    side_by_side=[4],
     repeats=1,
     memory_clients=1000,
     viewer_counts=[10, 100, 1000],
@@ -59,6 +63,7 @@ FULL = Plan(
     delta_counts=[2000, 10_000],
     idle=True,
     fanout_seconds=10.0,
+    side_by_side=[1, 4],
     repeats=3,
     memory_clients=2000,
     viewer_counts=[10, 100, 1000],
@@ -104,6 +109,18 @@ def main() -> None:
         for mode in fanout.MODES:
             say(f"fan-out {mode} {count:,} clients, deltas")
             results.append(fanout.measure(mode, count, plan.fanout_seconds, "delta", plan.repeats))
+    beside = []
+    for each in plan.side_by_side:
+        say(f"fan-out beside the reference server, {SIDE_BY_SIDE:,} clients x {each} symbols")
+        beside += fanout.compare(
+            ["asyncio", "node"],
+            SIDE_BY_SIDE,
+            plan.fanout_seconds,
+            "delta",
+            plan.repeats,
+            None,
+            each,
+        )
     idle = []
     if plan.idle:
         capacity = fanout.idle_capacity()
@@ -164,13 +181,13 @@ def main() -> None:
         command += f" --before {args.before}"
     sections = [
         header(command, elapsed),
-        targets(renders, sizes, results, idle, scaled),
+        targets(renders, sizes, results + beside, idle, scaled),
         render.markdown(plan.render_repeat, renders, sizes, rounds),
         f"![render cost]({pictures['render']})\n",
         scaleout.markdown(scaled),
         renderer_profiles_section(profile_dir),
         views.markdown(plan.render_repeat // 2, view_costs),
-        fanout_section(results, idle, plan, profile_dir),
+        fanout_section(results, beside, idle, plan, profile_dir),
         memory.markdown(shares, traced_kb, plan.memory_clients),
         f"![fan-out latency]({pictures['fanout']})\n\n![RSS per connection]"
         f"({pictures['memory']})\n",
@@ -196,10 +213,12 @@ def header(command: str, elapsed: float) -> str:
         "Targets: issue 6 (render at least 20x faster than the article and under 1 ms p50 "
         "for a day; a delta at least 100x smaller than a full figure), issue 11 (cost "
         "follows what is watched: renderer throughput, 500 symbols, a channel per room, "
-        "Redis traffic) and issue 12 (one gateway process: CPU per delivered update, "
+        "Redis traffic), issue 12 (one gateway process: CPU per delivered update, "
         "10,000 clients inside 250 ms at p99, 20,000 idle clients, 25 KB per idle "
-        "connection), issue 18 (the page in a browser: its own targets, in its section). "
-        "The load generator runs on the same 2-core machine as what it measures and "
+        "connection), issue 18 (the page in a browser: its own targets, in its section) "
+        "and issue 20 (CPU per delivered update against the reference Socket.IO server, "
+        "Node socket.io). The load generator runs on the same 2-core machine as what it "
+        "measures and "
         "reports its own CPU: where it nears 100 %, it and the gateway each hold a core "
         "and latency measures the machine as much as the gateway.\n"
     )
@@ -232,6 +251,8 @@ def targets(
         ),
         *scaleout.targets(scaled),
     ]
+    rows += side_by_side_targets(results)
+    results = [r for r in results if r.symbols_each == 1 and r.mode != "node"]
     for r in results:
         if r.mode == "asyncio" and r.payload == "delta" and r.clients in (2000, 10_000):
             rows.append(
@@ -283,6 +304,28 @@ def targets(
     return "\n".join(lines) + "\n"
 
 
+def side_by_side_targets(results: list[fanout.Result]) -> list[tuple[str, str, bool]]:
+    """Issue 20: the asyncio gateway's CPU per delivered update at most 0.6x the
+    reference server's, clients watching 4 symbols each, same run."""
+    rows = []
+    for ours in results:
+        if ours.mode != "asyncio" or ours.symbols_each != 4 or ours.tree != "this":
+            continue
+        for theirs in results:
+            if theirs.mode == "node" and fanout.same_load(ours, theirs):
+                ratio = ours.us_per_delivery / theirs.us_per_delivery
+                rows.append(
+                    (
+                        f"gateway CPU per delivered update at most {REFERENCE_SHARE}x the "
+                        f"reference Socket.IO server's, {ours.clients:,} clients x 4 symbols",
+                        f"{ratio:.2f}x ({ours.us_per_delivery:.1f} against "
+                        f"{theirs.us_per_delivery:.1f} µs)",
+                        ratio <= REFERENCE_SHARE,
+                    )
+                )
+    return rows
+
+
 def renderer_profiles_section(profile_dir: Path) -> str:
     lines = []
     for name, title in (("before", "before (the whole window read and built)"), ("this", "now")):
@@ -301,7 +344,11 @@ def renderer_profiles_section(profile_dir: Path) -> str:
 
 
 def fanout_section(
-    results: list[fanout.Result], idle: list[fanout.Idle], plan: Plan, profile_dir: Path
+    results: list[fanout.Result],
+    beside: list[fanout.Result],
+    idle: list[fanout.Idle],
+    plan: Plan,
+    profile_dir: Path,
 ) -> str:
     lines = [
         "## Fan-out: one gateway process",
@@ -309,8 +356,10 @@ def fanout_section(
         f"20 symbols, one update per symbol per second for {plan.fanout_seconds:g} s; "
         "clients subscribed round-robin; loopback. *figure*: a 390-point figure (15 kB), "
         "as the issue specifies; *delta*: the small update the web page subscribes to. "
-        "*stock* is python-socketio as its docs set it up (bench/stock_gateway.py), for "
-        "comparison; *spread* is one update's time from its first client to its last. "
+        "*stock* is python-socketio as its docs set it up (bench/stock_gateway.py), and "
+        "*node* the reference Socket.IO server, Node socket.io with "
+        "@socket.io/redis-adapter (bench/reference_gateway.mjs), for comparison; "
+        "*spread* is one update's time from its first client to its last. "
         "*CPU per delivery* is the gateway's CPU time (user and system) over the updates "
         "its clients received; *of it in the kernel* is the system share: on loopback the "
         "kernel charges the receiving side's TCP work to the sender's `send`. "
@@ -320,6 +369,21 @@ def fanout_section(
         "",
         fanout.table(results),
     ]
+    if beside:
+        lines += [
+            "### Side by side with the reference Socket.IO server",
+            "",
+            f"{SIDE_BY_SIDE:,} clients, each watching 1 or 4 of the 20 symbols (4: as a page "
+            "with four charts), deltas, on rtplot's asyncio gateway and on Node socket.io "
+            "with @socket.io/redis-adapter, fed the same updates in its adapter's format; "
+            "CPU per delivered update is each server process's CPU time over the updates "
+            f"its clients received. Median of {plan.repeats} round(s), the two taking "
+            "turns. Reproduce with `.venv/bin/python -m bench.fanout --clients 1000 "
+            "--symbols-per-client 1 4 --modes asyncio node --payload delta --repeats 3`.",
+            "",
+            fanout.table(beside),
+            fanout.ratios(beside),
+        ]
     if idle:
         lines += [
             "### Idle connections",

@@ -18,6 +18,11 @@ EMIT_SECONDS = Histogram(
     ["event"],
     buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+LISTENER_BATCH = Histogram(
+    "rtplot_gateway_listener_batch_updates",
+    "Messages the queue listener read together; a client gets its frames among them in one write",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)
 LISTENER_UP = Gauge("rtplot_gateway_listener_up", "1 while the message-queue listener runs")
 WEBSOCKET_SESSIONS = Counter(
     "rtplot_gateway_websocket_sessions_total",

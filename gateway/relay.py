@@ -15,6 +15,12 @@ The stock channel stays: what any process emits through python-socketio's own
 python-socketio as usual, to python-socketio's rooms, which follow the membership
 (gateway.internals.rooms).
 
+The listener reads what has arrived together, up to ``BATCH`` updates, before relaying
+any of it, and relays it in one go (gateway.internals.outbox): a client watching
+several of those rooms gets their updates in one write. A message on the stock channel
+ends what goes in one write, so that everything relayed before it has been written
+when python-socketio handles it, as before.
+
 The listener reconnects by itself, within a second, and subscribes again to every room
 in use; a connection that stops answering is noticed by its own PING.
 """
@@ -23,7 +29,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Iterator
-from typing import Any
+from typing import Any, TypeAlias
 
 import redis
 import redis.asyncio
@@ -38,7 +44,7 @@ from common.contract.rooms import Room
 from common.settings import Settings
 from gateway import metrics
 from gateway.channels import SUBSCRIBE, UNSUBSCRIBE, ChannelBook
-from gateway.internals.outbox import Outbox
+from gateway.internals.outbox import Outbox, Writes
 from gateway.internals.rooms import LibraryRooms
 from gateway.membership import Membership
 
@@ -48,6 +54,12 @@ LISTEN_TICK = 1.0  # seconds a read waits before the listener looks at its conne
 PING_AFTER = 5.0  # seconds of silence before the listener asks Redis whether it is there
 PONG_WITHIN = 5.0  # seconds Redis has to answer before the connection counts as dead
 RECONNECT_FIRST, RECONNECT_MAX = 0.1, 1.0  # seconds: the wait doubles, but never past 1 s
+# Messages read before relaying: what has already arrived, up to this many. Bounded so
+# the first of a long burst waits for the relay of at most this many (microseconds each
+# per recipient) before its frames are written.
+BATCH = 64
+
+Message: TypeAlias = dict[str, Any]  # as redis-py's PubSub.get_message returns it
 
 
 class Backoff:
@@ -82,6 +94,7 @@ class RelayCore(LibraryRooms):
         self.listening = False  # ... and is subscribed on a live connection
         self._heard = self._pinged = 0.0
         self._flush_due = False
+        self._relayed: list[tuple[str, float]] = []  # (event, started) waiting for a write
 
     def set_server(self, server: Any) -> None:
         super().set_server(server)
@@ -145,7 +158,34 @@ class RelayCore(LibraryRooms):
             return True
         return False
 
-    def _dispatch(self, message: dict[str, Any]) -> tuple[bytes | None, Any]:
+    def _relay_batch(self, batch: list[Message]) -> Iterator[tuple[list[Any], bytes | None]]:
+        """Relays messages read together, each client's frames in one write. Yields
+        (sends to await, then a stock message for python-socketio or None) at each stock
+        message and at the end: what came before it is written when it is yielded."""
+        metrics.LISTENER_BATCH.observe(len(batch))
+        writes = Writes() if len(batch) > 1 else None  # one update: written as it goes
+        sends = []
+        for message in batch:
+            stock, sending = self._dispatch(message, writes)
+            if sending is not None:
+                sends.append(sending)
+            if stock is not None:
+                self._write(writes)
+                yield sends, stock
+                sends = []
+        self._write(writes)
+        yield sends, None
+
+    def _write(self, writes: Writes | None) -> None:
+        if writes is None:
+            return
+        self.outbox.flush(writes)
+        done = time.perf_counter()
+        for event, started in self._relayed:
+            metrics.EMIT_SECONDS.labels(event).observe(done - started)
+        self._relayed.clear()
+
+    def _dispatch(self, message: Message, writes: Writes | None = None) -> tuple[bytes | None, Any]:
         """(what python-socketio's listener should handle, a send to await)."""
         self._heard, self._pinged = time.monotonic(), 0.0
         kind, channel = message["type"], message["channel"] or b""
@@ -155,21 +195,28 @@ class RelayCore(LibraryRooms):
         if room is None:
             return None, None  # a PONG, or not ours
         if kind == "message":
-            return None, self.relay(room, message["data"])
+            return None, self.relay(room, message["data"], writes)
         if kind in (SUBSCRIBE, UNSUBSCRIBE):
             self.book.confirmed(kind, room)
         return None, None
 
-    def relay(self, room: Room, packet: bytes) -> Awaitable[None] | None:
-        """One update to a room's clients on this gateway, as it was published."""
+    def relay(
+        self, room: Room, packet: bytes, writes: Writes | None = None
+    ) -> Awaitable[None] | None:
+        """One update to a room's clients on this gateway, as it was published; with
+        ``writes``, its WebSocket frames wait there (and its time is observed) until
+        ``_write``."""
         started = time.perf_counter()
         recipients = self.membership.recipients(room, [packet])
         sending = self.outbox.send(
-            recipients, [eio_packet.Packet(eio_packet.MESSAGE, packet.decode())]
+            recipients, [eio_packet.Packet(eio_packet.MESSAGE, packet.decode())], writes
         )
         event = packet_event(packet)
         metrics.EVENTS_OUT.labels(event).inc(len(recipients))
-        metrics.EMIT_SECONDS.labels(event).observe(time.perf_counter() - started)
+        if writes is None:
+            metrics.EMIT_SECONDS.labels(event).observe(time.perf_counter() - started)
+        else:
+            self._relayed.append((event, started))
         return sending
 
 
@@ -217,6 +264,19 @@ class AsyncRelayManager(RelayCore, AsyncPubSubManager):  # type: ignore[misc]
     async def _publish(self, data: Any) -> None:
         await self.redis.publish(self.channel, self.json.dumps(data))
 
+    async def _read_arrived(
+        self, pubsub: Any, first: Message
+    ) -> tuple[list[Message], Exception | None]:
+        """``first`` and what has arrived with it, without waiting; a connection lost
+        meanwhile is returned, to be raised once what was read is relayed."""
+        batch = [first]
+        try:
+            while len(batch) < BATCH and (message := await pubsub.get_message(timeout=0)):
+                batch.append(message)
+        except (redis.RedisError, OSError) as exc:
+            return batch, exc
+        return batch, None
+
     async def _listen(self) -> AsyncIterator[bytes]:
         backoff = Backoff()
         while True:
@@ -233,11 +293,14 @@ class AsyncRelayManager(RelayCore, AsyncPubSubManager):  # type: ignore[misc]
                         if self._due_ping():
                             await pubsub.ping()
                         continue
-                    stock, sending = self._dispatch(message)
-                    if sending is not None:
-                        await sending
-                    if stock is not None:
-                        yield stock
+                    batch, lost = await self._read_arrived(pubsub, message)
+                    for sends, stock in self._relay_batch(batch):
+                        for sending in sends:
+                            await sending
+                        if stock is not None:
+                            yield stock
+                    if lost is not None:
+                        raise lost
             except (redis.RedisError, OSError) as exc:
                 self._disconnected(exc, backoff.delay)
             finally:
@@ -288,6 +351,15 @@ class RelayManager(RelayCore, PubSubManager):  # type: ignore[misc]
     def _publish(self, data: Any) -> None:
         self.redis.publish(self.channel, self.json.dumps(data))
 
+    def _read_arrived(self, pubsub: Any, first: Message) -> tuple[list[Message], Exception | None]:
+        batch = [first]
+        try:
+            while len(batch) < BATCH and (message := pubsub.get_message(timeout=0)):
+                batch.append(message)
+        except (redis.RedisError, OSError) as exc:
+            return batch, exc
+        return batch, None
+
     def _listen(self) -> Iterator[bytes]:
         backoff = Backoff()
         while True:
@@ -304,9 +376,13 @@ class RelayManager(RelayCore, PubSubManager):  # type: ignore[misc]
                         if self._due_ping():
                             pubsub.ping()
                         continue
-                    stock, _ = self._dispatch(message)  # sends are done when it returns
-                    if stock is not None:
-                        yield stock
+                    batch, lost = self._read_arrived(pubsub, message)
+                    # Sends are done as each message is relayed: nothing to await.
+                    for _, stock in self._relay_batch(batch):
+                        if stock is not None:
+                            yield stock
+                    if lost is not None:
+                        raise lost
             except (redis.RedisError, OSError) as exc:
                 self._disconnected(exc, backoff.delay)
             finally:

@@ -4,6 +4,8 @@ A benchmark measures and writes docs/benchmarks.md; its test only checks that it
 and reports what it says it does, never how fast this machine was (CPU, latency, rate):
 those are for the benchmark's own run, under the shared lock."""
 
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,27 @@ def test_a_tiny_run_times_every_update_each_client_is_sent(mode: str, payload: s
     row = fanout.table([result]).splitlines()[-1]
     assert row.startswith(f"| {mode} | {payload} | {CLIENTS} | {CLIENTS} |")
     assert row.count("|") == fanout.table([result]).splitlines()[0].count("|")
+
+
+@pytest.mark.e2e
+def test_the_reference_server_is_fed_and_measured_as_a_peer() -> None:
+    """Node socket.io with its Redis adapter, clients watching 4 symbols each."""
+    result = fanout.one_run("node", CLIENTS, SECONDS, "delta", per_client=4)
+    assert result.connected == CLIENTS and result.symbols_each == 4
+    # 20 clients x 4 symbols, one update per symbol per second: 80 deliveries a second.
+    assert result.delivered_per_s == pytest.approx(4 * CLIENTS, rel=0.25)
+    assert 0 < result.p50_ms <= result.p99_ms < 5000
+    assert result.rss_kb_per_conn > 0
+    table = fanout.ratios([result, replace(result, mode="asyncio", us_per_delivery=50.0)])
+    assert f"| asyncio | 20 x 4 | delta | 50.0 µs | {result.us_per_delivery:.1f} µs |" in table
+
+
+def test_each_client_watches_distinct_symbols_and_each_symbol_as_many_clients() -> None:
+    watching = [fanout.watched(i, 4) for i in range(100)]
+    assert all(len(set(symbols)) == 4 for symbols in watching)
+    counts = Counter(symbol for symbols in watching for symbol in symbols)
+    assert set(counts) == set(fanout.SYMBOLS) and set(counts.values()) == {20}
+    assert [fanout.watched(i, 1) for i in range(3)] == [["SYM00"], ["SYM01"], ["SYM02"]]
 
 
 def test_the_profile_summary_counts_self_and_total_time(tmp_path: Path) -> None:
@@ -56,3 +79,17 @@ def test_the_memory_breakdown_finds_each_connections_allocations() -> None:
     assert total_kb > 1  # a connection costs kilobytes, whatever the libraries
     assert by_library["python-engineio"] > 0 and by_library["rtplot's gateway"] > 0
     assert "| python-engineio |" in memory.markdown(shares, total_kb, CLIENTS)
+
+
+def test_the_side_by_side_target_compares_like_with_like() -> None:
+    base = fanout.Result("asyncio", "delta", 1000, 1000, 4, "this", *[1.0] * 10)
+    rows = [
+        replace(base, us_per_delivery=12.0),
+        replace(base, mode="asyncio", tree="before", us_per_delivery=24.0),
+        replace(base, mode="node", us_per_delivery=30.0),
+        replace(base, mode="node", symbols_each=1, us_per_delivery=6.0),
+    ]
+    targets = run.side_by_side_targets(rows)
+    assert [(value, met) for _, value, met in targets] == [("0.40x (12.0 against 30.0 µs)", True)]
+    targets = run.side_by_side_targets([replace(base, us_per_delivery=24.0), rows[2]])
+    assert [(value, met) for _, value, met in targets] == [("0.80x (24.0 against 30.0 µs)", False)]

@@ -1,8 +1,10 @@
 """The asyncio gateway's direct WebSocket path sends each client the very frames, byte for
 byte and in the same order, that python-engineio's own path sends: the handshake, the
 Socket.IO connect, a snapshot with its catch-up, acks, updates small and large (each
-length encoding), a ping and its pong, a refusal, a client leaving a room. Two gateways,
-one with RTPLOT_FAST_PATH=false, run the same script against the same Redis."""
+length encoding), updates of two rooms published together (read at once, and written to
+the client in one write), a ping and its pong, a refusal, a client leaving a room. Three
+gateways run the same script against the same Redis: the direct path, the library's
+(RTPLOT_FAST_PATH=false) and the eventlet gateway."""
 
 import base64
 import os
@@ -28,6 +30,7 @@ pytestmark = pytest.mark.e2e
 PING_INTERVAL = 3  # seconds: the script waits for the first ping, and ends before the next
 SNAPSHOT = {"symbol": "AAPL", "seq": 7, "epoch": "e1", "figure": {"data": [], "layout": {}}}
 CATCHUP = {"symbol": "AAPL", "seq": 9, "base_seq": 7, "epoch": "e1", "bars": [], "style": {}}
+TOGETHER = 6  # updates of two rooms published in one round trip: the listener reads them at once
 
 
 class RawClient:
@@ -103,6 +106,18 @@ def script(port: int, client: "redis.Redis") -> list[bytes]:
         packet = event_packet(BARS, orjson.dumps(delta))
         client.publish(Keys().channel(Room("AAPL", Mode.DELTA)), packet)
         ws.receive_until("42")
+    ws.send('426["subscribe",{"symbol":"MSFT","updates":"delta"}]')
+    ws.receive_until("436")
+    together = client.pipeline(transaction=False)
+    for i in range(TOGETHER):
+        symbol = ("AAPL", "MSFT")[i % 2]
+        delta = dict(CATCHUP, symbol=symbol, seq=20 + i, base_seq=19 + i, bars=[[i] * 6] * i)
+        together.publish(
+            Keys().channel(Room(symbol, Mode.DELTA)), event_packet(BARS, orjson.dumps(delta))
+        )
+    together.execute()
+    for _ in range(TOGETHER):
+        assert ws.receive().startswith('42["bars"')
     ws.send('422["nonsense",{}]')
     ws.receive_until("432")
     ws.receive_until("2")  # the server's PING
@@ -131,33 +146,57 @@ def mask_sids(frame: bytes) -> bytes:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    with Stack(symbols="AAPL", ping_interval=PING_INTERVAL) as running:
-        running.client.hset(
-            Keys().snapshot("AAPL"),
-            mapping={"seq": 7, "payload": orjson.dumps(SNAPSHOT), "catchup": orjson.dumps(CATCHUP)},
-        )
+    with Stack(symbols="AAPL,MSFT", ping_interval=PING_INTERVAL) as running:
+        for symbol in ("AAPL", "MSFT"):
+            running.client.hset(
+                Keys().snapshot(symbol),
+                mapping={
+                    "seq": 7,
+                    "payload": orjson.dumps(dict(SNAPSHOT, symbol=symbol)),
+                    "catchup": orjson.dumps(dict(CATCHUP, symbol=symbol)),
+                },
+            )
         running.launch("direct", "gateway")
         running.launch("library", "gateway", fast_path="false")
+        running.launch("eventlet", "gateway", "--mode", "eventlet")
         running.wait_healthy()
         yield running
 
 
 def test_the_direct_path_sends_the_librarys_frames_byte_for_byte(stack: Stack) -> None:
     client = redis.Redis.from_url(stack.redis.url)
-    started = time.monotonic()
-    direct = script(stack.services["direct"].port or 0, client)
-    library = script(stack.services["library"].port or 0, client)
+    seen = {}
+    for gateway in ("direct", "library", "eventlet"):
+        started = time.monotonic()
+        seen[gateway] = script(stack.services[gateway].port or 0, client)
+        assert time.monotonic() - started < 2 * PING_INTERVAL  # one ping, not two
     client.close()
-    assert time.monotonic() - started < 4 * PING_INTERVAL
-    assert len(direct) >= 14  # every step above was seen
-    assert direct == library
+    direct = seen["direct"]
+    assert len(direct) >= 14 + TOGETHER  # every step above was seen
+    assert direct == seen["library"] == seen["eventlet"]
     assert any(frame[1] & 0x7F == 127 for frame in direct)  # the 64-bit length was used
     assert sessions(stack, "direct") == {"direct": 1.0}
     assert sessions(stack, "library") == {}  # its WebSocket driver is python-engineio's
+    # The updates published together were read, and so written to the client, at once.
+    assert read_together(stack, "direct") >= TOGETHER
+
+
+def metrics_text(stack: Stack, gateway: str) -> str:
+    with urllib.request.urlopen(stack.services[gateway].url + "/metrics", timeout=5) as reply:
+        return str(reply.read().decode())
 
 
 def sessions(stack: Stack, gateway: str) -> dict[str, float]:
-    with urllib.request.urlopen(stack.services[gateway].url + "/metrics", timeout=5) as reply:
-        text = reply.read().decode()
+    text = metrics_text(stack, gateway)
     found = re.findall(r'rtplot_gateway_websocket_sessions_total\{path="(\w+)"\} (\S+)', text)
     return {path: float(count) for path, count in found}
+
+
+def read_together(stack: Stack, gateway: str) -> float:
+    """The smallest bucket bound below which not every listener batch fell: the largest
+    batch read, within the histogram's buckets."""
+    text = metrics_text(stack, gateway)
+    found = re.findall(r'rtplot_gateway_listener_batch_updates_bucket\{le="([^"]+)"\} (\S+)', text)
+    counts = [(float(bound), float(count)) for bound, count in found]
+    total = max(count for _, count in counts)
+    return min(bound for bound, count in counts if count == total)

@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, ConsoleMessage
 from test_page import Tab
 
 from common.bars import MINUTE, floor_minute
-from common.keys import Keys
+from common.contract.keys import Keys
 from common.views import View
 from fetcher.sources.synthetic import SyntheticSource
 from fetcher.store import BarStore

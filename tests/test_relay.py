@@ -14,7 +14,7 @@ from common.contract.keys import Keys
 from common.contract.packets import event_packet
 from common.contract.rooms import Mode, Room
 from common.settings import Settings
-from gateway.relay import AsyncRelayManager
+from gateway.relay import BATCH, AsyncRelayManager
 from support import RedisServer
 
 KEYS = Keys()
@@ -144,3 +144,31 @@ def test_a_join_waits_no_longer_than_its_timeout_without_redis(own_redis: RedisS
         own_redis.start()
 
     with_manager(own_redis.url, scenario)
+
+
+class Arrived:
+    """A PubSub holding ``count`` messages already read from the socket, then either
+    nothing more or a connection that drops."""
+
+    def __init__(self, count: int, drops: bool) -> None:
+        self.left = [{"type": "message", "channel": b"c", "data": b"%d" % i} for i in range(count)]
+        self.drops = drops
+
+    async def get_message(self, timeout: float) -> dict[str, Any] | None:
+        assert timeout == 0  # what has arrived, without waiting
+        if self.left:
+            return self.left.pop(0)
+        if self.drops:
+            raise redis.ConnectionError("Connection closed by server.")
+        return None
+
+
+def test_the_listener_takes_what_has_arrived_and_keeps_it_if_the_connection_drops() -> None:
+    manager = AsyncRelayManager(Settings.from_env({}))
+    first = {"type": "message", "channel": b"c", "data": b"first"}
+    batch, lost = asyncio.run(manager._read_arrived(Arrived(3, drops=False), first))
+    assert [m["data"] for m in batch] == [b"first", b"0", b"1", b"2"] and lost is None
+    batch, lost = asyncio.run(manager._read_arrived(Arrived(500, drops=False), first))
+    assert len(batch) == BATCH and lost is None  # bounded: the rest is the next batch's
+    batch, lost = asyncio.run(manager._read_arrived(Arrived(2, drops=True), first))
+    assert len(batch) == 3 and isinstance(lost, redis.ConnectionError)  # relayed, then raised

@@ -12,16 +12,20 @@ python-engineio (``outbox.py``)
   an update is put on each recipient's send queue directly, encoded once, instead of
   one ``send_packet`` (a coroutine under asyncio) per recipient; a queue's length tells
   a client that stopped reading (``RTPLOT_MAX_QUEUED``), which is then closed and its
-  queue emptied. Test: tests/test_internals_outbox.py, against ``send_packet``.
+  queue emptied. Updates read together go to each WebSocket client in one write, its
+  frames in the order they were sent (``Writes``); the limit counts frames, not writes.
+  Test: tests/test_internals_outbox.py, against ``send_packet``, one update at a time
+  and as a batch.
 
 python-engineio and uvicorn (``websocket.py``), the asyncio gateway only
   A client that connects over WebSocket gets no send queue, writer task or ping task:
   what is sent to it is framed and written to uvicorn's transport at once, an update
-  framed once for every client of a room, and one task pings them all. It replaces the
+  framed once for every client of a room, the updates read together in one write per
+  client, and one task pings them all. It replaces the
   server's ``_async['websocket']`` driver, sets the socket's ``queue`` and
   ``schedule_ping``, and reaches uvicorn's protocol as the owner of the ASGI ``send``
   for its ``transport``. Test: tests/test_internals_websocket.py, byte for byte
-  against the library's path.
+  against the library's path and the eventlet gateway, updates read together included.
 
 python-engineio (``poll.py``)
   ``AsyncSocket.poll`` is replaced on Python 3.11: the library waits with

@@ -10,6 +10,12 @@ order, under asyncio and eventlet alike.
 What ``Socket.send`` checks first is kept: a closed socket gets nothing, and one whose
 client missed its pings goes through the library's own ``send_packet``, which closes it.
 On the public path every packet goes through ``send_packet``.
+
+Updates that reach the gateway together (one read of the message queue) are sent with
+one ``Writes``: a WebSocket client's frames wait there until ``flush``, which writes
+each client's in one buffer, in the order they were sent: a system call per client per
+batch instead of one per update. Clients with a queue (long-polling, the eventlet
+gateway) get their packets put at once, as before; their writer takes what is queued.
 """
 
 import time
@@ -24,6 +30,36 @@ from gateway.internals.websocket import DirectSender, frame
 Packet = Any  # an engineio.packet.Packet
 
 
+class Writes:
+    """What a batch sends to WebSocket clients, until ``Outbox.flush`` writes it.
+
+    Kept in flat dicts of bytes and ints, which the garbage collector does not track: an
+    object per recipient per update made the collector's passes cost more than the
+    batch saved. A client's chunks become a list only once it has a second one."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes | list[bytes]] = {}  # Engine.IO sid -> its frames
+        self.frames: dict[str, int] = {}  # ... how many
+        self.senders: dict[str, DirectSender] = {}
+
+    def add(self, eio_sid: str, sender: DirectSender, chunk: bytes, count: int) -> None:
+        held = self.data.get(eio_sid)
+        if held is None:
+            self.data[eio_sid], self.frames[eio_sid] = chunk, count
+            self.senders[eio_sid] = sender
+            return
+        if isinstance(held, bytes):
+            self.data[eio_sid] = [held, chunk]
+        else:
+            held.append(chunk)
+        self.frames[eio_sid] += count
+
+    def clear(self) -> None:
+        self.data.clear()
+        self.frames.clear()
+        self.senders.clear()
+
+
 class Outbox:
     def __init__(self, eio: Any, limit: int = 100) -> None:
         self.eio = eio
@@ -33,11 +69,14 @@ class Outbox:
         # which so never walks every connection.
         self.suspects: set[str] = set()
 
-    def send(self, targets: Iterable[str], packets: Sequence[Packet]) -> Awaitable[None] | None:
-        """Queue ``packets``, in order, to each Engine.IO session in ``targets``.
+    def send(
+        self, targets: Iterable[str], packets: Sequence[Packet], writes: Writes | None = None
+    ) -> Awaitable[None] | None:
+        """Queue ``packets``, in order, to each Engine.IO session in ``targets``; with
+        ``writes``, a WebSocket client's frames wait there for ``flush``.
 
         Returns a coroutine (under asyncio) when the library's own send is needed, else
-        None: the packets are queued when this returns.
+        None: the packets are queued (or in ``writes``) when this returns.
         """
         if not internals.enabled():
             return self._library_send(list(targets), packets)  # type: ignore[no-any-return]
@@ -56,7 +95,10 @@ class Outbox:
             if type(queue) is DirectSender:
                 if framed is None:
                     framed = b"".join(frame(pkt.encode()) for pkt in packets)
-                queue.write(framed)
+                if writes is not None:
+                    writes.add(eio_sid, queue, framed, len(packets))
+                    continue
+                queue.write(framed, len(packets))
                 if queue.frames > self.limit:
                     self.suspects.add(eio_sid)
             else:
@@ -65,6 +107,16 @@ class Outbox:
                 if queue.qsize() > self.limit:
                     self.suspects.add(eio_sid)
         return self._library_send(late, packets) if late else None
+
+    def flush(self, writes: Writes) -> None:
+        """Each client's frames in ``writes``, in one write; ``writes`` is then empty."""
+        frames, senders = writes.frames, writes.senders
+        for eio_sid, held in writes.data.items():
+            sender = senders[eio_sid]
+            sender.write(held if isinstance(held, bytes) else b"".join(held), frames[eio_sid])
+            if sender.frames > self.limit:
+                self.suspects.add(eio_sid)
+        writes.clear()
 
     def _library_send(self, targets: list[str], packets: Sequence[Packet]) -> Any:
         if self.is_async:

@@ -13,6 +13,9 @@ Here, for a client that connects over WebSocket:
   would have sent them, with no task and no queue in between;
 - an update for many clients is framed once and the same bytes written to each (server
   frames are not masked, and compression is off);
+- the updates that reach the gateway together go to each client in one write, its
+  frames one after another (``outbox.Writes``): a system call per client per batch, not
+  per update;
 - a slow reader shows as the transport's buffer, not a queue: ``qsize`` counts the frames
   written since that buffer was last empty;
 - one task pings every client when its ping is due, and drops one whose PONG does not
@@ -79,12 +82,13 @@ class DirectSender:
         self.transport = transport
         self.frames = 0  # written since the transport's buffer was last empty
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, frames: int = 1) -> None:
+        """``data`` holds ``frames`` whole frames: one write, one system call."""
         if self.transport.is_closing():
             return
         if not self.transport.get_write_buffer_size():
             self.frames = 0
-        self.frames += 1
+        self.frames += frames
         self.transport.write(data)
 
     def put_nowait(self, pkt: eio_packet.Packet | None) -> None:
