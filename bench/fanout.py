@@ -197,11 +197,11 @@ def adapter_publish(client: "redis.Redis") -> Publish:
     (@socket.io/redis-emitter) does: ``[uid, packet, options]`` in MessagePack, the
     adapter's default parser, on the room's channel."""
 
-    def publish(event: str, room: str, payload: dict[str, Any]) -> None:
-        packet = {"type": 2, "data": [event, payload], "nsp": "/"}  # 2: EVENT
-        options = {"rooms": [room], "except": [], "flags": {}}
+    def publish(room: Room, payload: dict[str, Any]) -> None:
+        packet = {"type": 2, "data": [room.event, payload], "nsp": "/"}  # 2: EVENT
+        options = {"rooms": [room.name], "except": [], "flags": {}}
         message = msgpack.packb([ADAPTER_UID, packet, options])
-        client.publish(ADAPTER_CHANNEL.format(room=room), message)
+        client.publish(ADAPTER_CHANNEL.format(room=room.name), message)
 
     return publish
 
