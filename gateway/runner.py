@@ -20,6 +20,8 @@ from engineio import packet as eio_packet
 
 from common.contract.keys import Keys
 from common.contract.lua import ScriptCall, Scripts
+from common.contract.resume import ReadResume as ReadLogged
+from common.contract.resume import Resume
 from common.contract.snapshots import ReadSnapshot as ReadStored
 from common.contract.snapshots import Snapshot
 from common.settings import Settings
@@ -65,6 +67,9 @@ class Runner:
 
     def read_snapshot(self, step: steps.ReadSnapshot) -> Maybe[Snapshot]:
         return self.run(ReadStored(step.symbol, step.view))
+
+    def read_resume(self, step: steps.ReadResume) -> Maybe[Resume]:
+        return self.run(ReadLogged(step.symbol, step.view, step.epoch, step.seq))
 
     def listen(self, step: steps.Listen) -> Maybe[None]:
         return cast(Maybe[None], self.manager.listen_room(step.room, LISTEN_TIMEOUT))
