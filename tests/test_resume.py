@@ -133,7 +133,7 @@ def test_a_client_resumes_on_another_gateway_from_the_seq_it_held(stack: Pipelin
         second.subscribe({**DEFAULT, "since": {"seq": 3, "epoch": "gone"}})
         sent, ack = until_ack(second)
         assert ack == {"ok": True, "symbol": "AAPL", "resumed": False}
-        assert [e for e, d in sent if d["symbol"] == "AAPL"][0] == "figure"
+        assert next(e for e, d in sent if d["symbol"] == "AAPL") == "figure"
     finally:
         second.close()
 
