@@ -38,8 +38,11 @@ def graph_plot_payload(figure_json: bytes) -> bytes:
     return orjson.dumps(figure_json.decode())
 
 
-def ok_ack(symbol: str) -> dict[str, Any]:
-    return {"ok": True, "symbol": symbol}
+def ok_ack(symbol: str, resumed: bool | None = None) -> dict[str, Any]:
+    """``resumed``: for a subscribe that asked to resume (``since``), whether it did."""
+    if resumed is None:
+        return {"ok": True, "symbol": symbol}
+    return {"ok": True, "symbol": symbol, "resumed": resumed}
 
 
 def error_ack(reason: str) -> dict[str, Any]:

@@ -5,6 +5,7 @@ and the service stops with that message. ``Settings.from_env`` takes the mapping
 read, so tests pass a dict instead of patching ``os.environ``.
 """
 
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -75,6 +76,13 @@ class Settings:
     # -- the renderer -----------------------------------------------------------------
     snapshot_every: float = 5.0  # seconds between whole figures stored per symbol
     full_figure_every: float = 0.0  # seconds between whole figures sent to a room
+    resume_seconds: float = 300.0  # how long a page may be away and still resume
+
+    @property
+    def resume_length(self) -> int:
+        """Renders of a view its delta log keeps: one a tick for ``resume_seconds``
+        (0: none, and no client resumes)."""
+        return math.ceil(self.resume_seconds / self.fetch_interval)
 
     def metrics_port_for(self, service: str) -> int:
         return METRICS_PORTS[service] if self.metrics_port is None else self.metrics_port
@@ -121,6 +129,7 @@ class Settings:
             full_figure_every=read(
                 "RTPLOT_FULL_FIGURE_EVERY", str(cls.full_figure_every), _non_negative
             ),
+            resume_seconds=read("RTPLOT_RESUME_SECONDS", str(cls.resume_seconds), _non_negative),
         )
         if len(settings.symbols) > settings.max_symbols:
             raise SettingsError(

@@ -10,7 +10,10 @@ The order of a subscription is decided here, once (``_join``): hold the room's u
 for the client, make sure this gateway receives the room, read the snapshot, queue it,
 then queue whatever was held, and only then let updates flow straight to the client.
 So a subscriber gets its snapshot first and every update after it, whatever happens
-in between.
+in between. A delta subscriber that says what it holds (``since``: a seq and epoch,
+after a reconnect) is sent, instead of the snapshot, the one ``bars`` event from that
+seq to the newest render when the view's delta log reaches back to it
+(common.contract.resume), and the ack says ``resumed``.
 
 A subscription is to one view of a symbol (common.views; the default is the article's
 chart), and each view has rooms of its own. A client holds one room per symbol: joining
@@ -26,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from common.contract.packets import event_packet, figure_of
+from common.contract.resume import Resume
 from common.contract.rooms import Mode, Room, symbol_rooms
 from common.contract.snapshots import Snapshot
 from common.messages import (
@@ -47,6 +51,8 @@ from gateway.limits import RATE_LIMITED, Guard
 from gateway.membership import Membership
 from gateway.requests import (
     BadRequest,
+    Since,
+    requested_since,
     requested_symbol,
     requested_updates,
     requested_view,
@@ -57,6 +63,7 @@ from gateway.steps import (
     Disconnect,
     DropSlowConsumers,
     Listen,
+    ReadResume,
     ReadSnapshot,
     Send,
     Sleep,
@@ -140,9 +147,10 @@ class GatewayCore:
         try:
             symbol = requested_symbol(data)
             room = subscription_room(symbol, requested_updates(data), requested_view(data))
+            since = requested_since(data)
         except BadRequest as exc:
             return refuse(SUBSCRIBE, "invalid", str(exc))
-        return (yield from self._join(sid, SUBSCRIBE, room))
+        return (yield from self._join(sid, SUBSCRIBE, room, since))
 
     def ping_graph(self, sid: str, data: Any = None) -> Steps[Ack]:
         """The article's client: the same subscription, with the figure as a string."""
@@ -211,8 +219,11 @@ class GatewayCore:
         reason = self.guard.too_many_subscriptions(self.membership.held_by(sid))
         return None if reason is None else refuse(event, "too_many_subscriptions", reason)
 
-    def _join(self, sid: str, event: str, room: Room) -> Steps[Ack]:
+    def _join(self, sid: str, event: str, room: Room, since: Since | None = None) -> Steps[Ack]:
+        """``since``: what the client holds, to resume from (delta rooms only: a
+        ``figure`` client gets the figure, as without it)."""
         symbol, view, membership = room.symbol, room.view, self.membership
+        resume: Resume | None = None
         if refused := self._refusal(sid, event, symbol):
             return refused
         token = membership.begin_join(sid, room)
@@ -225,7 +236,12 @@ class GatewayCore:
                 yield from ask(Listen(room))
                 if view:
                     yield from ask(WatchView(symbol, view))
-                stored = yield from ask(ReadSnapshot(symbol, view))
+                if since is not None and room.mode is Mode.DELTA:
+                    resume = yield from ask(ReadResume(symbol, view, since.epoch, since.seq))
+                    metrics.RESUMES.labels(resume.outcome.value).inc()
+                stored = Snapshot(None)
+                if resume is None or not resume.resumed:
+                    stored = yield from ask(ReadSnapshot(symbol, view))
         except StepFailed as exc:
             log.warning("cannot subscribe", extra={"symbol": symbol, "error": str(exc)})
             membership.end_join(sid, symbol, token)
@@ -241,17 +257,20 @@ class GatewayCore:
             # the later request wins.
             if newest is None or newest[1] != room:
                 self._leave(sid, (room,))
-            return ok_ack(symbol)
+            return ok_ack(symbol, None if since is None else False)
         # One room per symbol and client: a switch of view or update mode leaves the old.
         self._leave(sid, tuple(other for other in self._rooms_held(sid, symbol) if other != room))
-        if stored.payload is not None:
+        resumed = resume is not None and resume.resumed
+        if resumed and resume is not None and resume.bars is not None:
+            yield from ask(Send(sid, (event_packet(BARS, resume.bars),)))
+        elif stored.payload is not None:
             yield from ask(Send(sid, snapshot_packets(room, stored)))
             metrics.SNAPSHOTS_OUT.inc()
         joined = yield from self._flush(sid, room, membership.take_held)
         membership.end_join(sid, symbol, token)
         if not joined:
             self._leave(sid, (room,))  # it unsubscribed while this join waited
-        return ok_ack(symbol)
+        return ok_ack(symbol, None if since is None else resumed)
 
     def _rooms_held(self, sid: str, symbol: str) -> tuple[Room, ...]:
         """Every room of the symbol the client may be in or joining: the default view's,

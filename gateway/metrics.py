@@ -8,6 +8,18 @@ CLIENTS = Gauge("rtplot_gateway_clients", "Connected Socket.IO clients")
 SUBSCRIPTIONS = Gauge("rtplot_gateway_subscriptions", "Subscriptions on this gateway", ["symbol"])
 EVENTS_IN = Counter("rtplot_gateway_events_in_total", "Client events received", ["event"])
 SNAPSHOTS_OUT = Counter("rtplot_gateway_snapshots_out_total", "Snapshots sent on subscribe")
+READS_SHARED = Counter(
+    "rtplot_gateway_reads_shared_total",
+    "Snapshot and resume reads a client shared with another asking the same in the "
+    "same turn of the event loop, instead of reading Redis itself",
+    ["read"],
+)
+RESUMES = Counter(
+    "rtplot_gateway_resumes_total",
+    "Subscribes that asked to resume from a seq, by outcome: resumed, current (nothing "
+    "to send), other_epoch and too_old (each sent the snapshot instead)",
+    ["outcome"],
+)
 REFUSED = Counter("rtplot_gateway_refused_total", "Requests refused", ["event", "reason"])
 EVENTS_OUT = Counter(
     "rtplot_gateway_events_out_total", "Events delivered to clients by the queue", ["event"]

@@ -1,6 +1,7 @@
 """What a client asks for: the payloads of its events, validated, and the rooms they
 name. A bad payload raises ``BadRequest``, whose message goes back in the ack."""
 
+from dataclasses import dataclass
 from typing import Any
 
 from common.contract.rooms import Mode, Room
@@ -8,7 +9,8 @@ from common.symbols import InvalidSymbol, normalize_symbol
 from common.views import DEFAULT, FIELDS, InvalidView, View
 from common.views import requested_view as view_fields
 
-SUBSCRIBE_FIELDS = ("symbol", "updates", *FIELDS)
+SUBSCRIBE_FIELDS = ("symbol", "updates", "since", *FIELDS)
+MAX_EPOCH_LENGTH = 64  # an epoch is a short id (common.versions); anything longer is not one
 UPDATE_MODES = {"figure": Mode.FIGURE, "delta": Mode.DELTA}  # a subscribe's "updates"
 
 
@@ -39,6 +41,32 @@ def requested_updates(data: Any) -> Mode:
     if not isinstance(updates, str) or updates not in UPDATE_MODES:
         raise BadRequest('"updates" must be "figure" or "delta"')
     return UPDATE_MODES[updates]
+
+
+@dataclass(frozen=True)
+class Since:
+    """What a resuming client holds: the figure of ``seq`` in ``epoch``."""
+
+    seq: int
+    epoch: str
+
+
+def requested_since(data: Any) -> Since | None:
+    """A ``subscribe``'s optional ``"since": {"seq": S, "epoch": E}``."""
+    if not isinstance(data, dict) or data.get("since") is None:
+        return None
+    since = data["since"]
+    seq = since.get("seq") if isinstance(since, dict) else None
+    epoch = since.get("epoch") if isinstance(since, dict) else None
+    if (
+        not isinstance(seq, int)
+        or isinstance(seq, bool)
+        or seq < 0
+        or not isinstance(epoch, str)
+        or not 0 < len(epoch) <= MAX_EPOCH_LENGTH
+    ):
+        raise BadRequest('"since" must be {"seq": <int, 0 or more>, "epoch": "<epoch>"}')
+    return Since(seq, epoch)
 
 
 def requested_view(data: Any) -> View:

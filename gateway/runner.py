@@ -20,12 +20,15 @@ from engineio import packet as eio_packet
 
 from common.contract.keys import Keys
 from common.contract.lua import ScriptCall, Scripts
+from common.contract.resume import ReadResume as ReadLogged
+from common.contract.resume import Resume
 from common.contract.snapshots import ReadSnapshot as ReadStored
 from common.contract.snapshots import Snapshot
 from common.settings import Settings
 from gateway import internals, steps
 from gateway.core import GatewayCore, Handler
 from gateway.internals import websocket
+from gateway.shared_reads import SharedReads
 from gateway.steps import Maybe, Step, StepFailed, Steps
 from gateway.watching import watch_call, watch_view_call
 
@@ -48,6 +51,7 @@ class Runner:
         self.manager = sio.manager
         self.scripts = Scripts(redis_client, Keys(settings.key_prefix))
         self.is_async = isinstance(redis_client, redis.asyncio.Redis)
+        self.shared = SharedReads(self.run, sio.sleep)
 
     def perform(self, step: Step[object]) -> object:
         """The step's result, or (under asyncio) an awaitable of it."""
@@ -64,7 +68,17 @@ class Runner:
         return self.run(watch_view_call(step.symbol, step.view, step.notify))
 
     def read_snapshot(self, step: steps.ReadSnapshot) -> Maybe[Snapshot]:
-        return self.run(ReadStored(step.symbol, step.view))
+        return self.read_shared(ReadStored(step.symbol, step.view))
+
+    def read_resume(self, step: steps.ReadResume) -> Maybe[Resume]:
+        return self.read_shared(ReadLogged(step.symbol, step.view, step.epoch, step.seq))
+
+    def read_shared(self, call: ScriptCall[T]) -> Maybe[T]:
+        """A read, shared with whoever asks the same in this turn (gateway.shared_reads)."""
+        if self.is_async:
+            return self.shared.read_async(call)
+        result: T = self.shared.read(call)
+        return result
 
     def listen(self, step: steps.Listen) -> Maybe[None]:
         return cast(Maybe[None], self.manager.listen_room(step.room, LISTEN_TIMEOUT))

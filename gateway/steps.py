@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Generator
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeAlias, TypeVar, cast
 
+from common.contract.resume import Resume
 from common.contract.rooms import Room
 from common.contract.snapshots import Snapshot
 
@@ -83,6 +84,20 @@ class ReadSnapshot(Step[Snapshot]):
 
 
 @dataclass(frozen=True, slots=True)
+class ReadResume(Step[Resume]):
+    """What carries a client holding ``seq`` of ``epoch`` of the view to its newest
+    render (common.contract.resume)."""
+
+    symbol: str
+    view: str
+    epoch: str
+    seq: int
+
+    def perform(self, by: "Performer") -> Maybe[Resume]:
+        return by.read_resume(self)
+
+
+@dataclass(frozen=True, slots=True)
 class Listen(Step[None]):
     """Wait until this gateway receives ``room``'s updates (its channel subscribed and
     confirmed by Redis); fails after a timeout."""
@@ -142,6 +157,7 @@ class Performer(Protocol):
     def watch(self, step: Watch) -> Maybe[bool]: ...
     def watch_view(self, step: WatchView) -> Maybe[None]: ...
     def read_snapshot(self, step: ReadSnapshot) -> Maybe[Snapshot]: ...
+    def read_resume(self, step: ReadResume) -> Maybe[Resume]: ...
     def listen(self, step: Listen) -> Maybe[None]: ...
     def send(self, step: Send) -> Maybe[None]: ...
     def disconnect(self, step: Disconnect) -> Maybe[None]: ...

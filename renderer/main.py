@@ -51,6 +51,7 @@ def run(settings: Settings) -> None:
         publisher,
         snapshot_every=settings.snapshot_every,
         watch_ttl=settings.watch_ttl,
+        resume_length=settings.resume_length,
     )
     stop = threading.Event()
 

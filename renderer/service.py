@@ -126,6 +126,7 @@ class Render:
     style: dict[str, Any]
     now: float
     delta_json: bytes | None = None  # None: nothing to be a delta from
+    resume_length: int = 0  # renders each view's delta log keeps
     catchup: Catchup | None = None  # None: store the whole figure
     payload_json: bytes | None = None
     figure_json: bytes | None = None
@@ -149,7 +150,16 @@ class Render:
         whole = None if self.catchup is not None else Whole(self.whole()[0], self.style, self.now)
         w = self.window
         return WriteRender(
-            self.symbol, self.chart.key, w.epoch, w.version, self.style, packet, self.catchup, whole
+            self.symbol,
+            self.chart.key,
+            w.epoch,
+            w.version,
+            self.style,
+            packet,
+            self.catchup,
+            whole,
+            self.delta_json,
+            self.resume_length,
         )
 
 
@@ -166,6 +176,7 @@ class Renderer:
         name: str | None = None,
         snapshot_every: float = 5.0,
         watch_ttl: float = 600.0,
+        resume_length: int = 300,
     ) -> None:
         self.client = client
         self.keys = keys
@@ -173,6 +184,7 @@ class Renderer:
         self.name = name or consumer_name()
         self.snapshot_every = snapshot_every  # seconds between whole figures stored
         self.watch_ttl = watch_ttl  # seconds a view stays listed after its last stamp
+        self.resume_length = resume_length  # renders of a view kept for resuming clients
         self.store = RenderStore(client, keys)
         self.windows: OrderedDict[str, Window] = OrderedDict()  # least recently used first
         self.audience = Audience()
@@ -318,7 +330,7 @@ class Renderer:
         whole."""
         window, now = chart.window, time.time()
         style = chart.style()
-        render = Render(chart.symbol, chart, window, style, now)
+        render = Render(chart.symbol, chart, window, style, now, resume_length=self.resume_length)
         if stored.head is None or not chart.deltas_apply():
             return render  # a first render in this epoch: everything whole
         since = changelog.first_changed(read.entries, stored.head, window.version)

@@ -33,6 +33,7 @@ class PageChart:
     def __init__(self, payload: dict[str, Any]) -> None:
         figure = payload["figure"]
         self.seq: int = payload["seq"]
+        self.epoch: str | None = payload.get("epoch")
         self.traces = [self._arrays(trace) for trace in figure["data"]]
         self.sources = [columns(trace, i) for i, trace in enumerate(figure["data"])]
         self.y_range = figure["layout"].get("yaxis", {}).get("range")

@@ -9,6 +9,7 @@ import pytest
 import redis
 from engineio import packet as eio_packet
 
+from common.contract.resume import Outcome, Resume
 from common.contract.rooms import Room
 from common.contract.snapshots import Snapshot
 from common.settings import Settings
@@ -35,8 +36,10 @@ class Script:
         snapshot: bytes | None = SNAPSHOT,
         watched: bool = True,
         catchup: bytes | None = None,
+        resume: Resume | None = None,
     ) -> None:
         self.membership = membership
+        self.resume = resume
         self.snapshot, self.watched, self.catchup = snapshot, watched, catchup
         self.steps: list[do.Step[Any]] = []
         self.sent: list[str] = []  # what the client is sent, as the driver encodes it
@@ -51,6 +54,8 @@ class Script:
                 return self.watched
             case do.ReadSnapshot():
                 return Snapshot(self.snapshot, self.catchup)
+            case do.ReadResume():
+                return self.resume
             case do.Send(_, packets):
                 message = eio_packet.MESSAGE
                 self.sent += [eio_packet.Packet(message, p.decode()).encode() for p in packets]
@@ -403,3 +408,39 @@ def test_a_join_finishing_while_a_later_one_waits_gives_way(core: GatewayCore) -
             result = script.perform(later.send(result))
     assert done.value.value == {"ok": True, "symbol": "AAPL"}
     assert core.membership.members == {R("figure:AAPL@ohlc.1m.vol"): {"c1": "eio-c1"}}
+
+
+RESUMED = b'{"symbol":"AAPL","seq":12,"base_seq":7,"bars":[]}'
+SINCE = {"symbol": "AAPL", "updates": "delta", "since": {"seq": 7, "epoch": "e1"}}
+
+
+def test_a_page_that_says_what_it_holds_resumes_with_one_bars_event(core: GatewayCore) -> None:
+    script = Script(core.membership, resume=Resume(Outcome.RESUMED, 12, RESUMED))
+    ack = run(core.subscribe("c1", SINCE), script)
+    assert ack == {"ok": True, "symbol": "AAPL", "resumed": True}
+    assert script.kinds() == ["Listen", "ReadResume", "Send"]  # no snapshot read
+    assert script.steps[1] == do.ReadResume("AAPL", "", "e1", 7)
+    assert script.sent == [f'42["bars",{RESUMED.decode()}]']
+
+
+def test_a_page_holding_the_newest_render_is_sent_nothing(core: GatewayCore) -> None:
+    script = Script(core.membership, resume=Resume(Outcome.CURRENT, 7))
+    ack = run(core.subscribe("c1", SINCE), script)
+    assert ack == {"ok": True, "symbol": "AAPL", "resumed": True}
+    assert script.sent == []
+
+
+@pytest.mark.parametrize("outcome", [Outcome.TOO_OLD, Outcome.OTHER_EPOCH])
+def test_a_page_the_log_cannot_carry_gets_the_snapshot(core: GatewayCore, outcome: Outcome) -> None:
+    script = Script(core.membership, resume=Resume(outcome))
+    ack = run(core.subscribe("c1", SINCE), script)
+    assert ack == {"ok": True, "symbol": "AAPL", "resumed": False}
+    assert script.kinds() == ["Listen", "ReadResume", "ReadSnapshot", "Send"]
+    assert script.sent == [f'42["figure",{SNAPSHOT.decode()}]']
+
+
+def test_a_figure_client_gets_the_figure_whatever_it_holds(core: GatewayCore) -> None:
+    script = Script(core.membership, resume=Resume(Outcome.RESUMED, 12, RESUMED))
+    ack = run(core.subscribe("c1", {**SINCE, "updates": "figure"}), script)
+    assert ack == {"ok": True, "symbol": "AAPL", "resumed": False}
+    assert script.kinds() == ["Listen", "ReadSnapshot", "Send"]

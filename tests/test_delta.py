@@ -2,6 +2,7 @@
 it starts from the live stream or from a stored figure and its catch-up; in the
 default view and in every other (candles, timeframes, indicators, volume)."""
 
+import copy
 import time
 from typing import Any
 
@@ -13,6 +14,8 @@ from page_model import PageChart, state_of
 
 from common.bars import MINUTE, Bar
 from common.contract.keys import Keys
+from common.contract.lua import Scripts
+from common.contract.resume import Outcome, ReadResume
 from common.contract.rooms import Mode, Room
 from common.markets import NEW_YORK, UTC, Market, market_for
 from common.views import CHARTS, INDICATORS, TIMEFRAMES, View, make_view
@@ -154,6 +157,7 @@ def check_steps(
     [(_, first)] = page.received()
     chart = PageChart(first)
     assert chart.state() == whole(client, view, market)
+    held = [copy.deepcopy(chart)]  # the page at each seq it held: each may resume
     for kind, price in steps:
         now += {"tick": 1, "new_minute": MINUTE, "revise_old": 1, "idle_trim": 3 * MINUTE}.get(
             kind, 1
@@ -185,6 +189,29 @@ def check_steps(
         else:
             assert head["seq"] == delta["seq"]
         assert subscriber.state() == expected
+        check_resumes(client, view, first["epoch"], held, expected)
+        held.append(copy.deepcopy(chart))
+
+
+def check_resumes(
+    client: "redis.Redis",
+    view: View,
+    epoch: str,
+    held: list[PageChart],
+    expected: tuple[Any, ...],
+) -> None:
+    """A page that held any earlier seq of the epoch resumes: the one ``bars`` event the
+    view's log gives from its seq brings it to the figure of the newest render."""
+    scripts = Scripts(client, KEYS)
+    for page in held:
+        resume = scripts.run(ReadResume("AAPL", view.key, epoch, page.seq))
+        assert resume.outcome is Outcome.RESUMED and resume.bars is not None, page.seq
+        resumed = copy.deepcopy(page)
+        resumed.apply(orjson.loads(resume.bars))
+        assert resumed.state() == expected
+    current = scripts.run(ReadResume("AAPL", view.key, epoch, expected[0]))
+    assert current.outcome is Outcome.CURRENT and current.bars is None
+    assert scripts.run(ReadResume("AAPL", view.key, "another", 1)).outcome is Outcome.OTHER_EPOCH
 
 
 def snapshot_of(view: View) -> str:

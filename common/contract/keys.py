@@ -39,6 +39,12 @@ class Keys:
             f"{self.prefix}snapshot:{symbol}@{view}" if view else f"{self.prefix}snapshot:{symbol}"
         )
 
+    def deltas(self, symbol: str, view: str = "") -> str:
+        # ZSET: score = seq, member = the `bars` payload published for that render of
+        # the view (its base_seq the render before), the last RTPLOT_RESUME_SECONDS'
+        # worth: what carries a client that held an earlier seq to now (resume).
+        return f"{self.prefix}deltas:{symbol}@{view}" if view else f"{self.prefix}deltas:{symbol}"
+
     def views(self, symbol: str) -> str:
         # ZSET: view key -> epoch s a gateway last stamped it as watched (the default view
         # is always rendered and never listed). Renderers render a listed view while

@@ -11,8 +11,10 @@ stamped as watched within ``RTPLOT_WATCH_TTL``, each with how many gateways subs
 its rooms now: a view is rendered only while that is not 0. The state of each view's
 own snapshot hash is read next (``read_view_states``).
 
-``WriteRender`` stores a render of one view and publishes its delta, in that order, and
-says who watches the view's whole-figure rooms, asked after the store so that a
+``WriteRender`` stores a render of one view and publishes its delta, in that order,
+appends the delta to the view's log (``Keys.deltas``, the last ``resume_length``
+renders, for clients that resume from a seq they held: ``ReadResume``), and says who
+watches the view's whole-figure rooms, asked after the store so that a
 subscriber this count misses reads a snapshot at least as new. What a snapshot hash
 holds is ``fields.SnapshotField``: the newest render's seq and look (``head``), the
 newest whole figure stored (``seq``, ``payload``), written at most every
@@ -258,7 +260,7 @@ class Outcome(IntEnum):
 
 
 WRITE_RENDER = Lua(
-    keys=("snapshot", "delta_channel", "*figure_channels"),
+    keys=("snapshot", "deltas", "delta_channel", "*figure_channels"),
     args=(
         "epoch",
         "seq",
@@ -270,6 +272,8 @@ WRITE_RENDER = Lua(
         "style",
         "stored_at",
         "catchup_from",
+        "delta",
+        "resume_length",
     ),
     returns=("outcome", "watchers"),
     body="""
@@ -281,7 +285,7 @@ if s[1] == epoch then
 elseif payload == '' then
   return reply({outcome = OUTCOME.needs_figure})
 else
-  redis.call('DEL', snapshot)
+  redis.call('DEL', snapshot, deltas)  -- another epoch: no client can resume across it
 end
 redis.call('HSET', snapshot, SNAP.epoch, epoch, SNAP.head, seq, SNAP.head_style, head_style)
 if payload ~= '' then
@@ -294,6 +298,10 @@ else
   redis.call('HDEL', snapshot, SNAP.catchup, SNAP.catchup_from)
 end
 redis.call('PUBLISH', delta_channel, packet)
+if delta ~= '' then
+  redis.call('ZADD', deltas, seq, delta)
+  redis.call('ZREMRANGEBYRANK', deltas, 0, -1 - tonumber(resume_length))
+end
 local channels = {}
 for i = figure_channels, #KEYS do table.insert(channels, KEYS[i]) end
 return reply({outcome = OUTCOME.stored, watchers = subscribers(channels)})
@@ -330,7 +338,9 @@ class Written:
 class WriteRender(ScriptCall[Written]):
     """Store a render of a view ("" the default one) and publish ``packet`` to its delta
     room. Either ``whole`` (a whole figure to store) or ``catchup`` (from the stored one
-    to this render); with neither, the stored figure's catch-up is dropped."""
+    to this render); with neither, the stored figure's catch-up is dropped. ``delta``
+    (the ``bars`` payload in ``packet``, None when the packet is a whole figure) joins
+    the view's log, which keeps the last ``resume_length``."""
 
     lua = WRITE_RENDER
     symbol: str
@@ -341,6 +351,8 @@ class WriteRender(ScriptCall[Written]):
     packet: bytes  # the event the delta room's clients get
     catchup: Catchup | None = None
     whole: Whole | None = None
+    delta: bytes | None = None
+    resume_length: int = 0
 
     @property
     def figure_rooms(self) -> tuple[Room, ...]:
@@ -349,6 +361,7 @@ class WriteRender(ScriptCall[Written]):
     def keys(self, keys: Keys) -> KeyArgs:
         return {
             "snapshot": keys.snapshot(self.symbol, self.view),
+            "deltas": keys.deltas(self.symbol, self.view),
             "delta_channel": keys.channel(Room(self.symbol, Mode.DELTA, self.view)),
             "figure_channels": [keys.channel(room) for room in self.figure_rooms],
         }
@@ -366,6 +379,8 @@ class WriteRender(ScriptCall[Written]):
             "payload": b"" if whole is None else whole.payload_json,
             "style": orjson.dumps({} if whole is None else whole.style),
             "stored_at": repr(0.0 if whole is None else whole.stored_at),
+            "delta": b"" if self.delta is None or not self.resume_length else self.delta,
+            "resume_length": self.resume_length,
         }
 
     def reply(self, raw: Any) -> Written:
@@ -378,13 +393,13 @@ class WriteRender(ScriptCall[Written]):
 # A view nobody stamped for RTPLOT_WATCH_TTL is forgotten, with its snapshot, unless a
 # gateway stamped it again since it was read.
 FORGET_VIEW = Lua(
-    keys=("views", "snapshot"),
+    keys=("views", "snapshot", "deltas"),
     args=("view", "cutoff"),
     body="""
 local stamped = tonumber(redis.call('ZSCORE', views, view) or '-1')
 if stamped >= tonumber(cutoff) then return 0 end
 redis.call('ZREM', views, view)
-redis.call('DEL', snapshot)
+redis.call('DEL', snapshot, deltas)
 return 1
 """,
 )
@@ -398,7 +413,11 @@ class ForgetView(ScriptCall[bool]):
     cutoff: float  # stamped before this epoch second: forgotten
 
     def keys(self, keys: Keys) -> KeyArgs:
-        return {"views": keys.views(self.symbol), "snapshot": keys.snapshot(self.symbol, self.view)}
+        return {
+            "views": keys.views(self.symbol),
+            "snapshot": keys.snapshot(self.symbol, self.view),
+            "deltas": keys.deltas(self.symbol, self.view),
+        }
 
     def args(self, keys: Keys) -> ArgArgs:
         return {"view": self.view, "cutoff": repr(self.cutoff)}

@@ -211,14 +211,16 @@ def read_epoch(client: "redis.Redis", keys: Keys, symbol: str) -> str | None:
 
 def drop_symbol(client: "redis.Redis", keys: Keys, symbol: str) -> None:
     """Forget a symbol nobody tracks any more: bars, meta, changelog, the list of its
-    views and the snapshot of each."""
+    views and the snapshot and delta log of each."""
     listed = keys.views(symbol)
     views: list[bytes] = client.zrange(listed, 0, -1)  # type: ignore[assignment]
     client.delete(
         keys.bars(symbol),
         keys.meta(symbol),
         keys.snapshot(symbol),
+        keys.deltas(symbol),
         keys.changelog(symbol),
         listed,
         *(keys.snapshot(symbol, view.decode()) for view in views),
+        *(keys.deltas(symbol, view.decode()) for view in views),
     )

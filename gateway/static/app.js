@@ -3,9 +3,13 @@
 // Each chart subscribes in delta mode: the gateway sends the stored figure once (the
 // snapshot, maybe a few seconds old, with a `bars` event catching it up), then `bars`
 // events holding only what changed. A delta applies only on top of the seq it was made
-// from (`base_seq`) in the same epoch; on any gap, and after every reconnect, the page
-// asks for a fresh snapshot instead of guessing. A new epoch (the store was reset and
-// its versions started again) is taken as a fresh snapshot, whatever its seq.
+// from (`base_seq`) in the same epoch; on any gap the page asks for a fresh snapshot
+// instead of guessing. After a reconnect it subscribes with what it holds (`since`: its
+// seq and epoch), and the gateway sends one `bars` event from there instead of the
+// figure when it can ("resumed" in the ack), the figure otherwise; a gateway too old to
+// know `since` refuses it, and the page subscribes again without. A new epoch (the store
+// was reset and its versions started again) is taken as a fresh snapshot, whatever its
+// seq.
 //
 // Each chart shows one view of its symbol (docs/views.md): a chart type, a timeframe,
 // indicators and a volume pane, switched on the card and kept in the address
@@ -59,7 +63,8 @@
   // heads: see applyDelta; draws: Plotly calls; frames: animation frames that drew;
   // held: frames that left a live redraw for later, over the drawing budget.
   const stats = { snapshots: 0, deltasApplied: 0, gaps: 0, heads: 0, draws: 0, frames: 0,
-                  held: 0 };
+                  held: 0, resumes: 0 };
+  let resumeRefused = false; // this connection's gateway does not know `since`
   const $ = (id) => document.getElementById(id);
 
   // A deployment with tokens is opened as /?token=...; the token rides along with each
@@ -73,8 +78,11 @@
   const socket = io({
     auth: token ? { token } : {},
     transports: ["websocket", "polling"],
+    // Each attempt waits 500 ms, doubling up to 5 s, each +-50 % at random: after a
+    // gateway restart, its pages come back spread out, not all in the same instant.
     reconnectionDelay: 500,
     reconnectionDelayMax: 5000,
+    randomizationFactor: 0.5,
   });
 
   // -- views: what the gateway calls them, and how the address writes them ---------------
@@ -199,7 +207,7 @@
     // urgent: the next draw is not a live redraw (see DRAW_SHARE).
     const chart = {
       symbol, card, plot: card.querySelector(".plot"), view, viewKey: viewKey(view),
-      seq: null, epoch: null, lastUpdate: 0, snapshotPending: false,
+      seq: null, epoch: null, heldKey: null, lastUpdate: 0, snapshotPending: false,
       data: null, layout: null, drawn: false, dirty: false, seen: false, xView: null,
       urgent: false,
       draws: 0, deltas: 0, // counts, for tests and the curious
@@ -271,15 +279,32 @@
   }
 
   function subscribe(chart) {
-    chart.seq = null; // accept whatever snapshot comes next
-    chart.epoch = null;
-    chart.snapshotPending = false;
+    // What the chart holds of this view, to resume from (after a reconnect).
+    const since = !resumeRefused && chart.data && chart.seq !== null && chart.epoch !== null
+      && chart.heldKey === chart.viewKey ? { seq: chart.seq, epoch: chart.epoch } : null;
+    if (!since) {
+      chart.seq = null; // accept whatever snapshot comes next
+      chart.epoch = null;
+    }
+    // A figure before the ack replaces what the chart holds, whatever its seq: the
+    // gateway sends one only when it cannot resume.
+    chart.snapshotPending = since !== null;
     const { view } = chart;
     const asked = chart.viewKey;
     const request = { symbol: chart.symbol, updates: "delta", chart: view.chart,
                       timeframe: view.timeframe, indicators: view.indicators,
                       volume: view.volume };
+    if (since) request.since = since;
     socket.emit("subscribe", request, (ack) => {
+      if (since && ack && ack.ok) {
+        chart.snapshotPending = false;
+        if (ack.resumed) stats.resumes += 1;
+      }
+      if (since && ack && !ack.ok && /"since"/.test(ack.error || "")) {
+        resumeRefused = true; // an older gateway: subscribe as it knows how
+        subscribe(chart);
+        return;
+      }
       if ((ack && ack.ok) || chart.viewKey !== asked) return;
       const reason = (ack && ack.error) || "refused";
       if (chart.data) {
@@ -338,6 +363,7 @@
     markDirty(chart);
     chart.seq = payload.seq;
     chart.epoch = payload.epoch ?? null;
+    chart.heldKey = payload.view ?? "";
     chart.snapshotPending = false;
     stats.snapshots += 1;
     updated(chart);
@@ -635,6 +661,7 @@
   // -- wiring ---------------------------------------------------------------------------
 
   socket.on("connect", () => {
+    resumeRefused = false; // perhaps another gateway: ask it
     setConnection("live", "live");
     for (const chart of charts.values()) subscribe(chart);
   });
