@@ -62,15 +62,15 @@ def time_axis(
 ) -> dict[str, Any]:
     """A date axis on the exchange's clock, named, with the range selector and (if
     ``slider``) the range slider; closed hours (if ``hours``) and weekends hidden where
-    the market has them."""
+    the market has them. (Without ``visible: false``, plotly.js gives a candlestick or
+    OHLC trace's axis a slider of its own.)"""
     axis: dict[str, Any] = {
         "type": "date",
         "title": {"text": f"Time ({market.name})"},
+        "rangeslider": {"visible": slider},
         "rangeselector": {"bgcolor": "black", "buttons": buttons},
         "hoverformat": "%a %d %b %Y, %H:%M",
     }
-    if slider:
-        axis["rangeslider"] = {"visible": True}
     breaks = [_canonical(b) for b in market.rangebreaks() if hours or b.get("pattern") != "hour"]
     if breaks:
         axis["rangebreaks"] = breaks
