@@ -239,7 +239,7 @@ def view_figure(symbol: str, frame: Frame, style: dict[str, Any]) -> dict[str, A
         "uirevision": f"{symbol}@{view.key}",
         "hovermode": "x unified",
         "showlegend": bool(view.indicators),
-        # No range slider: it draws every trace a second time on each draw, half of a
+        # No range slider: it draws every trace again on each draw, almost half of a
         # candle chart's (the range buttons stay). Plotly fixes a y axis under a slider;
         # without one it is fixed here, so a drag still zooms only the time.
         "xaxis": time_axis(
