@@ -588,18 +588,36 @@ def sent_section() -> str:
 
 
 def profile_summary(path: Path, top: int = 15) -> str:
-    """The functions with the most self time in a DevTools CPU profile."""
+    """The functions with the most self time in a DevTools CPU profile, as shares of the
+    main thread's busy samples (idle left out), with their total (callees included)."""
     profile = json.loads(path.read_text())
     nodes = {node["id"]: node for node in profile["nodes"]}
-    gaps = profile.get("timeDeltas", [])
-    spent: Counter[str] = Counter()
-    for sample, gap in zip(profile.get("samples", []), gaps, strict=False):
-        frame = nodes[sample]["callFrame"]
+    parents = {child: node["id"] for node in profile["nodes"] for child in node.get("children", [])}
+
+    def name(node: int) -> str:
+        frame = nodes[node]["callFrame"]
         where = frame["url"].rsplit("/", 1)[-1] or "(native)"
-        spent[f"{frame['functionName'] or '(anonymous)'} {where}:{frame['lineNumber'] + 1}"] += gap
-    total = sum(spent.values()) or 1
-    lines = ["| self | function |", "| ---: | --- |"]
-    lines += [f"| {100 * us / total:.1f} % | `{name}` |" for name, us in spent.most_common(top)]
+        line, column = frame["lineNumber"] + 1, frame["columnNumber"] + 1
+        return f"{frame['functionName'] or '(anonymous)'} {where}:{line}:{column}"
+
+    own: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    for sample, gap in zip(profile.get("samples", []), profile.get("timeDeltas", []), strict=False):
+        if nodes[sample]["callFrame"]["functionName"] == "(idle)":
+            continue
+        own[name(sample)] += gap
+        node: int | None = sample
+        on_stack = set()
+        while node is not None:
+            on_stack.add(name(node))
+            node = parents.get(node)
+        total.update(dict.fromkeys(on_stack, gap))
+    busy = sum(own.values()) or 1
+    lines = ["| self | total | function |", "| ---: | ---: | --- |"]
+    lines += [
+        f"| {100 * us / busy:.1f} % | {100 * total[key] / busy:.1f} % | `{key}` |"
+        for key, us in own.most_common(top)
+    ]
     return "\n".join(lines)
 
 

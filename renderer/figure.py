@@ -57,13 +57,17 @@ def style_of(window: Window) -> dict[str, Any]:
     return style
 
 
-def time_axis(market: Market, buttons: list[dict[str, Any]], hours: bool = True) -> dict[str, Any]:
-    """A date axis on the exchange's clock, named, with the range slider and selector;
-    closed hours (if ``hours``) and weekends hidden where the market has them."""
+def time_axis(
+    market: Market, buttons: list[dict[str, Any]], hours: bool = True, slider: bool = True
+) -> dict[str, Any]:
+    """A date axis on the exchange's clock, named, with the range selector and (if
+    ``slider``) the range slider; closed hours (if ``hours``) and weekends hidden where
+    the market has them. (Without ``visible: false``, plotly.js gives a candlestick or
+    OHLC trace's axis a slider of its own.)"""
     axis: dict[str, Any] = {
         "type": "date",
         "title": {"text": f"Time ({market.name})"},
-        "rangeslider": {"visible": True},
+        "rangeslider": {"visible": slider},
         "rangeselector": {"bgcolor": "black", "buttons": buttons},
         "hoverformat": "%a %d %b %Y, %H:%M",
     }

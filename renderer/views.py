@@ -239,10 +239,14 @@ def view_figure(symbol: str, frame: Frame, style: dict[str, Any]) -> dict[str, A
         "uirevision": f"{symbol}@{view.key}",
         "hovermode": "x unified",
         "showlegend": bool(view.indicators),
-        "xaxis": time_axis(frame.window.market, buttons, hours=view.timeframe != "1d"),
-        "yaxis": {"title": {"text": "Price"}, "range": style["y_range"]},
+        # No range slider: it draws every trace again on each draw, almost half of a
+        # candle chart's (the range buttons stay). Plotly fixes a y axis under a slider;
+        # without one it is fixed here, so a drag still zooms only the time.
+        "xaxis": time_axis(
+            frame.window.market, buttons, hours=view.timeframe != "1d", slider=False
+        ),
+        "yaxis": {"title": {"text": "Price"}, "range": style["y_range"], "fixedrange": True},
     }
-    layout["xaxis"]["rangeslider"]["thickness"] = 0.08
     if view.indicators:  # (a legend laid out but hidden trips plotly.js's validate)
         layout["legend"] = {"orientation": "h", "x": 1, "xanchor": "right", "y": 1}
         layout["legend"].update({"yanchor": "bottom"})
@@ -250,7 +254,12 @@ def view_figure(symbol: str, frame: Frame, style: dict[str, Any]) -> dict[str, A
         layout["hoversubplots"] = "axis"  # hovering either pane shows the bar's volume too
         layout["xaxis"]["anchor"] = "y2"
         layout["yaxis"]["domain"] = [0.3, 1]
-        layout["yaxis2"] = {"title": {"text": "Volume"}, "domain": [0, 0.24], "showgrid": False}
+        layout["yaxis2"] = {
+            "title": {"text": "Volume"},
+            "domain": [0, 0.24],
+            "showgrid": False,
+            "fixedrange": True,
+        }
     return {"data": data, "layout": layout}
 
 

@@ -42,3 +42,27 @@ def test_bench_page_reports_each_visit(tmp_path: Path) -> None:
     first, repeat = rows[0], rows[2]
     assert first["scripts_fetched"] == 4 and first["http_bytes"] > 400_000
     assert repeat["scripts_fetched"] == 0  # kept by the browser: what the page's caching is for
+
+
+def test_a_profiles_summary_is_of_busy_time_with_each_functions_total(tmp_path: Path) -> None:
+    from bench.page import profile_summary
+
+    def frame(name: str, line: int) -> dict[str, object]:
+        return {"functionName": name, "url": "http://x/p.js", "lineNumber": line - 1,
+                "columnNumber": 0}  # fmt: skip
+
+    nodes = [
+        {"id": 1, "callFrame": frame("(root)", 0), "children": [2, 3]},
+        {"id": 2, "callFrame": frame("(idle)", 0)},
+        {"id": 3, "callFrame": frame("draw", 1), "children": [4]},
+        {"id": 4, "callFrame": frame("style", 2)},
+    ]
+    # 60 us idle, then draw 10 us on its own and 30 us in style: 40 us busy.
+    profile = {"nodes": nodes, "samples": [2, 3, 4, 4, 4], "timeDeltas": [60, 10, 10, 10, 10]}
+    path = tmp_path / "p.cpuprofile"
+    path.write_text(json.dumps(profile))
+    lines = profile_summary(path).splitlines()
+    assert lines[2:] == [
+        "| 75.0 % | 75.0 % | `style p.js:2:1` |",
+        "| 25.0 % | 100.0 % | `draw p.js:1:1` |",
+    ]

@@ -206,6 +206,11 @@ def test_no_view_warns_or_fails_while_live(
         for symbol in ("TSLA", "MSFT", "NVDA"):
             fills = set(tab.drawn_colours(symbol)["bars"])
             assert fills and fills <= {rgb(UP), rgb(DOWN)}, (symbol, fills)
+        # A range slider on the article's chart only (plotly.js would give candles and
+        # OHLC one of their own: renderer/figure.py time_axis).
+        sliders = tab.page.evaluate("""() => Object.fromEntries([...window.rtplot.charts].map(
+            ([s, c]) => [s, c.plot.querySelectorAll(".rangeslider-container").length]))""")
+        assert sliders == {symbol: int(not VIEWS[symbol]) for symbol in VIEWS}, sliders
         tab.screenshot("live-views.png")
     finally:
         tab.close()

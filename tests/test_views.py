@@ -197,6 +197,13 @@ def test_every_views_figure_is_a_valid_plotly_figure(view: View) -> None:
     assert patterns == (["day of week"] if view.timeframe == "1d" else ["day of week", "hour"])
     if view.volume:
         assert validated.data[-1].yaxis == "y2" and validated.layout.yaxis2.domain == (0, 0.24)
+    # No range slider (it redraws every trace); the range buttons stay, and a drag zooms
+    # only the time, as under a slider.
+    assert figure["layout"]["xaxis"]["rangeslider"] == {"visible": False}
+    assert axis.rangeselector.buttons
+    assert validated.layout.yaxis.fixedrange and (
+        not view.volume or validated.layout.yaxis2.fixedrange
+    )
 
 
 def test_a_market_that_never_closes_hides_nothing() -> None:
