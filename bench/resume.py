@@ -129,8 +129,8 @@ def measure(kind: str, results: list[tuple[float, int, bool]], out: int) -> Stor
     return Storm(
         kind,
         len(results),
-        percentile(took, 50),
-        percentile(took, 99),
+        percentile(took, 0.50),
+        percentile(took, 0.99),
         sum(r[1] for r in results) / len(results),
         out / 1e6,
         sum(r[2] for r in results),
