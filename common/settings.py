@@ -67,6 +67,8 @@ class Settings:
     rate_limit: float = 20.0  # client events per second per connection, on average
     rate_burst: float = 40.0  # ... and at once
     max_subscriptions: int = 50  # symbols one connection may subscribe to
+    max_views_per_symbol: int = 20  # distinct views of one symbol watched (default not counted)
+    max_views: int = 200  # distinct views watched in all: each is rendered on every change
     max_message_bytes: int = 65_536  # largest frame a client may send
     max_queued: int = 100  # updates waiting for a slow client before it is dropped
     ping_interval: float = 25.0  # seconds between the gateway's pings of each client
@@ -117,6 +119,10 @@ class Settings:
             max_subscriptions=read(
                 "RTPLOT_MAX_SUBSCRIPTIONS", str(cls.max_subscriptions), _positive(int)
             ),
+            max_views_per_symbol=read(
+                "RTPLOT_MAX_VIEWS_PER_SYMBOL", str(cls.max_views_per_symbol), _positive(int)
+            ),
+            max_views=read("RTPLOT_MAX_VIEWS", str(cls.max_views), _positive(int)),
             max_message_bytes=read(
                 "RTPLOT_MAX_MESSAGE_BYTES", str(cls.max_message_bytes), _positive(int)
             ),

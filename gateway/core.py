@@ -32,6 +32,7 @@ from common.contract.packets import event_packet, figure_of
 from common.contract.resume import Resume
 from common.contract.rooms import Mode, Room, symbol_rooms
 from common.contract.snapshots import Snapshot
+from common.contract.watching import ViewStamp
 from common.messages import (
     BARS,
     FIGURE,
@@ -228,14 +229,16 @@ class GatewayCore:
             return refused
         token = membership.begin_join(sid, room)
         membership.hold(sid, room)
+        view_stamp = ViewStamp.WATCHED
         try:
             watched = True
             if self.watching.needs_stamp(symbol):
                 watched = yield from ask(Watch(symbol))
             if watched:
                 yield from ask(Listen(room))
-                if view:
-                    yield from ask(WatchView(symbol, view))
+                if view:  # stamped once heard: a render it asks for finds its room heard
+                    view_stamp = yield from ask(WatchView(symbol, view))
+            if watched and view_stamp is ViewStamp.WATCHED:
                 if since is not None and room.mode is Mode.DELTA:
                     resume = yield from ask(ReadResume(symbol, view, since.epoch, since.seq))
                     metrics.RESUMES.labels(resume.outcome.value).inc()
@@ -244,13 +247,14 @@ class GatewayCore:
                     stored = yield from ask(ReadSnapshot(symbol, view))
         except StepFailed as exc:
             log.warning("cannot subscribe", extra={"symbol": symbol, "error": str(exc)})
-            membership.end_join(sid, symbol, token)
-            yield from self._flush(sid, room, membership.release)
+            yield from self._abandon(sid, room, token)
             return refuse(event, "unavailable", UNAVAILABLE)
         if not watched:
-            membership.end_join(sid, symbol, token)
-            yield from self._flush(sid, room, membership.release)
+            yield from self._abandon(sid, room, token)
             return refuse(event, "too_many_symbols", self.watching.too_many())
+        if view_stamp is not ViewStamp.WATCHED:
+            yield from self._abandon(sid, room, token)
+            return refuse(event, "too_many_views", self.watching.too_many_views(symbol, view_stamp))
         newest = membership.newest_join(sid, symbol)
         if newest is None or newest[0] != token:
             # It unsubscribed, or subscribed again (another view, say) while this waited:
@@ -271,6 +275,11 @@ class GatewayCore:
         if not joined:
             self._leave(sid, (room,))  # it unsubscribed while this join waited
         return ok_ack(symbol, None if since is None else resumed)
+
+    def _abandon(self, sid: str, room: Room, token: int) -> Steps[None]:
+        """A join that will not be: the client keeps whatever it held before it."""
+        self.membership.end_join(sid, room.symbol, token)
+        yield from self._flush(sid, room, self.membership.release)
 
     def _rooms_held(self, sid: str, symbol: str) -> tuple[Room, ...]:
         """Every room of the symbol the client may be in or joining: the default view's,

@@ -24,6 +24,7 @@ from common.contract.resume import ReadResume as ReadLogged
 from common.contract.resume import Resume
 from common.contract.snapshots import ReadSnapshot as ReadStored
 from common.contract.snapshots import Snapshot
+from common.contract.watching import ViewStamp
 from common.settings import Settings
 from gateway import internals, steps
 from gateway.core import GatewayCore, Handler
@@ -64,8 +65,8 @@ class Runner:
     def watch(self, step: steps.Watch) -> Maybe[bool]:
         return self.run(watch_call(self.settings, step.symbol))
 
-    def watch_view(self, step: steps.WatchView) -> Maybe[None]:
-        return self.run(watch_view_call(step.symbol, step.view, step.notify))
+    def watch_view(self, step: steps.WatchView) -> Maybe[ViewStamp]:
+        return self.run(watch_view_call(self.settings, step.symbol, step.view, step.notify))
 
     def read_snapshot(self, step: steps.ReadSnapshot) -> Maybe[Snapshot]:
         return self.read_shared(ReadStored(step.symbol, step.view))

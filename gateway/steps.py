@@ -18,6 +18,7 @@ from typing import Generic, Protocol, TypeAlias, TypeVar, cast
 from common.contract.resume import Resume
 from common.contract.rooms import Room
 from common.contract.snapshots import Snapshot
+from common.contract.watching import ViewStamp
 
 R = TypeVar("R", covariant=True)
 T = TypeVar("T")
@@ -59,16 +60,16 @@ class Watch(Step[bool]):
 
 
 @dataclass(frozen=True, slots=True)
-class WatchView(Step[None]):
+class WatchView(Step[ViewStamp]):
     """Stamp the view with key ``view`` of ``symbol`` as watched, so renderers render it
     while this gateway receives its rooms; with ``notify``, also ask for a render now
-    (its snapshot may be old, or missing)."""
+    (its snapshot may be old, or missing). A new view over a cap on views is not."""
 
     symbol: str
     view: str
     notify: bool = True
 
-    def perform(self, by: "Performer") -> Maybe[None]:
+    def perform(self, by: "Performer") -> Maybe[ViewStamp]:
         return by.watch_view(self)
 
 
@@ -155,7 +156,7 @@ class Performer(Protocol):
     """What a driver does for each step."""
 
     def watch(self, step: Watch) -> Maybe[bool]: ...
-    def watch_view(self, step: WatchView) -> Maybe[None]: ...
+    def watch_view(self, step: WatchView) -> Maybe[ViewStamp]: ...
     def read_snapshot(self, step: ReadSnapshot) -> Maybe[Snapshot]: ...
     def read_resume(self, step: ReadResume) -> Maybe[Resume]: ...
     def listen(self, step: Listen) -> Maybe[None]: ...

@@ -5,7 +5,7 @@ decides what it stamps. The stamps themselves are the contract's
 
 import time
 
-from common.contract.watching import Watch, WatchView, symbol_slots
+from common.contract.watching import ViewStamp, Watch, WatchView, symbol_slots
 from common.settings import Settings
 from gateway import steps
 from gateway.membership import Membership
@@ -39,6 +39,16 @@ class Watching:
         cap = self.settings.max_symbols
         return f"too many symbols tracked (RTPLOT_MAX_SYMBOLS={cap}); try later"
 
+    def too_many_views(self, symbol: str, stamp: ViewStamp) -> str:
+        if stamp is ViewStamp.OVER_SYMBOL_CAP:
+            cap = self.settings.max_views_per_symbol
+            return (
+                f"too many views of {symbol} watched (RTPLOT_MAX_VIEWS_PER_SYMBOL={cap}); "
+                "choose one already shown, or try later"
+            )
+        cap = self.settings.max_views
+        return f"too many views watched (RTPLOT_MAX_VIEWS={cap}); try later"
+
 
 def watch_call(settings: Settings, symbol: str) -> Watch:
     """The contract's stamp of a symbol, under the one cap."""
@@ -47,5 +57,10 @@ def watch_call(settings: Settings, symbol: str) -> Watch:
     return Watch(symbol, now, now - settings.watch_ttl, slots)
 
 
-def watch_view_call(symbol: str, view: str, notify: bool) -> WatchView:
-    return WatchView(symbol, view, time.time(), notify)
+def watch_view_call(settings: Settings, symbol: str, view: str, notify: bool) -> WatchView:
+    """The contract's stamp of a view, under the caps on views."""
+    now = time.time()
+    live_since = now - settings.watch_ttl
+    return WatchView(
+        symbol, view, now, notify, live_since, settings.max_views_per_symbol, settings.max_views
+    )

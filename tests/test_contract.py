@@ -14,7 +14,7 @@ import redis
 
 from common.bars import MINUTE, Bar
 from common.contract.fields import BackoffField, ChangeField, MetaField, SnapshotField
-from common.contract.keys import Keys
+from common.contract.keys import CHANGES_MAXLEN, Keys
 from common.contract.lua import Scripts
 from common.contract.members import ChangeNotice
 from common.contract.packets import figure_of, packet_event
@@ -122,7 +122,7 @@ def test_a_gateways_stamps_are_what_the_fetcher_and_the_renderer_read(
 
     BarStore(client, KEYS, 60).upsert("NVDA", bars(50), as_of=NOW, now=NOW)
     client.delete(KEYS.changes)
-    scripts.run(watch_view_call("NVDA", CANDLES.key, notify=True))
+    scripts.run(watch_view_call(settings, "NVDA", CANDLES.key, notify=True))
     [(_, [(_, fields)])] = client.xread({KEYS.changes: 0})
     assert ChangeNotice.read(fields) == ChangeNotice("NVDA", view=CANDLES.key)
     # Listed, and counted while a gateway holds the channel of one of its rooms.
@@ -175,7 +175,7 @@ def test_a_render_is_what_a_gateway_relays_and_sends_on_subscribe(
 
 def test_a_views_render_is_stored_and_read_as_the_views_own(client: "redis.Redis") -> None:
     BarStore(client, KEYS, 60).upsert("AAPL", bars(100, 101), as_of=NOW, now=NOW)
-    Scripts(client, KEYS).run(watch_view_call("AAPL", CANDLES.key, notify=False))
+    Scripts(client, KEYS).run(watch_view_call(Settings(), "AAPL", CANDLES.key, notify=False))
     page = subscribed(client, KEYS.channel(Room("AAPL", Mode.DELTA, CANDLES.key)))
     renderer = Renderer(client, KEYS, Figures(), name="contract")
     renderer.render("AAPL")
@@ -241,10 +241,11 @@ def test_the_stray_finder_finds_strays(tmp_path: Path) -> None:
 
 
 def test_the_scripts_take_their_arguments_by_name() -> None:
-    call = watch_view_call("AAPL", CANDLES.key, notify=True)
+    call = watch_view_call(Settings(), "AAPL", CANDLES.key, notify=True)
     keys, args = call.lua.call(call.keys(KEYS), call.args(KEYS))
-    assert keys == [KEYS.views("AAPL"), KEYS.changes]
-    assert args[:4] == [CANDLES.key, call.now, 1, "AAPL"]
+    assert keys == [KEYS.views("AAPL"), KEYS.watched_views, KEYS.changes]
+    assert args[:3] == [CANDLES.key, f"AAPL@{CANDLES.key}", call.now]
+    assert args[-3:] == [1, "AAPL", CHANGES_MAXLEN]
     with pytest.raises(TypeError, match="takes"):
         call.lua.call(call.keys(KEYS), {"view": CANDLES.key})  # one left out
     # The names sit at the script's top, after the fields it uses.

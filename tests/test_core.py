@@ -12,6 +12,7 @@ from engineio import packet as eio_packet
 from common.contract.resume import Outcome, Resume
 from common.contract.rooms import Room
 from common.contract.snapshots import Snapshot
+from common.contract.watching import ViewStamp
 from common.settings import Settings
 from gateway import steps as do
 from gateway.core import GatewayCore
@@ -37,9 +38,10 @@ class Script:
         watched: bool = True,
         catchup: bytes | None = None,
         resume: Resume | None = None,
+        view_stamp: ViewStamp = ViewStamp.WATCHED,
     ) -> None:
         self.membership = membership
-        self.resume = resume
+        self.resume, self.view_stamp = resume, view_stamp
         self.snapshot, self.watched, self.catchup = snapshot, watched, catchup
         self.steps: list[do.Step[Any]] = []
         self.sent: list[str] = []  # what the client is sent, as the driver encodes it
@@ -52,6 +54,8 @@ class Script:
         match step:
             case do.Watch():
                 return self.watched
+            case do.WatchView():
+                return self.view_stamp
             case do.ReadSnapshot():
                 return Snapshot(self.snapshot, self.catchup)
             case do.ReadResume():
@@ -444,3 +448,16 @@ def test_a_figure_client_gets_the_figure_whatever_it_holds(core: GatewayCore) ->
     ack = run(core.subscribe("c1", {**SINCE, "updates": "figure"}), script)
     assert ack == {"ok": True, "symbol": "AAPL", "resumed": False}
     assert script.kinds() == ["Listen", "ReadSnapshot", "Send"]
+
+
+def test_a_view_over_a_cap_is_refused_and_the_client_keeps_what_it_held(
+    core: GatewayCore,
+) -> None:
+    run(core.subscribe("c1", {"symbol": "AAPL", "updates": "delta"}), Script(core.membership))
+    over = Script(core.membership, view_stamp=ViewStamp.OVER_SYMBOL_CAP)
+    request = {"symbol": "AAPL", "updates": "delta", "chart": "candles", "timeframe": "15m"}
+    ack = run(core.subscribe("c1", request), over)
+    assert ack["ok"] is False and "RTPLOT_MAX_VIEWS_PER_SYMBOL" in ack["error"]
+    assert over.kinds() == ["Listen", "WatchView"] and over.sent == []
+    assert core.membership.members == {R("bars:AAPL"): {"c1": "eio-c1"}}
+    assert core.membership.held == {}

@@ -58,6 +58,12 @@ class Keys:
         return f"{self.prefix}changes"
 
     @property
+    def watched_views(self) -> str:
+        # ZSET: watching.view_member (symbol@view) -> epoch s a gateway last stamped it:
+        # every view other than the default one watched, for the cap in all.
+        return f"{self.prefix}watched-views"
+
+    @property
     def watched(self) -> str:
         # ZSET: symbol -> epoch s it was last watched by a client (unconfigured symbols).
         return f"{self.prefix}watched"
