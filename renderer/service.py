@@ -163,6 +163,17 @@ class Render:
         )
 
 
+@dataclass(frozen=True)
+class OtherView:
+    """A view other than the default one, due a render of ``read``."""
+
+    symbol: str
+    key: str
+    read: Read
+    stored: Stored
+    gateways: int  # subscribed to its rooms: the more, the sooner it is rendered
+
+
 def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -231,18 +242,24 @@ class Renderer:
         report.notices += len(entries)
         metrics.NOTICES.labels("claimed" if claimed else "new").inc(len(entries))
         symbols = dict.fromkeys(ChangeNotice.read(fields).symbol for _id, fields in entries)
+        # Every symbol's default view first, then the other views of the whole batch,
+        # the most watched first: a crowd of rare views cannot hold up the popular ones.
+        others: list[OtherView] = []
         for symbol in symbols:
-            seq = self.render(symbol)
+            seq = self.render(symbol, others)
             if seq is not None:
                 report.rendered[symbol] = seq
+        for other in sorted(others, key=lambda o: -o.gateways):
+            self._render_other(other)
         ids = [entry_id for entry_id, _fields in entries]
         if ids:
             self.client.xack(self.keys.changes, RENDER_GROUP, *ids)
 
-    def render(self, symbol: str) -> int | None:
+    def render(self, symbol: str, later: "list[OtherView] | None" = None) -> int | None:
         """Render the symbol's current bars and publish them, in every view that needs it:
         the default view unless a render as new is stored already, and each watched view
-        likewise. The seq published in the default view, or None."""
+        likewise (added to ``later`` instead, when given, for the caller to render). The
+        seq published in the default view, or None."""
         started = time.perf_counter()
         read = self._read(symbol)
         if read is None:
@@ -250,18 +267,25 @@ class Renderer:
         published = None
         if read.stored.head != read.version:
             published = self._render_view(symbol, DEFAULT, read, read.stored, started)
+        views = read.views or {}
         for key, stored in self._view_states(symbol, read, self.audience.views(read)).items():
-            if stored.head == read.version:
-                continue
-            try:
-                view = View.from_key(key)
-            except ValueError:
-                log.warning("not a view key", extra={"symbol": symbol, "view": key})
-                continue
-            self._render_view(symbol, view, read, stored, time.perf_counter())
+            if stored.head != read.version:
+                other = OtherView(symbol, key, read, stored, views.get(key, 0))
+                if later is None:
+                    self._render_other(other)
+                else:
+                    later.append(other)
         for key in read.stale_views:
             self.store.forget_view(symbol, key, time.time() - self.watch_ttl)
         return published
+
+    def _render_other(self, other: "OtherView") -> None:
+        try:
+            view = View.from_key(other.key)
+        except ValueError:
+            log.warning("not a view key", extra={"symbol": other.symbol, "view": other.key})
+            return
+        self._render_view(other.symbol, view, other.read, other.stored, time.perf_counter())
 
     def _view_states(self, symbol: str, read: Read, keys: list[str]) -> dict[str, Stored]:
         return self.store.read_views(symbol, read.epoch, keys) if keys else {}
