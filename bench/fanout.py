@@ -55,6 +55,7 @@ from common.contract.rooms import Mode, Room
 from common.contract.snapshots import Whole, WriteRender
 from common.messages import BARS, FIGURE, SUBSCRIBE, OrjsonCodec
 from fetcher.sources.synthetic import SyntheticSource
+from gateway.requests import UPDATE_MODES
 from renderer.figure import build_figure
 from renderer.window import Window, rows_of
 from rtplot.processes import Service, Stack, cpu_times, free_port
@@ -279,7 +280,20 @@ def start_gateway(stack: Stack, mode: str) -> Service:
         if not (ROOT / "node_modules" / "@socket.io" / "redis-adapter").is_dir():
             raise SystemExit("the reference server's packages are missing: run `make install`")
         command = ("node", str(REFERENCE))
+        return stack.start(
+            "gateway", str(port), stack.redis.url, rooms_json(), command=command, port=port
+        )
     return stack.start("gateway", str(port), stack.redis.url, command=command, port=port)
+
+
+def rooms_json() -> str:
+    """The reference server's rooms, named by the contract: a subscribe's ``updates``
+    -> symbol -> room name."""
+    rooms = {
+        updates: {symbol: Room(symbol, mode).name for symbol in SYMBOLS}
+        for updates, mode in UPDATE_MODES.items()
+    }
+    return orjson.dumps(rooms).decode()
 
 
 def one_run(
