@@ -45,7 +45,15 @@ import orjson
 import redis
 
 from bench import profiles
-from bench.loadgen import Crowd, OnEvent, event_frame, self_cpu, socketio_url, use_uvloop
+from bench.loadgen import (
+    Crowd,
+    OnEvent,
+    event_frame,
+    received_prefix,
+    self_cpu,
+    socketio_url,
+    use_uvloop,
+)
 from bench.render import sample_delta
 from bench.stats import median, percentile
 from common.contract.keys import Keys
@@ -101,7 +109,7 @@ class Receipts:
     spans: dict[bytes, list[float]] = field(default_factory=dict)  # sent -> [first, last]
 
     def handler(self, event: str) -> OnEvent:
-        prefix = f'42["{event}",{{"sent":'.encode()
+        prefix = received_prefix(event) + b'{"sent":'  # every payload's first field
         start = len(prefix)
 
         def on_event(frame: bytes, received: float) -> None:
