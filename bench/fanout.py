@@ -45,7 +45,15 @@ import orjson
 import redis
 
 from bench import profiles
-from bench.loadgen import Crowd, OnEvent, event_frame, self_cpu, socketio_url, use_uvloop
+from bench.loadgen import (
+    Crowd,
+    OnEvent,
+    event_frame,
+    received_prefix,
+    self_cpu,
+    socketio_url,
+    use_uvloop,
+)
 from bench.render import sample_delta
 from bench.stats import median, percentile
 from common.contract.keys import Keys
@@ -55,6 +63,7 @@ from common.contract.rooms import Mode, Room
 from common.contract.snapshots import Whole, WriteRender
 from common.messages import BARS, FIGURE, SUBSCRIBE, OrjsonCodec
 from fetcher.sources.synthetic import SyntheticSource
+from gateway.requests import UPDATE_MODES
 from renderer.figure import build_figure
 from renderer.window import Window, rows_of
 from rtplot.processes import Service, Stack, cpu_times, free_port
@@ -100,7 +109,7 @@ class Receipts:
     spans: dict[bytes, list[float]] = field(default_factory=dict)  # sent -> [first, last]
 
     def handler(self, event: str) -> OnEvent:
-        prefix = f'42["{event}",{{"sent":'.encode()
+        prefix = received_prefix(event) + b'{"sent":'  # every payload's first field
         start = len(prefix)
 
         def on_event(frame: bytes, received: float) -> None:
@@ -279,7 +288,20 @@ def start_gateway(stack: Stack, mode: str) -> Service:
         if not (ROOT / "node_modules" / "@socket.io" / "redis-adapter").is_dir():
             raise SystemExit("the reference server's packages are missing: run `make install`")
         command = ("node", str(REFERENCE))
+        return stack.start(
+            "gateway", str(port), stack.redis.url, rooms_json(), command=command, port=port
+        )
     return stack.start("gateway", str(port), stack.redis.url, command=command, port=port)
+
+
+def rooms_json() -> str:
+    """The reference server's rooms, named by the contract: a subscribe's ``updates``
+    -> symbol -> room name."""
+    rooms = {
+        updates: {symbol: Room(symbol, mode).name for symbol in SYMBOLS}
+        for updates, mode in UPDATE_MODES.items()
+    }
+    return orjson.dumps(rooms).decode()
 
 
 def one_run(

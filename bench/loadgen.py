@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
+from common.contract.packets import event_prefix
+
 CONNECT_CONCURRENCY = 200  # handshakes in flight at once
 CONNECT_TIMEOUT = 30.0  # seconds one client may take from TCP connect to Socket.IO connected
 
@@ -25,6 +27,15 @@ OnEvent = Callable[[bytes, float], None]  # (raw b'42[...]' payload, receipt tim
 
 def socketio_url(port: int) -> str:
     return f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"
+
+
+ENGINE_IO_MESSAGE = b"4"  # Engine.IO's packet type before every Socket.IO packet
+
+
+def received_prefix(event: str) -> bytes:
+    """What a frame of ``event`` from rtplot's gateway starts with: the renderer's packet
+    (common.contract.packets), relayed unparsed as an Engine.IO message."""
+    return ENGINE_IO_MESSAGE + event_prefix(event)
 
 
 def event_frame(event: str, payload_json: str) -> str:

@@ -2,11 +2,13 @@
 // Node socket.io with @socket.io/redis-adapter and the redis client, as their docs set
 // them up, pinned in package.json.
 //
-//     node bench/reference_gateway.mjs PORT REDIS_URL
+//     node bench/reference_gateway.mjs PORT REDIS_URL ROOMS_JSON
 //
 // It serves what the load generator uses of rtplot's protocol: `subscribe` {"symbol",
-// "updates"} joins the symbol's room (whole figures or deltas, named as rtplot names
-// them) and is acknowledged when the client asks for an ack. Updates reach it as any
+// "updates"} joins the symbol's room (whole figures or deltas) and is acknowledged when
+// the client asks for an ack. The room names are rtplot's (common/contract/rooms.py):
+// bench/fanout.py passes them, {"<updates>": {"<SYMBOL>": "<room>"}}, so none is spelled
+// here. Updates reach it as any
 // socket.io server's broadcasts do, through the adapter's Redis channel (bench/fanout.py
 // publishes them in the adapter's own format), and it relays each to the room's clients.
 // GET /healthz answers "ok" once Redis is connected.
@@ -16,14 +18,12 @@ import { createAdapter } from "@socket.io/redis-adapter";
 import { createClient } from "redis";
 import { Server } from "socket.io";
 
-// common/messages.py: UPDATE_MODES, figure_room and delta_room.
-const ROOMS = { figure: "figure:", delta: "bars:" };
-
-const [port, redisUrl] = process.argv.slice(2);
-if (!port || !redisUrl) {
-  console.error("usage: node bench/reference_gateway.mjs PORT REDIS_URL");
+const [port, redisUrl, roomsJson] = process.argv.slice(2);
+if (!port || !redisUrl || !roomsJson) {
+  console.error("usage: node bench/reference_gateway.mjs PORT REDIS_URL ROOMS_JSON");
   process.exit(2);
 }
+const ROOMS = JSON.parse(roomsJson);
 
 const pubClient = createClient({ url: redisUrl });
 const subClient = pubClient.duplicate();
@@ -40,10 +40,11 @@ const io = new Server(http, { adapter: createAdapter(pubClient, subClient) });
 
 io.on("connection", (socket) => {
   socket.on("subscribe", (data, ack) => {
-    const prefix = ROOMS[data?.updates ?? "figure"];
     const symbol = typeof data?.symbol === "string" ? data.symbol.toUpperCase() : "";
-    const reply = prefix && symbol ? { ok: true, symbol: data.symbol } : { ok: false, error: "bad request" };
-    if (reply.ok) socket.join(prefix + symbol);
+    const updates = data?.updates ?? "figure";
+    const room = Object.hasOwn(ROOMS, updates) ? ROOMS[updates][symbol] : undefined;
+    const reply = room ? { ok: true, symbol: data.symbol } : { ok: false, error: "bad request" };
+    if (reply.ok) socket.join(room);
     if (typeof ack === "function") ack(reply);
   });
 });

@@ -37,7 +37,15 @@ from typing import Any
 
 import orjson
 
-from bench.loadgen import Crowd, LeanClient, OnEvent, event_frame, self_cpu, socketio_url
+from bench.loadgen import (
+    Crowd,
+    LeanClient,
+    OnEvent,
+    event_frame,
+    received_prefix,
+    self_cpu,
+    socketio_url,
+)
 from bench.stats import median
 from common.messages import BARS, FIGURE, GRAPH_PLOT, PING_GRAPH, SUBSCRIBE
 from rtplot.processes import Service, Stack, clean_env, cpu_seconds, free_port, terminate
@@ -50,9 +58,9 @@ WARM_UP = 1.0  # seconds after the viewers ask (and rtplot's snapshots are out)
 SETTLE_TIMEOUT = 30.0  # longest wait for every viewer's snapshot
 ARTICLE_LIFETIME = 900.0  # the article server exits by itself after this, whatever happens
 SERVICES = ("worker", "beat", "renderer", "gateway")
-RTPLOT_SNAPSHOT = f'42["{FIGURE}"'
-RTPLOT_UPDATES = (f'42["{BARS}"', RTPLOT_SNAPSHOT)
-ARTICLE_UPDATES = (f'42["{GRAPH_PLOT}"',)
+RTPLOT_SNAPSHOT = received_prefix(FIGURE)
+RTPLOT_UPDATES = (received_prefix(BARS), RTPLOT_SNAPSHOT)
+ARTICLE_UPDATES = (f'42["{GRAPH_PLOT}",'.encode(),)  # python-socketio's, the article's server
 
 
 @dataclass
@@ -210,11 +218,11 @@ def serve_article(port: int, tick: float = TICK) -> None:
 class Tally:
     """Per viewer: updates received, and whether its first ``settle`` frame came."""
 
-    def __init__(self, count: int, prefixes: tuple[str, ...], settle: str | None) -> None:
+    def __init__(self, count: int, prefixes: tuple[bytes, ...], settle: bytes | None) -> None:
         self.updates = [0] * count
         self.settled = [settle is None] * count
-        self.prefixes = tuple(prefix.encode() for prefix in prefixes)
-        self.settle = None if settle is None else settle.encode()
+        self.prefixes = prefixes
+        self.settle = settle
 
     def on_event(self, i: int) -> OnEvent:
         def on_event(frame: bytes, _received: float) -> None:

@@ -19,6 +19,7 @@ from celery import Celery
 from celery.signals import beat_init
 from kombu.exceptions import OperationalError
 
+from common.contract.lua import Lua
 from fetcher import internals
 
 log = logging.getLogger("rtplot.beat")
@@ -26,11 +27,16 @@ log = logging.getLogger("rtplot.beat")
 MAX_BACKOFF = 1.0  # seconds between restarts while Redis stays away: ticks resume fast
 
 # Deletes the lock only if it still holds our token (redis-py's Lock.release does the
-# same, but forgets the token before it knows the release went through).
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+# same, but forgets the token before it knows the release went through). The lock is
+# redbeat's, not one of rtplot's keys; the script takes its arguments by name all the same.
+RELEASE = Lua(
+    keys=("lock",),
+    args=("token",),
+    body="""
+if redis.call('GET', lock) == token then return redis.call('DEL', lock) end
 return 0
-"""
+""",
+)
 
 
 class _Held:
@@ -55,13 +61,19 @@ def give_back(app: Celery, held: tuple[str, bytes]) -> bool:
 
     key, token = held
     try:
-        released = get_redis(app).eval(_RELEASE, 1, key, token)
+        released = release(get_redis(app), key, token)
     except (redis.RedisError, OSError) as exc:
         log.warning("could not give the beat's lock back", extra={"error": str(exc)})
         return False
     if released:
         log.info("gave the beat's lock back, so a beat takes over at once")
     return True
+
+
+def release(client: "redis.Redis", key: str, token: bytes) -> bool:
+    """True if the lock held ``token`` and is gone."""
+    keys, args = RELEASE.call({"lock": key}, {"token": token})
+    return bool(client.eval(RELEASE.source, len(keys), *keys, *args))
 
 
 def run_beat(app: Celery, log_level: str) -> int:

@@ -4,6 +4,7 @@ A field, key, channel or format renamed on one side only fails here. The last te
 looks for names spelled outside the contract."""
 
 import ast
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -224,6 +225,23 @@ def test_no_name_or_format_is_spelled_outside_the_contract() -> None:
     paths = [p for p in paths if p.relative_to(ROOT).parts[:2] != ("common", "contract")]
     assert len(paths) > 50
     assert [stray for path in paths for stray in strays(path)] == []
+
+
+def test_no_room_or_key_is_spelled_in_javascript() -> None:
+    """The page asks by symbol and view, and bench.fanout hands its reference peer the
+    room names: a string literal starting with a room or key part is a stray."""
+    paths = [*(ROOT / "gateway" / "static").glob("*.js"), *(ROOT / "bench").rglob("*.mjs")]
+    paths = [p for p in paths if not p.name.endswith(".min.js")]
+    assert paths
+    parts = "|".join(map(re.escape, KEY_PARTS + ROOM_PARTS))
+    quoted = re.compile(f"[\"'`]({parts})")
+    strays = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()[:60]}"
+        for path in paths
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if quoted.search(line)
+    ]
+    assert strays == []
 
 
 def test_the_stray_finder_finds_strays(tmp_path: Path) -> None:

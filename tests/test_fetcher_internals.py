@@ -104,3 +104,13 @@ def test_the_beats_lock_is_read_as_redbeat_took_it(redis_url: str, monkeypatch: 
     finally:
         scheduler.lock.release()
         client.close()
+
+
+def test_the_beats_lock_is_given_back_only_with_our_token(client: Any) -> None:
+    from fetcher import beat
+
+    client.set("lock", b"ours")
+    assert not beat.release(client, "lock", b"theirs")
+    assert client.get("lock") == b"ours"
+    assert beat.release(client, "lock", b"ours")
+    assert client.get("lock") is None

@@ -8,6 +8,7 @@ import orjson
 
 from bench.e2e.market import Write
 from bench.e2e.writer import Published
+from bench.loadgen import received_prefix
 from common.messages import BARS, FIGURE
 
 Receipt = tuple[str, int, int, float]  # (symbol, base_seq, seq, time.time() at receipt)
@@ -18,8 +19,8 @@ class Receipts:
     few hundred bytes, so parsing them costs little; the snapshot ``figure`` sent on
     subscribe (15 KB) is only counted, never parsed."""
 
-    BARS_PREFIX = f'42["{BARS}",'.encode()
-    FIGURE_PREFIX = f'42["{FIGURE}",'.encode()
+    BARS_PREFIX = received_prefix(BARS)
+    FIGURE_PREFIX = received_prefix(FIGURE)
 
     def __init__(self) -> None:
         self.deltas: list[Receipt] = []
