@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse
 
+from common.contract.keys import DEFAULT_PREFIX
 from common.symbols import InvalidSymbol, normalize_symbol
 
 T = TypeVar("T")
@@ -55,7 +56,7 @@ class Settings:
     window_minutes: int = 7 * 24 * 60  # bars kept per symbol
     max_symbols: int = 200  # configured + subscribed: what one renderer keeps up with
     watch_ttl: float = 600.0  # seconds an unconfigured, unwatched symbol stays tracked
-    key_prefix: str = "rtplot:"
+    key_prefix: str = DEFAULT_PREFIX
     log_level: str = "INFO"
     log_json: bool = False
     # -- the gateway's limits ---------------------------------------------------------

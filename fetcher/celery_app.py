@@ -22,11 +22,11 @@ from urllib.parse import unquote, urlparse
 from celery import Celery
 
 from common.connection import is_sentinel, sentinel_options
-from common.contract.keys import Keys
+from common.contract.keys import FETCH_QUEUE, Keys
 from common.settings import Settings, sentinel_parts
 
 FETCH_TASK = "fetcher.tasks.fetch_bars"
-QUEUE = "rtplot.fetch"
+QUEUE = FETCH_QUEUE  # the contract's name (common.contract.keys)
 
 
 def make_app(settings: Settings, fetch: Callable[[], Any] | None = None) -> Celery:

@@ -225,9 +225,7 @@ class Renderer:
         )
         for _stream, entries in response or []:
             self._render_notices(entries, report, claimed=False)
-        self.client.set(
-            self.keys.heartbeat(f"renderer:{self.name}"), int(time.time()), ex=HEARTBEAT_TTL
-        )
+        self.client.set(self.keys.renderer_heartbeat(self.name), int(time.time()), ex=HEARTBEAT_TTL)
         self.last_step = time.monotonic()
         return report
 

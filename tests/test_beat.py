@@ -6,7 +6,6 @@ import pytest
 import redis
 
 from common.contract.keys import Keys
-from fetcher.celery_app import QUEUE
 from support import running, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -14,7 +13,7 @@ pytestmark = pytest.mark.e2e
 
 def queued(client: "redis.Redis") -> int:
     # No worker runs here, so every tick the beats send stays in the broker's list.
-    return int(client.llen(Keys().broker_prefix + QUEUE))
+    return int(client.llen(Keys().fetch_queue))
 
 
 def test_a_second_beat_does_not_double_the_ticks() -> None:

@@ -10,14 +10,16 @@ from dataclasses import dataclass
 
 from common.contract.rooms import Mode, Room, views_prefix
 
+DEFAULT_PREFIX = "rtplot:"  # RTPLOT_KEY_PREFIX's default
 RENDER_GROUP = "renderers"  # consumer group of the changes stream
+FETCH_QUEUE = "rtplot.fetch"  # the fetcher's Celery queue (Keys.fetch_queue)
 CHANGES_MAXLEN = 10_000  # approximate cap on the changes stream
 CHANGELOG_LENGTH = 100  # versions remembered per symbol for deltas
 
 
 @dataclass(frozen=True)
 class Keys:
-    prefix: str = "rtplot:"
+    prefix: str = DEFAULT_PREFIX
 
     def bars(self, symbol: str) -> str:
         # ZSET: score = bar minute (epoch s), member = members.bar_member; one per minute.
@@ -132,3 +134,13 @@ class Keys:
     def heartbeat(self, service: str) -> str:
         # STRING with TTL: epoch s of the service's last sign of life.
         return f"{self.prefix}heartbeat:{service}"
+
+    def renderer_heartbeat(self, consumer: str) -> str:
+        # A renderer's heartbeat, by its consumer name in RENDER_GROUP.
+        return self.heartbeat(f"renderer:{consumer}")
+
+    @property
+    def fetch_queue(self) -> str:
+        # LIST: the fetcher's Celery queue (kombu's Redis transport keeps a queue in a
+        # list of the queue's name, under the broker prefix).
+        return f"{self.broker_prefix}{FETCH_QUEUE}"
