@@ -80,6 +80,7 @@ class Settings:
     snapshot_every: float = 5.0  # seconds between whole figures stored per symbol
     full_figure_every: float = 0.0  # seconds between whole figures sent to a room
     resume_seconds: float = 300.0  # how long a page may be away and still resume
+    drain_seconds: float = 4.0  # a gateway told to stop closes its clients over this long
 
     @property
     def resume_length(self) -> int:
@@ -137,6 +138,7 @@ class Settings:
                 "RTPLOT_FULL_FIGURE_EVERY", str(cls.full_figure_every), _non_negative
             ),
             resume_seconds=read("RTPLOT_RESUME_SECONDS", str(cls.resume_seconds), _non_negative),
+            drain_seconds=read("RTPLOT_DRAIN_SECONDS", str(cls.drain_seconds), _non_negative),
         )
         if len(settings.symbols) > settings.max_symbols:
             raise SettingsError(

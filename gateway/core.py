@@ -111,6 +111,7 @@ class GatewayCore:
         self.sessions = Sessions()
         self.guard = Guard(settings.rate_limit, settings.rate_burst, settings.max_subscriptions)
         self.watching = Watching(settings, self.membership)
+        self.draining = False  # told to stop: new connections go to another gateway
 
     def handlers(self) -> dict[str, Handler]:
         """Socket.IO event -> handler; "*" takes any other event (event, sid, data)."""
@@ -127,6 +128,8 @@ class GatewayCore:
 
     def connect(self, sid: str, eio_sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
         """Whether to admit a new connection (no I/O is needed to decide)."""
+        if self.draining:
+            return False
         grant = self.admission.grant(environ, auth)
         if grant is None:
             return False

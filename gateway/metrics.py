@@ -8,6 +8,9 @@ CLIENTS = Gauge("rtplot_gateway_clients", "Connected Socket.IO clients")
 SUBSCRIPTIONS = Gauge("rtplot_gateway_subscriptions", "Subscriptions on this gateway", ["symbol"])
 EVENTS_IN = Counter("rtplot_gateway_events_in_total", "Client events received", ["event"])
 SNAPSHOTS_OUT = Counter("rtplot_gateway_snapshots_out_total", "Snapshots sent on subscribe")
+DRAINED = Counter(
+    "rtplot_gateway_drained_total", "Clients closed by a drain, on SIGTERM, to reconnect elsewhere"
+)
 READS_SHARED = Counter(
     "rtplot_gateway_reads_shared_total",
     "Snapshot and resume reads a client shared with another asking the same in the "

@@ -28,16 +28,17 @@ class Health:
     listener: bool  # the message-queue listener task is running
     clients: int
     fast_path: bool = True  # the fenced library internals are in use (gateway.internals)
+    draining: bool = False  # told to stop: closing its clients, taking no new ones
 
     @property
     def ok(self) -> bool:
-        return self.redis and self.listener
+        return self.redis and self.listener and not self.draining
 
 
 def healthz(health: Health) -> Response:
     body = orjson.dumps(
         {
-            "status": "ok" if health.ok else "unavailable",
+            "status": "ok" if health.ok else "draining" if health.draining else "unavailable",
             "redis": health.redis,
             "listener": health.listener,
             "clients": health.clients,

@@ -189,7 +189,8 @@ def _connect_handler(sio: Any, core: GatewayCore, release: bool) -> Callable[...
         if release:
             websocket.release_request(environ)
         if not admitted:
-            raise socketio.exceptions.ConnectionRefusedError("authentication failed")
+            reason = "draining: connect again" if core.draining else "authentication failed"
+            raise socketio.exceptions.ConnectionRefusedError(reason)
 
     return on_connect
 

@@ -29,7 +29,8 @@ CLIENT_SOCKET_LEAK = pytest.mark.filterwarnings(
 )
 ARTIFACTS = ROOT / "test-artifacts"
 # A tick a second over a day's window: an update every second, and small figures.
-TEST_SETTINGS: dict[str, Setting] = {"fetch_interval": 1, "window_minutes": 390}
+# No drain on SIGTERM (tests/test_drain.py has one): each test stops its gateways at once.
+TEST_SETTINGS: dict[str, Setting] = {"fetch_interval": 1, "window_minutes": 390, "drain_seconds": 0}
 
 
 def wait_until(
