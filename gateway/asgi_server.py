@@ -106,10 +106,25 @@ class AsyncGateway:
         size = max(1, math.ceil(len(sids) / batches))
         for start in range(0, len(sids), size):
             batch = sids[start : start + size]
-            await asyncio.gather(*(self.sio.disconnect(sid) for sid in batch))
+            await asyncio.gather(*(self._close_transport(sid) for sid in batch))
             metrics.DRAINED.inc(len(batch))
             await asyncio.sleep(seconds / batches)
         log.info("drained", extra={"clients": len(sids)})
+
+    async def _close_transport(self, sid: str) -> None:
+        """Close the client's Engine.IO connection, not its Socket.IO session: a client
+        told "disconnect" by the server stays disconnected (Socket.IO's rule), one whose
+        connection closed reconnects by itself, which is the point."""
+        try:
+            eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+        except KeyError:
+            return  # gone meanwhile
+        if eio_sid is None:
+            return
+        if not (internals.enabled() and websocket.drop(self.sio.eio, eio_sid)):
+            # Long-polling, or the library's path: Engine.IO's close. A page reconnects
+            # after it (engine.io's client waits for the connection to end).
+            await self.sio.eio.disconnect(eio_sid)
 
     async def shutdown(self) -> None:
         for task in self._loops:

@@ -15,6 +15,7 @@ the metrics the services really export instead.
 import json
 import re
 import shlex
+import socket
 import subprocess
 import sys
 import tempfile
@@ -395,6 +396,30 @@ def test_clients_through_the_balancer_on_different_gateways_get_the_same_updates
     finally:
         for listener in everyone:
             listener.close()
+
+
+def test_the_balancer_refuses_one_address_more_than_its_connections(
+    deployment: ComposeRun,
+) -> None:
+    """deploy/haproxy.cfg: at most 200 connections open at once per client address."""
+    address = ("127.0.0.1", deployment.ports["lb"])
+    held = [socket.create_connection(address, timeout=5) for _ in range(200)]
+    try:
+        time.sleep(0.5)  # every one accepted and counted
+        extra = socket.create_connection(address, timeout=5)
+        try:
+            extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: rtplot\r\n\r\n")
+            refused = extra.recv(64)
+        except ConnectionResetError:
+            refused = b""
+        finally:
+            extra.close()
+        assert refused == b""  # closed unanswered
+        held[0].sendall(b"GET /healthz HTTP/1.1\r\nHost: rtplot\r\n\r\n")
+        assert held[0].recv(64).startswith(b"HTTP/1.1 200")  # the others still served
+    finally:
+        for connection in held:
+            connection.close()
 
 
 def test_metrics_of_every_service_move_as_the_pipeline_runs(deployment: ComposeRun) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import orjson
 import pytest
+import socketio
 import websockets
 
 from support import Pipeline, running
@@ -59,6 +60,10 @@ def test_sigterm_closes_the_clients_over_the_drain_then_stops(stack: Pipeline) -
     url = stack.url("gateway").replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
     connected: list[int] = []
     closed: list[float] = []
+    page = socketio.Client(reconnection=True, reconnection_delay=30)  # as a page is
+    reasons: list[str] = []
+    page.on("disconnect", reasons.append)
+    page.connect(stack.url("gateway"), transports=["websocket"], wait_timeout=10)
 
     async def scenario() -> tuple[float, tuple[int, dict[str, object]]]:
         tasks = [asyncio.create_task(client(url, connected, closed)) for _ in range(CLIENTS)]
@@ -71,7 +76,13 @@ def test_sigterm_closes_the_clients_over_the_drain_then_stops(stack: Pipeline) -
         await asyncio.gather(*tasks)
         return term, during
 
-    term, during = asyncio.run(scenario())
+    try:
+        term, during = asyncio.run(scenario())
+        # It was dropped as a lost connection is, so it reconnects (to another gateway,
+        # through the balancer): told "disconnect", a Socket.IO client would not.
+        assert reasons == [socketio.Client.reason.TRANSPORT_ERROR]
+    finally:
+        page.shutdown()
     assert during[0] == 503 and during[1]["status"] == "draining"
     assert len(closed) == CLIENTS
     spread = max(closed) - min(closed)

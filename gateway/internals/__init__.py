@@ -21,7 +21,8 @@ python-engineio and uvicorn (``websocket.py``), the asyncio gateway only
   A client that connects over WebSocket gets no send queue, writer task or ping task:
   what is sent to it is framed and written to uvicorn's transport at once, an update
   framed once for every client of a room, the updates read together in one write per
-  client, and one task pings them all. It replaces the
+  client, and one task pings them all; a drain (SIGTERM) drops a client's connection
+  as a network failure would, so that it reconnects. It replaces the
   server's ``_async['websocket']`` driver, sets the socket's ``queue`` and
   ``schedule_ping``, and reaches uvicorn's protocol as the owner of the ASGI ``send``
   for its ``transport``. Test: tests/test_internals_websocket.py, byte for byte

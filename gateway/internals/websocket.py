@@ -28,7 +28,8 @@ receives to those of the library's path, byte for byte.
 
 Reaches: python-engineio ``Server._async['websocket']`` (the WebSocket driver, replaced
 per server), ``AsyncSocket`` attributes (``queue``, ``connected``, ``upgraded``,
-``schedule_ping``, ``last_ping``, ``closing``, ``closed``, ``receive``, ``close``); and
+``schedule_ping``, ``last_ping``, ``closing``, ``closed``, ``receive``, ``close``;
+``Server.sockets``, to drop a client's connection: ``drop``); and
 uvicorn's WebSocket protocol, found as the owner of the ASGI ``send`` callable, for its
 ``transport``.
 """
@@ -157,6 +158,19 @@ class Pinger:
                     # Silent past its ping timeout: the library's reader would have
                     # timed out here. The session ends as the connection drops.
                     sock.queue.transport.abort()
+
+
+def drop(server: Any, eio_sid: str) -> bool:
+    """End a WebSocket client's connection as a network failure would, so that it
+    reconnects by itself: an Engine.IO CLOSE first would tell python-socketio's client
+    not to (engine.io's ignores the packet and waits for the connection to end). False
+    when the client is not on this path: the caller closes it the library's way."""
+    sock = server.sockets.get(eio_sid)
+    sender = getattr(sock, "queue", None)
+    if not isinstance(sender, DirectSender):
+        return False
+    sender.transport.abort()  # the reader ends the session, as for a lost connection
+    return True
 
 
 class DirectWebSocket(LibraryWebSocket):  # type: ignore[misc]
