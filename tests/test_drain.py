@@ -15,7 +15,7 @@ import pytest
 import socketio
 import websockets
 
-from support import Pipeline, running
+from support import Pipeline, record_reliability, running
 
 pytestmark = pytest.mark.e2e
 
@@ -90,3 +90,15 @@ def test_sigterm_closes_the_clients_over_the_drain_then_stops(stack: Pipeline) -
     assert max(closed) - term <= DRAIN + 1.5
     assert gateway.process.wait(timeout=15) is not None  # and then it stops
     gateway.stopped = True
+    record_reliability(
+        "faults",
+        {
+            "fault": f"SIGTERM to a gateway (asyncio) holding {CLIENTS} clients, "
+            f"RTPLOT_DRAIN_SECONDS={DRAIN:g}",
+            "outcome": f"it closed them over {spread:.1f} s, refusing new connections "
+            "(/healthz 503 draining), each as a lost connection so that clients reconnect "
+            "elsewhere; then it stopped",
+            "recovery_s": round(max(closed) - term, 1),
+            "lost": "nothing: the clients resume on another gateway",
+        },
+    )

@@ -13,7 +13,7 @@ import pytest
 import socketio
 from page_model import PageChart
 
-from support import Pipeline, running
+from support import Pipeline, record_reliability, running
 
 pytestmark = pytest.mark.e2e
 
@@ -104,6 +104,7 @@ def test_a_client_resumes_on_another_gateway_from_the_seq_it_held(stack: Pipelin
     finally:
         first.close()
     stack.services["gateway-a"].kill()
+    killed_at = time.monotonic()
     held = {symbol: chart.seq for symbol, chart in charts.items()}
     time.sleep(3)  # renders go on: the client misses a few
 
@@ -127,7 +128,20 @@ def test_a_client_resumes_on_another_gateway_from_the_seq_it_held(stack: Pipelin
                 assert len(orjson.dumps(mine[0])) < 10_000
             for event, data in sent:
                 take(charts, event, data)
+        resumed_after = time.monotonic() - killed_at
         follow(second, charts, 3)  # and every update after it, unbroken
+        record_reliability(
+            "faults",
+            {
+                "fault": "a gateway killed (SIGKILL) under a delta client watching two views; "
+                "it subscribes on another gateway 3 s later with the seq it held "
+                f"({stack.services['gateway-b'].args[-1]})",
+                "outcome": "resumed on the other gateway: one `bars` event from its seq "
+                "(no figure), then every update, the chain of seqs unbroken",
+                "recovery_s": round(resumed_after, 1),
+                "lost": "nothing",
+            },
+        )
 
         # A seq of an epoch the store does not have: the snapshot, as without `since`.
         second.subscribe({**DEFAULT, "since": {"seq": 3, "epoch": "gone"}})
