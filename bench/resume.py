@@ -156,8 +156,11 @@ def run(clients: int, away: float, window_minutes: int) -> list[Storm]:
         held = [Held(SYMBOLS[i % len(SYMBOLS)]) for i in range(clients)]
 
         async def first() -> None:
-            running = asyncio.ensure_future(storm(port_a, held, since=False, follow=away + 60))
-            await asyncio.sleep(5)  # everyone subscribed and following
+            running = asyncio.ensure_future(storm(port_a, held, since=False, follow=away + 120))
+            deadline = time.monotonic() + 120
+            while any(not h.seq for h in held) and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)  # until every client holds a figure
+            await asyncio.sleep(3)  # and has followed a few updates
             stack.services["gateway-a"].kill()
             await running  # each client's connection ends with the gateway
 
