@@ -231,6 +231,11 @@ def test_the_page_recovers_by_itself_after_the_gateway_restarts(stack: Pipeline,
         tab.wait_drawn(symbol)
     stats = "() => ({...window.rtplot.stats})"
     held = tab.page.evaluate(stats)
+    received: list[int] = []  # bytes of each WebSocket message from the next connection on
+    tab.page.on(
+        "websocket",
+        lambda ws: ws.on("framereceived", lambda payload: received.append(len(payload))),
+    )
     stack.services["gateway"].kill()
     wait_until(
         lambda: tab.page.evaluate("() => document.body.dataset.connection") == "reconnecting",
@@ -251,6 +256,8 @@ def test_the_page_recovers_by_itself_after_the_gateway_restarts(stack: Pipeline,
     now = tab.page.evaluate(stats)
     assert now["resumes"] - held["resumes"] == len(FOUR.split(","))
     assert now["snapshots"] == held["snapshots"] and now["gaps"] == held["gaps"]
+    downloaded = sum(received)  # the handshake, four resumes, a few live updates
+    assert downloaded < 10_000, downloaded
     assert tab.page.evaluate("() => performance.getEntriesByType('navigation').length") == 1
     record_reliability(
         "faults",
@@ -260,7 +267,8 @@ def test_the_page_recovers_by_itself_after_the_gateway_restarts(stack: Pipeline,
             "resumed updates without a reload",
             "recovery_s": round(time.monotonic() - restarted_at, 1),
             "lost": "nothing: each chart resumed from the seq it held (one `bars` event, "
-            "no figure sent again)",
+            f"no figure sent again; {downloaded / 1000:.1f} kB over the WebSocket until two "
+            "updates later)",
         },
     )
 
