@@ -3,17 +3,20 @@ snapshot again, in the same run.
 
 `rtplot up`'s pipeline (7-day windows by default) with two asyncio gateways. Clients
 subscribe in delta mode on gateway A, one of 4 symbols each, and follow their updates.
-Gateway A is killed; the clients stay away ``--away`` seconds, then all subscribe at
-once on gateway B: first with ``since`` (resume), then, reconnecting once more, without
-it (a snapshot each, as before resume existed). Each storm reports how long the
-clients took to be live again (from sending the subscribe to its ack), what each
-downloaded, and what Redis sent out meanwhile (``INFO stats``).
+Gateway A is killed; ``--away`` seconds later gateway B answers, and every client
+reconnects to it after the page's own first delay (500 ms, +-50 % at random) and
+subscribes: first with ``since`` (resume), then, reconnecting once more, without it (a
+snapshot each, as before resume existed). Each storm reports how long the clients
+took to be live again (from the storm's start to each subscribe's ack: the delay, the
+WebSocket handshake and the subscribe), what each downloaded (handshake included), what
+Redis sent out meanwhile (``INFO stats``), and the load generator's own CPU.
 
     .venv/bin/python -m bench.resume --clients 1000 --away 10
 """
 
 import argparse
 import asyncio
+import random
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -44,18 +47,20 @@ class Storm:
     bytes_per_client: float
     redis_out_mb: float
     resumed: int
+    loadgen_cpu: float  # the load generator's CPU seconds over the storm's wall seconds
+    seconds: float  # from the first reconnect to the last ack
 
     def row(self) -> str:
         return (
             f"| {self.kind} | {self.clients:,} | {self.live_p50_ms:,.0f} / "
             f"{self.live_p99_ms:,.0f} ms | {self.bytes_per_client / 1000:,.1f} kB | "
-            f"{self.redis_out_mb:,.2f} MB | {self.resumed:,} |"
+            f"{self.redis_out_mb:,.2f} MB | {self.resumed:,} | {self.loadgen_cpu:.0%} |"
         )
 
 
 HEADER = (
     "| reconnect | clients | live again (p50 / p99) | downloaded per client | Redis out "
-    "| resumed |\n| --- | ---: | ---: | ---: | ---: | ---: |"
+    "| resumed | load generator CPU |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
 )
 
 
@@ -64,26 +69,26 @@ def url(port: int) -> str:
 
 
 async def subscribe(
-    port: int, held: Held, since: bool, start: asyncio.Event, follow: float
+    port: int, held: Held, since: bool, began: float, wait: float, follow: float
 ) -> tuple[float, int, bool]:
-    """Connect, wait for ``start``, subscribe; (ms to the ack, bytes to the ack,
-    resumed). Then follow updates for ``follow`` seconds, keeping ``held`` current."""
-    async with websockets.connect(url(port), open_timeout=60, ping_interval=None) as ws:
-        await ws.recv()  # Engine.IO open
+    """After ``wait`` seconds, connect and subscribe, as a page does on reconnecting;
+    (ms from ``began`` to the ack, bytes to the ack, resumed). Then follow updates for
+    ``follow`` seconds, keeping ``held`` current."""
+    await asyncio.sleep(wait)
+    async with websockets.connect(url(port), open_timeout=120, ping_interval=None) as ws:
+        received = len(await ws.recv())  # Engine.IO open
         await ws.send("40")
-        await ws.recv()
-        await start.wait()
+        received += len(await ws.recv())
         request: dict[str, Any] = {"symbol": held.symbol, "updates": "delta"}
         if since and held.seq:
             request["since"] = {"seq": held.seq, "epoch": held.epoch}
-        sent = time.perf_counter()
         await ws.send("421" + orjson.dumps(["subscribe", request]).decode())
-        received, ack = 0, None
+        ack = None
         while ack is None:
             frame = await asyncio.wait_for(ws.recv(), timeout=120)
             received += len(frame)
             ack = _take(frame, held)
-        took = (time.perf_counter() - sent) * 1000
+        took = (time.perf_counter() - began) * 1000
         deadline = time.monotonic() + follow
         while (left := deadline - time.monotonic()) > 0:
             try:
@@ -109,23 +114,28 @@ def _take(frame: str | bytes, held: Held) -> dict[str, Any] | None:
 
 
 async def storm(
-    port: int, held: list[Held], since: bool, follow: float
+    port: int, held: list[Held], since: bool, follow: float, jitter: bool = True
 ) -> tuple[list[tuple[float, int, bool]], float]:
-    start = asyncio.Event()
-    tasks = [asyncio.create_task(subscribe(port, h, since, start, follow)) for h in held]
-    await asyncio.sleep(min(30.0, 0.5 + len(held) / 500))  # every client connected
-    began = time.perf_counter()
-    start.set()
+    """Every client reconnects, each after the page's first reconnection delay
+    (gateway/static/app.js: 500 ms, +-50 % at random) unless not ``jitter``; CPU
+    seconds of this load generator meanwhile."""
+    began, cpu = time.perf_counter(), time.process_time()
+    delays = [random.uniform(0.25, 0.75) if jitter else 0.0 for _ in held]
+    tasks = [
+        asyncio.create_task(subscribe(port, h, since, began, wait, follow))
+        for h, wait in zip(held, delays, strict=True)
+    ]
     results = await asyncio.gather(*tasks)
-    return results, time.perf_counter() - began
+    return results, time.process_time() - cpu
 
 
 def redis_out(client: "redis.Redis") -> int:
     return int(client.info("stats")["total_net_output_bytes"])
 
 
-def measure(kind: str, results: list[tuple[float, int, bool]], out: int) -> Storm:
+def measure(kind: str, results: list[tuple[float, int, bool]], out: int, cpu: float) -> Storm:
     took = sorted(r[0] for r in results)
+    seconds = took[-1] / 1000
     return Storm(
         kind,
         len(results),
@@ -134,6 +144,8 @@ def measure(kind: str, results: list[tuple[float, int, bool]], out: int) -> Stor
         sum(r[1] for r in results) / len(results),
         out / 1e6,
         sum(r[2] for r in results),
+        cpu / seconds if seconds else 0.0,
+        seconds,
     )
 
 
@@ -156,7 +168,8 @@ def run(clients: int, away: float, window_minutes: int) -> list[Storm]:
         held = [Held(SYMBOLS[i % len(SYMBOLS)]) for i in range(clients)]
 
         async def first() -> None:
-            running = asyncio.ensure_future(storm(port_a, held, since=False, follow=away + 120))
+            first_storm = storm(port_a, held, since=False, follow=away + 120, jitter=False)
+            running = asyncio.ensure_future(first_storm)
             deadline = time.monotonic() + 120
             while any(not h.seq for h in held) and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)  # until every client holds a figure
@@ -169,8 +182,8 @@ def run(clients: int, away: float, window_minutes: int) -> list[Storm]:
         storms = []
         for kind, since in (("resume (since)", True), ("snapshot (no since)", False)):
             before = redis_out(client)
-            results, _ = asyncio.run(storm(port_b, held, since=since, follow=0))
-            storms.append(measure(kind, results, redis_out(client) - before))
+            results, cpu = asyncio.run(storm(port_b, held, since=since, follow=0))
+            storms.append(measure(kind, results, redis_out(client) - before, cpu))
         client.close()
         return storms
 
