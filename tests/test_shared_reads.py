@@ -3,8 +3,11 @@ for once the shared one was sent is a read of its own (so it sees every update t
 asker holds); a failure reaches every sharer. Under asyncio and eventlet."""
 
 import asyncio
-import warnings
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from common.contract.lua import ScriptCall
@@ -67,19 +70,34 @@ def test_asyncio_a_failed_read_fails_every_sharer() -> None:
     assert all(isinstance(o, ConnectionError) for o in outcomes)
 
 
+EVENTLET_CHECK = """
+import warnings
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # it says it is in bugfix mode: rtplot knows
+    import eventlet
+from test_shared_reads import Read, Redis
+from gateway.shared_reads import SharedReads
+
+redis = Redis()
+
+def perform(call):
+    eventlet.sleep(0.01)
+    return redis.answer(call)
+
+shared = SharedReads(perform, eventlet.sleep)
+threads = [eventlet.spawn(shared.read, Read("AAPL")) for _ in range(5)]
+results = [thread.wait() for thread in threads]
+assert redis.reads == ["AAPL"] and len(set(results)) == 1, (redis.reads, results)
+assert shared.read(Read("AAPL")) == "AAPL#2"
+"""
+
+
 def test_eventlet_askers_of_one_turn_share_a_read() -> None:
-    with warnings.catch_warnings():  # it says it is in bugfix mode: rtplot knows
-        warnings.simplefilter("ignore")
-        import eventlet
-
-    redis = Redis()
-
-    def perform(call: Read) -> str:
-        eventlet.sleep(0.01)
-        return redis.answer(call)
-
-    shared = SharedReads(perform, eventlet.sleep)
-    threads = [eventlet.spawn(shared.read, Read("AAPL")) for _ in range(5)]
-    results = [thread.wait() for thread in threads]
-    assert redis.reads == ["AAPL"] and len(set(results)) == 1
-    assert shared.read(Read("AAPL")) == "AAPL#2"
+    # In a process of its own: eventlet, once imported, warns at every fork, and the
+    # other tests start their services by forking.
+    tests = Path(__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests), str(tests.parent)])}
+    done = subprocess.run(
+        [sys.executable, "-c", EVENTLET_CHECK], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
