@@ -19,12 +19,14 @@ import asyncio
 import random
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
 import redis
 import websockets
 
+from bench import profiles
 from bench.stats import percentile
 from rtplot.processes import Stack
 
@@ -149,7 +151,9 @@ def measure(kind: str, results: list[tuple[float, int, bool]], out: int, cpu: fl
     )
 
 
-def run(clients: int, away: float, window_minutes: int) -> list[Storm]:
+def run(clients: int, away: float, window_minutes: int, profile: Path | None = None) -> list[Storm]:
+    """With ``profile``, py-spy samples gateway B through the resume storm and writes
+    collapsed stacks there."""
     with Stack(
         grace=10,
         symbols=",".join(SYMBOLS),
@@ -182,8 +186,13 @@ def run(clients: int, away: float, window_minutes: int) -> list[Storm]:
         storms = []
         for kind, since in (("resume (since)", True), ("snapshot (no since)", False)):
             before = redis_out(client)
+            sampling = None
+            if profile is not None and since:
+                sampling = profiles.record(stack.services["gateway-b"].pid, 12, profile)
             results, cpu = asyncio.run(storm(port_b, held, since=since, follow=0))
             storms.append(measure(kind, results, redis_out(client) - before, cpu))
+            if sampling is not None:
+                sampling.wait()
         client.close()
         return storms
 
@@ -195,11 +204,15 @@ def main() -> None:
         "--away", type=float, default=10.0, help="seconds between the kill and the storm"
     )
     parser.add_argument("--window-minutes", type=int, default=7 * 24 * 60)
+    parser.add_argument("--profile", type=Path, help="py-spy gateway B's resume storm here")
     args = parser.parse_args()
-    storms = run(args.clients, args.away, args.window_minutes)
+    storms = run(args.clients, args.away, args.window_minutes, args.profile)
     print(HEADER)
     for result in storms:
         print(result.row())
+    if args.profile is not None:
+        print()
+        print(profiles.markdown(profiles.top(args.profile)))
 
 
 if __name__ == "__main__":

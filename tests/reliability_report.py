@@ -25,7 +25,11 @@ make test
 
 Two longer runs are kept beside it: [a chaos soak](chaos.md) (`bench.chaos`: random
 processes killed and frozen for 10 minutes under 200 clients) and [a soak](soak.md)
-(`bench.soak`: memory and open files over time).
+(`bench.soak`: memory and open files over time). Two faults at scale are benchmarks,
+their before and after in [docs/benchmarks.md](benchmarks.md) ("Changes, before and
+after"): `bench.resume`, a gateway killed under 1,000 and 4,000 clients that reconnect
+to another and resume, and `bench.flood`, 100 connections subscribing to 50 distinct
+views each against an honest page.
 
 """
 

@@ -297,10 +297,8 @@
                       volume: view.volume };
     if (since) request.since = since;
     socket.emit("subscribe", request, (ack) => {
-      if (since && ack && ack.ok) {
-        chart.snapshotPending = false;
-        if (ack.resumed) stats.resumes += 1;
-      }
+      if (since) chart.snapshotPending = false; // answered: a gap may ask for a snapshot
+      if (since && ack && ack.ok && ack.resumed) stats.resumes += 1;
       if (since && ack && !ack.ok && /"since"/.test(ack.error || "")) {
         resumeRefused = true; // an older gateway: subscribe as it knows how
         subscribe(chart);
