@@ -268,7 +268,7 @@ class GatewayCore:
         # One room per symbol and client: a switch of view or update mode leaves the old.
         self._leave(sid, tuple(other for other in self._rooms_held(sid, symbol) if other != room))
         resumed = resume is not None and resume.resumed
-        if resumed and resume is not None and resume.bars is not None:
+        if resume is not None and resume.bars is not None:  # only a resume carries bars
             yield from ask(Send(sid, (event_packet(BARS, resume.bars),)))
         elif stored.payload is not None:
             yield from ask(Send(sid, snapshot_packets(room, stored)))
