@@ -17,6 +17,7 @@ COPY common ./common
 COPY fetcher ./fetcher
 COPY renderer ./renderer
 COPY gateway ./gateway
+COPY stream ./stream
 COPY rtplot ./rtplot
 RUN /opt/rtplot/bin/pip install --no-deps -c constraints.txt .
 

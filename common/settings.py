@@ -23,7 +23,9 @@ T = TypeVar("T")
 DEFAULT_SYMBOLS = ("AAPL", "MSFT", "TSLA", "BRK-B")
 # Where each background service serves /metrics and /healthz unless RTPLOT_METRICS_PORT
 # says otherwise (distinct, so `rtplot up` runs them all on one machine).
-METRICS_PORTS = {"worker": 9101, "beat": 9102, "renderer": 9103}
+METRICS_PORTS = {"worker": 9101, "beat": 9102, "renderer": 9103, "stream": 9104}
+STREAMS = ("yahoo",)  # RTPLOT_STREAM's values besides "off"
+YAHOO_STREAMER = "wss://streamer.finance.yahoo.com/?version=2"
 # A live synthetic market changes every second; Yahoo would rate-limit that.
 DEFAULT_INTERVAL = {"synthetic": 1.0, "csv": 1.0, "yfinance": 60.0, "plugin": 60.0}
 
@@ -81,6 +83,10 @@ class Settings:
     full_figure_every: float = 0.0  # seconds between whole figures sent to a room
     resume_seconds: float = 300.0  # how long a page may be away and still resume
     drain_seconds: float = 4.0  # a gateway told to stop closes its clients over this long
+    # -- the live stream (rtplot stream) ------------------------------------------------
+    stream: str | None = None  # "yahoo": Yahoo's live trades on top of the yfinance poll
+    stream_url: str = YAHOO_STREAMER  # the streamer's address (tests, proxies)
+    stream_write_every: float = 0.2  # seconds between a streamed symbol's writes, at most
 
     @property
     def resume_length(self) -> int:
@@ -139,7 +145,18 @@ class Settings:
             ),
             resume_seconds=read("RTPLOT_RESUME_SECONDS", str(cls.resume_seconds), _non_negative),
             drain_seconds=read("RTPLOT_DRAIN_SECONDS", str(cls.drain_seconds), _non_negative),
+            stream=read("RTPLOT_STREAM", "off", _stream),
+            stream_url=read("RTPLOT_STREAM_URL", cls.stream_url, _websocket_url),
+            stream_write_every=read(
+                "RTPLOT_STREAM_WRITE_EVERY", str(cls.stream_write_every), _positive(float)
+            ),
         )
+        if settings.stream is not None and settings.source.kind != "yfinance":
+            raise SettingsError(
+                f"RTPLOT_STREAM={settings.stream} streams Yahoo's trades on top of "
+                f"RTPLOT_SOURCE=yfinance, not {settings.source}: set RTPLOT_SOURCE=yfinance, "
+                "or RTPLOT_STREAM=off"
+            )
         if len(settings.symbols) > settings.max_symbols:
             raise SettingsError(
                 f"RTPLOT_SYMBOLS lists {len(settings.symbols)} symbols, more than "
@@ -335,6 +352,22 @@ SOURCES_GROUP = "rtplot.sources"  # the entry point group a source package regis
 def installed_sources() -> list[str]:
     """Names of the sources installed packages register (none is imported to list them)."""
     return sorted(ep.name for ep in entry_points(group=SOURCES_GROUP))
+
+
+def _stream(raw: str) -> str | None:
+    value = raw.strip().lower()
+    if value in ("", "off", "false", "0", "no"):
+        return None
+    if value not in STREAMS:
+        raise ValueError(f"must be off or one of {', '.join(STREAMS)}")
+    return value
+
+
+def _websocket_url(raw: str) -> str:
+    parsed = urlparse(raw.strip())
+    if parsed.scheme not in ("ws", "wss") or not parsed.hostname:
+        raise ValueError("must be a ws:// or wss:// URL with a host")
+    return raw.strip()
 
 
 def _market_hours(raw: str) -> str:

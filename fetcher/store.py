@@ -15,6 +15,7 @@ from common.contract.store import (
     NewLineage,
     Upsert,
     Upserted,
+    Writer,
     drop_symbol,
     read_bars,
     read_heads,
@@ -57,10 +58,13 @@ class BarStore:
         as_of: float,
         now: float,
         market: Market | None = None,
+        writer: Writer = "poll",
     ) -> Upserted:
         """Store the bars that differ; ``market``: where the symbol trades, if the source
-        said (None keeps what is stored)."""
-        call = Upsert(symbol, list(bars), as_of, self.window_start(now), new_epoch(), market)
+        said (None keeps what is stored); ``writer``: the poll or the live stream."""
+        call = Upsert(
+            symbol, list(bars), as_of, self.window_start(now), new_epoch(), market, writer
+        )
         return self.scripts.run(call)
 
     def bars(self, symbol: str) -> list[Bar]:

@@ -186,11 +186,21 @@ def _markets(result: FetchResult, since: dict[str, int]) -> dict[str, Market]:
 
 def _since(store: BarStore, heads: dict[str, Head], now: float) -> dict[str, int]:
     """Ask for the newest stored minute again (it may still be changing) and all after
-    it; a symbol with nothing stored, or a gap wider than the window, is backfilled."""
+    it; a symbol with nothing stored, or a gap wider than the window, is backfilled.
+    Where the live stream writes the newest minutes, from the minute the last poll
+    caught in progress instead (or the window's start, before any poll): the minutes
+    since are the poll's to close, a minute the stream missed while it was down among
+    them."""
     start = store.window_start(now)
-    return {
-        s: start if head.newest is None else max(head.newest, start) for s, head in heads.items()
-    }
+    since: dict[str, int] = {}
+    for symbol, head in heads.items():
+        newest = head.newest
+        if newest is not None and head.polled_at is None:
+            newest = None  # only the stream wrote: backfill the window
+        elif newest is not None and head.polled_at is not None:
+            newest = min(newest, floor_minute(head.polled_at))
+        since[symbol] = start if newest is None else max(newest, start)
+    return since
 
 
 def _record_staleness(heads: dict[str, Head], report: TickReport, now: float) -> None:

@@ -1,4 +1,4 @@
-"""``rtplot beat | worker | renderer | gateway | up``."""
+"""``rtplot beat | worker | renderer | stream | gateway | up``."""
 
 import argparse
 import logging
@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
         help="extra arguments for `celery worker`, after --",
     )
     sub.add_parser("renderer", help="renders each changed symbol and publishes it")
+    sub.add_parser(
+        "stream", help="Yahoo's live trades into the minute in progress (RTPLOT_STREAM=yahoo)"
+    )
     gateway = sub.add_parser("gateway", help="the Socket.IO server browsers connect to")
     gateway.add_argument(
         "--mode",
@@ -107,6 +110,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from fetcher.main import run_worker
 
         return run_worker(settings, [a for a in args.celery_args if a != "--"])
+    if args.command == "stream":
+        from stream.main import run as run_stream
+
+        return run_stream(settings)
     if args.command == "renderer":
         from renderer.main import run
 

@@ -12,7 +12,8 @@ class MetaField(StrEnum):
 
     VERSION = "version"  # bumped on every change of the bars or of the market
     EPOCH = "epoch"  # the stream the versions count in: a new one restarts them
-    AS_OF = "as_of"  # the tick's time of the last write: an older write is refused
+    AS_OF = "as_of"  # the poll's tick time of its last write: an older poll is refused
+    STREAM_AS_OF = "stream_as_of"  # the newest trade the live stream wrote (its clock)
     CHANGED_AT = "changed_at"  # the tick's time of the last write that changed a bar
     STORED_AT = "stored_at"  # Redis' TIME as "s.µs" when the version was stored
     MARKET = "market"  # where the symbol trades: common.markets.Market.encode

@@ -76,6 +76,18 @@ class Keys:
         return f"{self.prefix}tracked"
 
     @property
+    def stream_lock(self) -> str:
+        # STRING with TTL: the token of the one `rtplot stream` that consumes the live
+        # stream; a second one waits as a standby until it expires.
+        return f"{self.prefix}stream:lock"
+
+    @property
+    def streaming(self) -> str:
+        # ZSET: symbol -> epoch s of the last trade the live stream wrote for it (the
+        # page marks the charts it feeds; status pages).
+        return f"{self.prefix}stream:symbols"
+
+    @property
     def socketio_channel(self) -> str:
         # PUB/SUB channel of python-socketio's message queue: emits from any process's
         # RedisManager (the stock channel); rtplot's own updates use room channels.

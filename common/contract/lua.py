@@ -183,6 +183,15 @@ class Scripts:
         keys, args = call.lua.call(call.keys(self.keys), call.args(self.keys))
         return call.reply(self._script(call.lua)(keys=keys, args=args))
 
+    def run_many(self, calls: Sequence[ScriptCall[R]]) -> list[R]:
+        """Many calls in one round trip (a pipeline, not a transaction: each script is
+        atomic on its own), their replies in order."""
+        pipe = self.client.pipeline(transaction=False)
+        for call in calls:
+            keys, args = call.lua.call(call.keys(self.keys), call.args(self.keys))
+            self._script(call.lua)(keys=keys, args=args, client=pipe)
+        return [call.reply(raw) for call, raw in zip(calls, pipe.execute(), strict=True)]
+
     async def run_async(self, call: ScriptCall[R]) -> R:
         keys, args = call.lua.call(call.keys(self.keys), call.args(self.keys))
         return call.reply(await self._script(call.lua)(keys=keys, args=args))

@@ -8,11 +8,21 @@ refused, so a late task can never take a chart backwards. The version (and a cha
 notice) moves only on change. A market that changes under bars already stored starts a
 new epoch: every point of every chart moves, so no delta from the old versions could
 say so.
+
+Two writers share the store: the poll (``writer="poll"``, the fetcher's tick, whose
+``as_of`` is the tick's start) and the live stream (``writer="stream"``, ``rtplot
+stream``, whose ``as_of`` is its newest trade's time). Each is refused only a write
+older than its own last one, so the stream's writes made while a poll downloads never
+get the poll's bars refused. The poll is authoritative for the minutes that were closed
+when it asked: its bars replace what the stream built, and the stream no longer writes
+them. The minute in progress is merged, each writer keeping what it knows best: the
+open of the bar stored first, the extremes of both, the close of the newer writer and
+the larger volume (the stream sees a minute's volume only from when it joined).
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import redis
 
@@ -23,16 +33,53 @@ from common.contract.lua import ArgArgs, KeyArgs, Lua, ScriptCall
 from common.contract.members import bar_member, bar_of
 from common.markets import Market
 
+Writer = Literal["poll", "stream"]
+
 UPSERT = Lua(
     keys=("bars", "meta", "changes", "changelog"),
-    args=("symbol", "as_of", "cutoff", "maxlen", "loglen", "new_epoch", "market", "*bar_pairs"),
+    args=(
+        "symbol",
+        "writer",
+        "as_of",
+        "cutoff",
+        "maxlen",
+        "loglen",
+        "new_epoch",
+        "market",
+        "*bar_pairs",
+    ),
     returns=("changed", "trimmed", "version"),
     body="""
-local last_as_of = tonumber(redis.call('HGET', meta, META.as_of) or '-1')
-local version = tonumber(redis.call('HGET', meta, META.version) or '0')
+-- A merged bar is built from the two members' own text ('[t,o,h,l,c,v]', as
+-- members.bar_member writes it), never re-encoded: each field is one of theirs, so the
+-- result is what bar_member would write for it.
+local function fields(member)
+  local out = {}
+  for token in string.gmatch(string.sub(member, 2, -2), '[^,]+') do out[#out + 1] = token end
+  return out
+end
+local function merged(first, newer)  -- the open of `first`, the close of `newer`
+  local a, b = fields(first), fields(newer)
+  local function pick(i, larger)
+    if (tonumber(b[i]) > tonumber(a[i])) == larger then return b[i] end
+    return a[i]
+  end
+  return '[' .. table.concat({a[1], a[2], pick(3, true), pick(4, false), b[5], pick(6, true)},
+                             ',') .. ']'
+end
+local stream = writer == 'stream'
+local m = redis.call('HMGET', meta, META.version, META.as_of, META.stream_as_of)
+local version = tonumber(m[1] or '0')
+local polled_at, streamed_at = tonumber(m[2] or '-1'), tonumber(m[3] or '-1')
+local own_field, last_as_of = META.as_of, polled_at
+if stream then own_field, last_as_of = META.stream_as_of, streamed_at end
 if tonumber(as_of) < last_as_of then
   return reply({changed = -1, trimmed = 0, version = version})
 end
+-- The poll: the minute in progress when it asked. The stream: the minutes before the
+-- one the last poll caught in progress are the poll's.
+local in_progress = math.floor(tonumber(as_of) / 60) * 60
+local polled_minute = math.floor(polled_at / 60) * 60
 local moved = false  -- the market changed under bars already stored
 if market ~= '' and redis.call('HGET', meta, META.market) ~= market then
   redis.call('HSET', meta, META.market, market)
@@ -42,6 +89,12 @@ local changed, first_changed = 0, -1
 for i = bar_pairs, #ARGV, 2 do
   local t, bar = ARGV[i], ARGV[i + 1]
   local current = redis.call('ZRANGEBYSCORE', bars, t, t)
+  local stored = current[1]
+  if stored and stream then
+    if tonumber(t) < polled_minute then bar = stored else bar = merged(stored, bar) end
+  elseif stored and tonumber(t) >= in_progress and streamed_at > tonumber(as_of) then
+    bar = merged(bar, stored)  -- the stream saw this minute's trades after the poll asked
+  end
   if #current ~= 1 or current[1] ~= bar then
     if #current > 0 then redis.call('ZREMRANGEBYSCORE', bars, t, t) end
     redis.call('ZADD', bars, t, bar)
@@ -50,7 +103,7 @@ for i = bar_pairs, #ARGV, 2 do
   end
 end
 local trimmed = redis.call('ZREMRANGEBYSCORE', bars, '-inf', '(' .. cutoff)
-redis.call('HSET', meta, META.as_of, as_of)
+redis.call('HSET', meta, own_field, as_of)
 if changed > 0 then redis.call('HSET', meta, META.changed_at, as_of) end
 if changed + trimmed > 0 or moved then
   version = redis.call('HINCRBY', meta, META.version, 1)
@@ -85,7 +138,8 @@ class Upserted:
 @dataclass(frozen=True)
 class Upsert(ScriptCall[Upserted]):
     """Store the bars that differ and drop those before ``cutoff``. ``market``: where
-    the symbol trades, if the source said (None keeps what is stored)."""
+    the symbol trades, if the source said (None keeps what is stored). ``writer``: the
+    poll or the live stream (the module's docstring says how the two share a minute)."""
 
     lua = UPSERT
     symbol: str
@@ -94,6 +148,7 @@ class Upsert(ScriptCall[Upserted]):
     cutoff: int  # the window's first minute
     new_epoch: str  # the epoch to start, if this write starts one
     market: Market | None = None
+    writer: Writer = "poll"
 
     def keys(self, keys: Keys) -> KeyArgs:
         s = self.symbol
@@ -111,6 +166,7 @@ class Upsert(ScriptCall[Upserted]):
                 pairs += [bar.t, bar_member(bar)]
         return {
             "symbol": self.symbol,
+            "writer": self.writer,
             "as_of": repr(self.as_of),
             "cutoff": self.cutoff,
             "maxlen": CHANGES_MAXLEN,
@@ -175,6 +231,7 @@ class NewLineage(ScriptCall[int]):
 class Head:
     newest: int | None  # the newest stored minute, None if nothing is stored
     changed_at: float | None  # source time of the last write that changed a bar
+    polled_at: float | None = None  # the as_of of the poll's last write (None: none yet)
 
 
 def read_heads(client: "redis.Redis", keys: Keys, symbols: Sequence[str]) -> dict[str, Head]:
@@ -182,14 +239,15 @@ def read_heads(client: "redis.Redis", keys: Keys, symbols: Sequence[str]) -> dic
     pipe = client.pipeline(transaction=False)
     for symbol in symbols:
         pipe.zrange(keys.bars(symbol), -1, -1, withscores=True)
-        pipe.hget(keys.meta(symbol), MetaField.CHANGED_AT)
+        pipe.hmget(keys.meta(symbol), [MetaField.CHANGED_AT, MetaField.AS_OF])
     replies = pipe.execute()
     heads: dict[str, Head] = {}
     for i, symbol in enumerate(symbols):
-        rows, changed_at = replies[2 * i], replies[2 * i + 1]
+        rows, (changed_at, polled_at) = replies[2 * i], replies[2 * i + 1]
         heads[symbol] = Head(
             newest=int(rows[0][1]) if rows else None,
             changed_at=None if changed_at is None else float(changed_at),
+            polled_at=None if polled_at is None else float(polled_at),
         )
     return heads
 

@@ -177,3 +177,10 @@ def read_watched(client: "redis.Redis", keys: Keys, live_since: float) -> Watche
     pipe.zrange(keys.watched, 0, -1)
     expired, _, live = pipe.execute()
     return Watched([raw.decode() for raw in live], [raw.decode() for raw in expired])
+
+
+def read_watched_now(client: "redis.Redis", keys: Keys, live_since: float) -> list[str]:
+    """The symbols clients watch, as ``read_watched`` has them, without taking any off
+    the list: for readers other than the fetcher, which forgets the expired ones."""
+    live: list[bytes] = client.zrangebyscore(keys.watched, live_since, "+inf")  # type: ignore[assignment]
+    return [raw.decode() for raw in live]

@@ -1,0 +1,1 @@
+"""``rtplot stream``: Yahoo's live trades folded into the minute in progress."""
