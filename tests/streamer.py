@@ -101,6 +101,7 @@ class StandInStreamer:
             self.down()
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5)
+            self._loop.close()
 
     def __enter__(self) -> "StandInStreamer":
         return self.start()

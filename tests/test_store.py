@@ -68,7 +68,7 @@ def test_heads_and_drop(client: "redis.Redis") -> None:
     store.upsert("AAPL", [bar(t, 100) for t in ts], as_of=NOW, now=NOW)
     store.upsert("AAPL", [bar(ts[-1], 100)], as_of=NOW + 5, now=NOW + 5)  # no change
     heads = store.heads(["AAPL", "MSFT"])
-    assert heads["AAPL"] == Head(newest=ts[-1], changed_at=NOW)
+    assert heads["AAPL"] == Head(newest=ts[-1], changed_at=NOW, polled_at=NOW + 5)
     assert heads["MSFT"] == Head(newest=None, changed_at=None)
     store.drop("AAPL")
     assert store.bars("AAPL") == [] and not client.exists(KEYS.meta("AAPL"))

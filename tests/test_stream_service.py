@@ -1,0 +1,157 @@
+"""``rtplot stream`` as a process, on a real Redis, against the stand-in streamer
+(tests/streamer.py): trades into stored bars, the symbols followed, reconnects, bad
+frames, one active process and a standby."""
+
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from common.bars import MINUTE, Bar
+from common.contract.keys import Keys
+from common.contract.store import read_bars
+from tests.streamer import StandInStreamer, pricing_frame
+from tests.support import Pipeline, wait_until
+
+pytestmark = pytest.mark.e2e
+KEYS = Keys()
+
+
+@pytest.fixture
+def streamer() -> Iterator[StandInStreamer]:
+    with StandInStreamer() as standin:
+        yield standin
+
+
+@pytest.fixture
+def stack(streamer: StandInStreamer) -> Iterator[Pipeline]:
+    with Pipeline(
+        source="yfinance", stream="yahoo", stream_url=streamer.url, symbols="AAPL,MSFT"
+    ) as pipeline:
+        yield pipeline
+
+
+def metrics(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = urllib.request.urlopen(url + "/metrics", timeout=5).read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def bars(stack: Pipeline, symbol: str) -> dict[int, Bar]:
+    return {b.t: b for b in read_bars(stack.client, KEYS, symbol)}
+
+
+def minute_now() -> int:
+    """A minute with at least 20 s left, so a test's trades all fall in it."""
+    now = time.time()
+    if now % MINUTE > 40:
+        time.sleep(MINUTE - now % MINUTE + 0.1)
+    return int(time.time() // MINUTE) * MINUTE
+
+
+def test_trades_become_the_minute_in_progress(stack: Pipeline, streamer: StandInStreamer) -> None:
+    stack.start("stream")
+    wait_until(lambda: streamer.subscribed == {"AAPL", "MSFT"}, message="subscribed")
+    t = minute_now()
+    streamer.send(
+        pricing_frame("AAPL", price, (t + second) * 1000, volume)
+        for second, price, volume in [
+            (1, 100.0, 1_000),
+            (2, 101.25, 1_100),
+            (3, 99.5, 1_250),
+            (4, 100.5, 1_300),
+        ]  # fmt: skip
+    )
+    expected = Bar(t, 100.0, 101.25, 99.5, 100.5, 300)
+    wait_until(lambda: bars(stack, "AAPL").get(t) == expected, message=f"{expected}")
+    assert stack.client.zscore(KEYS.streaming, "AAPL") is not None
+    seen = metrics(stack.url("stream"))
+    assert seen[("rtplot_stream_ticks_total", ())] == 4
+    assert seen[("rtplot_stream_connected", ())] == 1
+    assert seen[("rtplot_stream_subscribed_symbols", ())] == 2
+
+
+def test_the_symbols_clients_watch_are_followed(stack: Pipeline, streamer: StandInStreamer) -> None:
+    stack.start("stream")
+    wait_until(lambda: streamer.subscribed == {"AAPL", "MSFT"}, message="subscribed")
+    stack.client.zadd(KEYS.watched, {"TSLA": time.time()})
+    wait_until(lambda: streamer.subscribed == {"AAPL", "MSFT", "TSLA"}, message="TSLA")
+    stack.client.zadd(KEYS.watched, {"TSLA": time.time() - 3600})  # no longer watched
+    wait_until(lambda: streamer.subscribed == {"AAPL", "MSFT"}, message="TSLA dropped")
+    assert {"unsubscribe": ["TSLA"]} in streamer.received
+
+
+def test_a_dropped_or_vanished_streamer_is_streamed_again_within_two_seconds(
+    stack: Pipeline, streamer: StandInStreamer
+) -> None:
+    stack.start("stream")
+    wait_until(lambda: streamer.clients == 1, message="connected")
+    streamer.drop()  # no close frame: a dead socket
+    wait_until(lambda: streamer.connects == 2 and streamer.clients == 1, timeout=3)
+    streamer.down()
+    time.sleep(5)  # it tries, and is refused, for a while
+    streamer.up()
+    answered = time.monotonic()
+    wait_until(lambda: streamer.clients == 1, timeout=5, interval=0.02)
+    assert time.monotonic() - answered < 2
+    wait_until(lambda: streamer.subscribed == {"AAPL", "MSFT"}, timeout=2)
+    t = minute_now()
+    streamer.send([pricing_frame("MSFT", 420.5, (t + 1) * 1000, 10)])
+    wait_until(lambda: t in bars(stack, "MSFT"), message="MSFT after the reconnect")
+    assert metrics(stack.url("stream"))[("rtplot_stream_reconnects_total", ())] >= 2
+
+
+def test_bad_frames_are_counted_logged_once_and_never_stored(
+    stack: Pipeline, streamer: StandInStreamer
+) -> None:
+    service = stack.start("stream")
+    wait_until(lambda: streamer.subscribed == {"AAPL", "MSFT"}, message="subscribed")
+    now_ms = int(time.time() * 1000)
+    bad = [
+        "not json",
+        '{"type": "pricing", "message": "%%%"}',
+        '{"type": "pricing", "message": "/////w=="}',
+        pricing_frame("ZZZZ", 10.0, now_ms),
+        pricing_frame("MSFT", 0.0, now_ms),
+        pricing_frame("MSFT", float("nan"), now_ms),
+        pricing_frame("MSFT", 10.0, now_ms + 3_600_000),
+        pricing_frame("MSFT", 10.0, now_ms - 86_400_000),
+    ]
+    streamer.send(bad * 2)
+    kinds = ("json", "base64", "protobuf", "symbol", "price", "future", "past")
+    expected = {"json": 2, "base64": 2, "protobuf": 2, "symbol": 2, "price": 4, "future": 2,
+                "past": 2}  # fmt: skip
+
+    def counted() -> dict[str, float]:
+        seen = metrics(stack.url("stream"))
+        return {k: seen.get(("rtplot_stream_bad_frames_total", (("kind", k),)), 0) for k in kinds}
+
+    wait_until(lambda: counted() == expected, message=f"{expected}")
+    service.check_alive()
+    assert bars(stack, "MSFT") == {} and bars(stack, "ZZZZ") == {}
+    logged = [line for line in service.log().splitlines() if "bad frame" in line]
+    assert len(logged) == len(kinds), logged
+    t = minute_now()
+    streamer.send([pricing_frame("MSFT", 420.5, (t + 1) * 1000, 10)])
+    wait_until(lambda: t in bars(stack, "MSFT"), message="a good trade after the bad ones")
+
+
+def test_a_second_process_stands_by_and_takes_over(
+    stack: Pipeline, streamer: StandInStreamer
+) -> None:
+    first = stack.start("stream")
+    wait_until(lambda: streamer.clients == 1, message="the first connected")
+    stack.start("stream-2", "stream")
+    standby = stack.services["stream-2"]
+    time.sleep(3)  # two looks at the lock
+    assert streamer.clients == 1
+    health = urllib.request.urlopen(standby.url + "/healthz", timeout=5).read()
+    assert b'"role":"standby"' in health
+    first.kill()  # no release: the lock expires
+    wait_until(lambda: streamer.clients == 1 and streamer.connects == 2, timeout=15)
+    assert b'"role":"active"' in urllib.request.urlopen(standby.url + "/healthz").read()
