@@ -19,6 +19,7 @@ import redis.asyncio
 import socketio
 
 from common.connection import connect_async
+from common.contract.keys import Keys
 from common.settings import Settings
 from gateway import internals, metrics, routes
 from gateway.core import GatewayCore, Handler
@@ -26,6 +27,7 @@ from gateway.internals import poll, startup, websocket
 from gateway.limits import server_options
 from gateway.relay import AsyncRelayManager
 from gateway.runner import Runner, drive_async, forever_async, register
+from gateway.streaming import StreamingList
 
 log = logging.getLogger("rtplot.gateway")
 
@@ -39,6 +41,8 @@ class AsyncGateway:
         self.sio = socketio.AsyncServer(async_mode="asgi", **server_options(settings, self.manager))
         self.redis: redis.asyncio.Redis = connect_async(settings.redis_url)
         self.core = GatewayCore(settings, self.manager.membership)
+        self.keys = Keys(settings.key_prefix)
+        self.streaming_list = StreamingList(settings)
         self.runner = Runner(self.sio, self.redis, settings)
         register(self.sio, self.core, self._driven)
         self._loops: list[asyncio.Task[None]] = []
@@ -142,12 +146,24 @@ class AsyncGateway:
             redis_ok, listener, clients, internals.enabled(), draining=self.core.draining
         )
 
+    async def streaming(self) -> list[str]:
+        since = self.streaming_list.due()
+        if since is None:
+            return self.streaming_list.symbols
+        try:
+            raw = await self.redis.zrangebyscore(self.keys.streaming, since, "+inf")
+        except (redis.RedisError, OSError):
+            raw = None
+        return self.streaming_list.read(raw)
+
     async def http(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
         path = scope["path"]
         if path == "/healthz":
             response = routes.healthz(await self.health())
+        elif path == "/streaming":
+            response = routes.streaming(await self.streaming())
         else:
             metrics.LISTENER_UP.set(self.manager.listener_ok())
             request = {

@@ -17,6 +17,7 @@ import redis
 import socketio
 
 from common.connection import connect
+from common.contract.keys import Keys
 from common.settings import Settings
 from gateway import internals, metrics, routes
 from gateway.core import GatewayCore, Handler
@@ -24,6 +25,7 @@ from gateway.internals import startup
 from gateway.limits import server_options
 from gateway.relay import RelayManager
 from gateway.runner import Runner, drive, forever, register
+from gateway.streaming import StreamingList
 
 log = logging.getLogger("rtplot.gateway")
 
@@ -39,6 +41,8 @@ class EventletGateway:
         self.sio = socketio.Server(async_mode="eventlet", **server_options(settings, self.manager))
         self.redis = connect(settings.redis_url)
         self.core = GatewayCore(settings, self.manager.membership)
+        self.keys = Keys(settings.key_prefix)
+        self.streaming_list = StreamingList(settings)
         self.runner = Runner(self.sio, self.redis, settings)
         register(self.sio, self.core, self._driven)
         self.app = socketio.WSGIApp(self.sio, self.http)
@@ -61,10 +65,22 @@ class EventletGateway:
         clients = len(self.core.sessions)
         return routes.Health(redis_ok, listener, clients, internals.enabled())
 
+    def streaming(self) -> list[str]:
+        since = self.streaming_list.due()
+        if since is None:
+            return self.streaming_list.symbols
+        try:
+            raw = self.redis.zrangebyscore(self.keys.streaming, since, "+inf")
+        except (redis.RedisError, OSError):
+            raw = None
+        return self.streaming_list.read(raw)
+
     def http(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         if path == "/healthz":
             response = routes.healthz(self.health())
+        elif path == "/streaming":
+            response = routes.streaming(self.streaming())
         else:
             metrics.LISTENER_UP.set(self.manager.listener_ok())
             request = {

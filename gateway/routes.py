@@ -52,6 +52,11 @@ def _plain(content_type: str) -> Headers:
     return [("Content-Type", content_type), NO_STORE]
 
 
+def streaming(symbols: list[str]) -> Response:
+    """/streaming: the symbols the live stream feeds now, for the page's marks."""
+    return 200, _plain("application/json"), orjson.dumps({"symbols": symbols})
+
+
 def metrics() -> Response:
     return 200, _plain(CONTENT_TYPE_LATEST), generate_latest()
 
@@ -65,6 +70,7 @@ def page(settings: Settings) -> assets.Body:
             "source": str(settings.source.kind),
             "source_name": settings.source.target if settings.source.kind == "plugin" else None,
             "interval": settings.fetch_interval,
+            "stream": settings.stream,
         }
     ).decode()
     return _page_body(assets.versioned(html.replace("__RTPLOT_CONFIG__", config)))
@@ -91,7 +97,8 @@ def not_found() -> Response:
 
 
 def route(path: str, settings: Settings, request: Mapping[str, str] | None = None) -> Response:
-    """Every response but /healthz, which needs I/O and is served by the caller.
+    """Every response but /healthz and /streaming, which need I/O and are served by the
+    caller.
     ``request``: the request's headers, lower-case names (Accept-Encoding,
     If-None-Match)."""
     request = request or {}

@@ -32,6 +32,7 @@ from common.settings import METRICS_PORTS, Settings
 from rtplot.processes import RedisServer, Service, free_port, http_ok, redis_answers, terminate
 
 SERVICES = ("worker", "beat", "renderer", "gateway")  # started in this order
+STREAM_SERVICES = ("worker", "beat", "stream", "renderer", "gateway")  # RTPLOT_STREAM set
 START_TIMEOUT = 60.0  # seconds for every service to answer /healthz before a warning
 SUMMARY_EVERY = 10.0  # seconds between looks at the metrics
 SUMMARY_QUIET = 60.0  # the longest a summary waits while only the rate changes
@@ -96,13 +97,14 @@ def up(settings: Settings) -> int:
                 f"rtplot up: no Redis at {redacted(settings.redis_url)}; started a private "
                 f"one at {private.url} (its data is discarded on exit)"
             )
+        services = services_for(settings)
         say(
-            f"rtplot up: starting {', '.join(SERVICES[:-1])} and {SERVICES[-1]} on "
+            f"rtplot up: starting {', '.join(services[:-1])} and {services[-1]} on "
             f"{redacted(redis_url)} ({settings.source} data: {', '.join(settings.symbols)})"
         )
         log_dir = Path(tempfile.mkdtemp(prefix="rtplot-up-"))
         ports = metrics_ports(settings)
-        for name in SERVICES:
+        for name in services:
             own = {} if name == "gateway" else {"RTPLOT_METRICS_PORT": str(ports[name])}
             children.append(Service(name, [name], {**env, **own}, log_dir=log_dir))
         code = Supervisor(settings, children, ports, log_dir).run()
@@ -145,14 +147,20 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
+def services_for(settings: Settings) -> tuple[str, ...]:
+    """The services ``rtplot up`` runs: the stream's too when RTPLOT_STREAM is on."""
+    return STREAM_SERVICES if settings.stream else SERVICES
+
+
 def metrics_ports(settings: Settings) -> dict[str, int]:
-    """Where worker, beat and renderer serve /metrics: their defaults (9101 to 9103), or
-    RTPLOT_METRICS_PORT and the two after it; a free port instead of one taken, so two
-    of them, or another program, never make a service fail to start."""
+    """Where worker, beat, renderer (and stream) serve /metrics: their defaults (9101 to
+    9104), or RTPLOT_METRICS_PORT and those after it; a free port instead of one taken,
+    so two of them, or another program, never make a service fail to start."""
     ports = {"gateway": settings.port}
     host = "" if settings.metrics_host in ("0.0.0.0", "::") else settings.metrics_host
     base = settings.metrics_port
-    for offset, name in enumerate(("worker", "beat", "renderer")):
+    background = ["worker", "beat", "renderer", *(["stream"] if settings.stream else [])]
+    for offset, name in enumerate(background):
         wanted = METRICS_PORTS[name] if base is None else base + offset
         ports[name] = wanted if _port_free(host, wanted) else free_port()
     return ports

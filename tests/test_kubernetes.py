@@ -24,7 +24,8 @@ from support import ROOT
 HERE = ROOT / "deploy/kubernetes"
 VERSION = "1.30.0"
 VALIDATE = Path(sys.executable).parent / "kubernetes-validate"
-SERVICES = ("beat", "worker", "renderer", "gateway")
+SERVICES = ("beat", "worker", "renderer", "gateway", "stream")
+OPTIONAL = {"ingress-nginx.yaml", "stream.yaml"}  # not in the kustomization: docs say when
 PORTS = {**METRICS_PORTS, "gateway": 8000}
 
 
@@ -67,7 +68,7 @@ def test_every_manifest_validates_strictly_against_kubernetes_1_30() -> None:
     result = validate(*manifests())
     assert result.returncode == 0, result.stdout + result.stderr
     passed = re.findall(r"passed for resource (\S+) against version 1\.30", result.stdout)
-    assert len(passed) == len(resources()) == 11, result.stdout
+    assert len(passed) == len(resources()) == 12, result.stdout
 
 
 def test_the_validator_is_strict_an_unknown_field_fails(tmp_path: Path) -> None:
@@ -84,7 +85,7 @@ def test_the_validator_is_strict_an_unknown_field_fails(tmp_path: Path) -> None:
 def test_the_kustomization_lists_every_manifest_but_the_optional_ingress() -> None:
     kustomization = yaml.safe_load((HERE / "kustomization.yaml").read_text())
     listed = set(kustomization["resources"])
-    assert listed == {p.name for p in manifests()} - {"ingress-nginx.yaml"}
+    assert listed == {p.name for p in manifests()} - OPTIONAL
     assert kustomization["namespace"] == resources()[("Namespace", "rtplot")]["metadata"]["name"]
     assert [image["name"] for image in kustomization["images"]] == ["rtplot"]
 
@@ -170,9 +171,10 @@ def test_the_gateway_scales_on_cpu_keeps_one_up_and_drains_before_it_stops() -> 
     assert rollout["maxUnavailable"] == 0
 
 
-def test_the_beat_runs_an_active_and_a_standby() -> None:
-    assert deployment("beat")["spec"]["replicas"] == 2
-    spread = pod("beat")["topologySpreadConstraints"][0]
+@pytest.mark.parametrize("name", ["beat", "stream"])
+def test_the_beat_and_the_stream_run_an_active_and_a_standby(name: str) -> None:
+    assert deployment(name)["spec"]["replicas"] == 2
+    spread = pod(name)["topologySpreadConstraints"][0]
     assert spread["topologyKey"] == "kubernetes.io/hostname"
 
 

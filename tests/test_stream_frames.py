@@ -3,6 +3,7 @@ decoder on its one real recorded frame, and every kind of bad frame refused."""
 
 import base64
 import math
+from types import SimpleNamespace
 
 import orjson
 import pytest
@@ -42,14 +43,10 @@ def test_the_installed_yfinance_has_the_fields_read() -> None:
 def test_a_message_without_a_field_read_is_refused_at_start(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real = internals.pricing_data()
-
-    class Renumbered:
-        class DESCRIPTOR:  # noqa: N801 (protobuf's name)
-            fields_by_name = {k: v for k, v in real.DESCRIPTOR.fields_by_name.items()}
-            del fields_by_name["day_volume"]
-
-    monkeypatch.setattr(internals, "pricing_data", lambda: Renumbered)
+    fields = dict(internals.pricing_data().DESCRIPTOR.fields_by_name)
+    del fields["day_volume"]
+    lacking = SimpleNamespace(DESCRIPTOR=SimpleNamespace(fields_by_name=fields))
+    monkeypatch.setattr(internals, "pricing_data", lambda: lacking)
     with pytest.raises(internals.UnusableProto, match="day_volume"):
         internals.check()
 

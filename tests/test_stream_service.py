@@ -2,6 +2,8 @@
 (tests/streamer.py): trades into stored bars, the symbols followed, reconnects, bad
 frames, one active process and a standby."""
 
+import json
+import re
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -13,7 +15,7 @@ from common.bars import MINUTE, Bar
 from common.contract.keys import Keys
 from common.contract.store import read_bars
 from tests.streamer import StandInStreamer, pricing_frame
-from tests.support import Pipeline, wait_until
+from tests.support import ROOT, Pipeline, wait_until
 
 pytestmark = pytest.mark.e2e
 KEYS = Keys()
@@ -58,20 +60,14 @@ def test_trades_become_the_minute_in_progress(stack: Pipeline, streamer: StandIn
     stack.start("stream")
     wait_until(lambda: streamer.subscribed == {"AAPL", "MSFT"}, message="subscribed")
     t = minute_now()
-    streamer.send(
-        pricing_frame("AAPL", price, (t + second) * 1000, volume)
-        for second, price, volume in [
-            (1, 100.0, 1_000),
-            (2, 101.25, 1_100),
-            (3, 99.5, 1_250),
-            (4, 100.5, 1_300),
-        ]  # fmt: skip
-    )
+    trades = [(1, 100.0, 1_000), (2, 101.25, 1_100), (3, 99.5, 1_250), (4, 100.5, 1_300)]
+    streamer.send(pricing_frame("AAPL", p, (t + s) * 1000, v) for s, p, v in trades)
     expected = Bar(t, 100.0, 101.25, 99.5, 100.5, 300)
     wait_until(lambda: bars(stack, "AAPL").get(t) == expected, message=f"{expected}")
     assert stack.client.zscore(KEYS.streaming, "AAPL") is not None
     seen = metrics(stack.url("stream"))
     assert seen[("rtplot_stream_ticks_total", ())] == 4
+    assert seen[("rtplot_stream_last_tick_age_seconds", (("symbol", "AAPL"),))] < 10
     assert seen[("rtplot_stream_connected", ())] == 1
     assert seen[("rtplot_stream_subscribed_symbols", ())] == 2
 
@@ -155,3 +151,17 @@ def test_a_second_process_stands_by_and_takes_over(
     first.kill()  # no release: the lock expires
     wait_until(lambda: streamer.clients == 1 and streamer.connects == 2, timeout=15)
     assert b'"role":"active"' in urllib.request.urlopen(standby.url + "/healthz").read()
+
+
+def test_the_dashboard_uses_metrics_the_stream_exports(stack: Pipeline) -> None:
+    stack.start("stream")
+    text = urllib.request.urlopen(stack.url("stream") + "/metrics", timeout=5).read().decode()
+    exported = {family.name for family in text_string_to_metric_families(text)}
+    dashboard = json.loads((ROOT / "deploy/grafana/dashboards/rtplot.json").read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", [])]
+    used = {
+        re.sub(r"_(total|bucket|count|sum)$", "", name)
+        for expr in exprs
+        for name in re.findall(r"\brtplot_stream_\w+", expr)
+    }
+    assert len(used) >= 5 and used <= exported, used - exported

@@ -56,6 +56,8 @@
   // into view and the viewer's own zoom are never held back.
   const DRAW_SHARE = 0.08;
   const BUDGET_CAP_MS = 150; // what a quiet spell saves up for a burst of updates
+  // With the live stream on (RTPLOT_STREAM), how often the page asks which charts it feeds.
+  const STREAMING_EVERY_MS = 10_000;
   // A chart this close to the viewport counts as seen, so it is drawn as it scrolls in.
   const NEAR_VIEWPORT = "100px";
   const MARGIN = { l: 48, r: 16, t: 36, b: 36 }; // the plot's, in pixels
@@ -216,6 +218,7 @@
     };
     wireViewBar(chart);
     charts.set(symbol, chart);
+    markStreamed(chart);
     viewport.observe(chart.plot);
     return chart;
   }
@@ -629,6 +632,27 @@
     setStatus(chart, "live");
   }
 
+  // The charts the live stream feeds are marked on their card; the source badge stays
+  // page-wide. Asked of the gateway (/streaming), only when the stream is on.
+  let streamed = new Set();
+
+  function markStreamed(chart) {
+    const on = streamed.has(chart.symbol);
+    chart.card.querySelector(".streamed").hidden = !on;
+    chart.card.dataset.streamed = on ? "yes" : "no";
+  }
+
+  async function refreshStreamed() {
+    try {
+      const response = await fetch("streaming", { cache: "no-store" });
+      if (!response.ok) return;
+      streamed = new Set((await response.json()).symbols);
+    } catch {
+      return; // the gateway is away: the socket's status says so
+    }
+    for (const chart of charts.values()) markStreamed(chart);
+  }
+
   function setStatus(chart, state, title = "") {
     const el = chart.card.querySelector(".status");
     el.className = `status status-${state}`;
@@ -702,6 +726,10 @@
   }
   persist();
   setInterval(refreshStatuses, 1000);
+  if (config.stream) {
+    refreshStreamed();
+    setInterval(refreshStreamed, STREAMING_EVERY_MS);
+  }
 
   // For tests and the curious: setView(symbol, "candles,5m") switches a chart's view.
   const setViewOf = (symbol, words) => {
