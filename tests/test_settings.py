@@ -59,6 +59,9 @@ def test_csv_source_needs_an_existing_file(tmp_path: Path) -> None:
         ("RTPLOT_LOG_JSON", "maybe"),
         ("RTPLOT_LOG_LEVEL", "LOUD"),
         ("RTPLOT_HOST", " "),
+        ("RTPLOT_STREAM", "bloomberg"),
+        ("RTPLOT_STREAM_URL", "https://streamer.finance.yahoo.com/"),
+        ("RTPLOT_STREAM_WRITE_EVERY", "0"),
     ],
 )
 def test_a_bad_value_names_the_variable(name: str, value: str) -> None:
@@ -99,3 +102,12 @@ def test_each_celery_process_makes_its_app_from_the_settings_it_was_given(
     worker = make_app(settings, fetch_task(settings))
     assert FETCH_TASK in worker.tasks
     assert make_source(settings.source, settings.market_hours).market_hours == "exchange"  # type: ignore[attr-defined]
+
+
+def test_the_stream_is_off_by_default_and_rides_on_the_yfinance_poll() -> None:
+    assert Settings.from_env({}).stream is None
+    on = Settings.from_env({"RTPLOT_SOURCE": "yfinance", "RTPLOT_STREAM": "yahoo"})
+    assert (on.stream, on.stream_url) == ("yahoo", "wss://streamer.finance.yahoo.com/?version=2")
+    assert on.stream_write_every == 0.2
+    with pytest.raises(SettingsError, match=r"^RTPLOT_STREAM=yahoo .*RTPLOT_SOURCE=yfinance"):
+        Settings.from_env({"RTPLOT_STREAM": "yahoo"})  # on the synthetic market

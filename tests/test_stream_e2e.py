@@ -2,8 +2,10 @@
 poll fails and backs off), the stand-in streamer sending trades, and a real browser on
 the page showing them live, its card marked as fed by the stream."""
 
+import json
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -26,6 +28,7 @@ def streamer() -> Iterator[StandInStreamer]:
 def stack(streamer: StandInStreamer) -> Iterator[Pipeline]:
     with running(
         "worker", "beat", "stream", "renderer", "gateway",
+        ("gateway-eventlet", "gateway", "--mode", "eventlet"),
         source="yfinance", stream="yahoo", stream_url=streamer.url, symbols="AAPL,MSFT",
         fetch_interval=5,
     ) as pipeline:  # fmt: skip
@@ -86,5 +89,20 @@ def test_the_page_shows_streamed_prices_with_the_chart_api_unreachable(
         trades.join()
     # The poll failed, quietly: warnings, backing off, and the worker alive.
     worker = stack.services["worker"]
+    wait_until(lambda: "backing off" in worker.log(), timeout=40, message="the poll failing")
     worker.check_alive()
-    assert "backing off" in worker.log()
+
+
+@pytest.mark.parametrize("gateway", ["gateway", "gateway-eventlet"])
+def test_each_gateway_says_which_symbols_the_stream_feeds(
+    stack: Pipeline, streamer: StandInStreamer, gateway: str
+) -> None:
+    wait_until(lambda: streamer.subscribed == {"AAPL", "MSFT"}, message="subscribed")
+    streamer.send([pricing_frame("MSFT", 420.0, int(time.time() * 1000), 1)])
+
+    def streaming() -> list[str]:
+        url = stack.url(gateway) + "/streaming"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return list(json.loads(response.read())["symbols"])
+
+    wait_until(lambda: "MSFT" in streaming(), timeout=10, message=f"MSFT on {gateway}")

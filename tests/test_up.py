@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from common.settings import Settings
 from rtplot.processes import RTPLOT, ProcessFailed, Stack, cpu_seconds
+from rtplot.up import metrics_ports, services_for
 from support import ROOT, Listener, free_port, service_env, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -207,6 +209,20 @@ def test_a_bad_setting_stops_a_service_with_the_variable_named() -> None:
     result = rtplot("worker", env=dict(os.environ, RTPLOT_FETCH_INTERVAL="often"))
     assert result.returncode == 2
     assert "RTPLOT_FETCH_INTERVAL='often'" in result.stderr
+
+
+def test_the_stream_on_another_source_stops_it_with_the_variable_named() -> None:
+    env = dict(os.environ, RTPLOT_STREAM="yahoo", RTPLOT_SOURCE="synthetic")
+    result = rtplot("stream", env=env)
+    assert result.returncode == 2
+    assert "rtplot stream: bad setting: RTPLOT_STREAM=yahoo" in result.stderr
+
+
+def test_up_runs_the_stream_only_when_it_is_on() -> None:
+    assert "stream" not in services_for(Settings.from_env({}))
+    on = Settings.from_env({"RTPLOT_SOURCE": "yfinance", "RTPLOT_STREAM": "yahoo"})
+    assert services_for(on) == ("worker", "beat", "stream", "renderer", "gateway")
+    assert metrics_ports(on)["stream"] not in {metrics_ports(on)[s] for s in services_for(on)[:2]}
 
 
 def rtplot(*args: str, env: dict[str, str]) -> "subprocess.CompletedProcess[str]":
