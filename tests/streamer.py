@@ -132,6 +132,39 @@ class StandInStreamer:
         self.send(frames)
         return frames
 
+    def trade_steadily(
+        self, symbols: list[str], per_second: float, seconds: float, base: float = 100.0
+    ) -> "Future[list[tuple[str, int, float]]]":
+        """In the background: every symbol trades ``per_second`` times a second for
+        ``seconds``, trade k of a symbol at ``base + k`` cents (so a price names its trade),
+        day_volume rising by 100 a trade. The future's result: every trade as (symbol, k,
+        time.time() when it was sent); a trade sent while nobody listens is lost, as with
+        Yahoo."""
+        return asyncio.run_coroutine_threadsafe(
+            self._trade_steadily(symbols, per_second, seconds, base), self._loop
+        )
+
+    async def _trade_steadily(
+        self, symbols: list[str], per_second: float, seconds: float, base: float
+    ) -> list[tuple[str, int, float]]:
+        sent: list[tuple[str, int, float]] = []
+        counts = dict.fromkeys(symbols, 0)
+        step = 0.02  # a round of sends every 20 ms, the symbols spread over the rounds
+        rounds_per_trade = max(1, round(1 / (per_second * step)))
+        started = time.monotonic()
+        for n in range(int(seconds / step)):
+            due = [s for i, s in enumerate(symbols) if (i + n) % rounds_per_trade == 0]
+            now = time.time()
+            frames = []
+            for symbol in due:
+                k = counts[symbol] = counts[symbol] + 1
+                price = round(base + (k % 10_000) / 100, 2)
+                frames.append(pricing_frame(symbol, price, int(now * 1000), 100 * k))
+                sent.append((symbol, k, now))
+            await self._send(frames)
+            await asyncio.sleep(max(0.0, started + (n + 1) * step - time.monotonic()))
+        return sent
+
     @property
     def clients(self) -> int:
         return len(self._clients)
