@@ -6,6 +6,10 @@ TICKS = Counter("rtplot_stream_ticks_total", "Trades received from the live stre
 BAD_FRAMES = Counter(
     "rtplot_stream_bad_frames_total", "Frames that were no usable trade, by kind", ["kind"]
 )
+OUTSIDE_SESSION = Counter(
+    "rtplot_stream_outside_session_total",
+    "Trades outside their symbol's session (pre- and post-market), not folded",
+)
 RECONNECTS = Counter("rtplot_stream_reconnects_total", "Connections to the streamer made again")
 CONNECTED = Gauge("rtplot_stream_connected", "1 while connected to the streamer")
 ACTIVE = Gauge("rtplot_stream_active", "1 if this process holds the stream, 0 as a standby")

@@ -22,10 +22,12 @@ from typing import Any
 import redis
 from redis.exceptions import LockError
 
+from common.contract.fields import MetaField
 from common.contract.keys import Keys
 from common.contract.lua import Scripts
 from common.contract.store import Upsert
 from common.contract.watching import read_watched_now
+from common.markets import Market
 from common.settings import Settings
 from fetcher.store import BarStore, new_epoch
 from stream import metrics
@@ -58,6 +60,7 @@ class StreamService:
         self.lock = client.lock(self.keys.stream_lock, timeout=LOCK_TTL, thread_local=False)
         self.minutes: dict[str, SymbolMinutes] = {}
         self.wanted: set[str] = set()
+        self.markets: dict[str, Market] = {}  # where each trades, as the poll stored it
         self.last_write: dict[str, float] = {}
         self.last_tick: dict[str, float] = {}  # symbol -> when its last trade arrived
         self.bad_logged: set[str] = set()
@@ -74,6 +77,12 @@ class StreamService:
         got = read_frame(frame, self.wanted, now)
         if isinstance(got, Bad):
             self._bad(got)
+            return
+        market = self.markets.get(got.symbol)
+        if market is not None and not market.is_open(got.time):
+            # Pre- and post-market trades: the poll asks Yahoo for the sessions only, and
+            # the charts hide the hours outside them.
+            metrics.OUTSIDE_SESSION.inc()
             return
         minutes = self.minutes.setdefault(got.symbol, SymbolMinutes())
         if not minutes.fold(got):
@@ -158,10 +167,17 @@ class StreamService:
 
     # -- which symbols, and who streams ---------------------------------------------
 
-    def tracked(self, now: float) -> set[str]:
+    def tracked(self, now: float) -> tuple[set[str], dict[str, Market]]:
+        """The symbols to stream, and the markets the poll stored for them."""
         watched = read_watched_now(self.client, self.keys, now - self.settings.watch_ttl)
         symbols = list(dict.fromkeys([*self.settings.symbols, *watched]))
-        return set(symbols[: self.settings.max_symbols])
+        symbols = symbols[: self.settings.max_symbols]
+        pipe = self.client.pipeline(transaction=False)
+        for symbol in symbols:
+            pipe.hget(self.keys.meta(symbol), MetaField.MARKET)
+        stored = zip(symbols, pipe.execute(), strict=True)
+        markets = {symbol: Market.decode(raw) for symbol, raw in stored if raw}
+        return set(symbols), markets
 
     def follow(self, symbols: set[str]) -> None:
         self.wanted = symbols
@@ -204,7 +220,7 @@ class StreamService:
         now = time.time()
         try:
             holds = await asyncio.to_thread(self._hold)
-            symbols = await asyncio.to_thread(self.tracked, now) if holds else set()
+            symbols, markets = await asyncio.to_thread(self.tracked, now) if holds else (set(), {})
             self._redis(True)
             self.renewed_at = time.monotonic()
         except (redis.RedisError, OSError) as exc:
@@ -223,6 +239,7 @@ class StreamService:
             log.warning("the stream's lock was taken by another process: standing by")
             await self._step_down(release=False)
         if self.active:
+            self.markets = markets
             self.follow(symbols)
         self.observe(now)
 

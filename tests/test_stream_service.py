@@ -7,13 +7,16 @@ import re
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import time as clock
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from common.bars import MINUTE, Bar
+from common.contract.fields import MetaField
 from common.contract.keys import Keys
 from common.contract.store import read_bars
+from common.markets import CRYPTO, Market
 from tests.streamer import StandInStreamer, pricing_frame
 from tests.support import ROOT, Pipeline, wait_until
 
@@ -165,3 +168,21 @@ def test_the_dashboard_uses_metrics_the_stream_exports(stack: Pipeline) -> None:
         for name in re.findall(r"\brtplot_stream_\w+", expr)
     }
     assert len(used) >= 5 and used <= exported, used - exported
+
+
+def test_trades_outside_the_symbols_session_are_not_folded(
+    stack: Pipeline, streamer: StandInStreamer
+) -> None:
+    # The poll stored where each trades: MSFT in a session closed at every hour (as pre-
+    # and post-market trades find New York's), AAPL around the clock.
+    never_open = Market("UTC", "UTC", opens=clock(0, 0), closes=clock(0, 0), weekdays=False)
+    stack.client.hset(KEYS.meta("MSFT"), MetaField.MARKET, never_open.encode())
+    stack.client.hset(KEYS.meta("AAPL"), MetaField.MARKET, CRYPTO.encode())
+    stack.start("stream")
+    wait_until(lambda: streamer.subscribed == {"AAPL", "MSFT"}, message="subscribed")
+    time.sleep(2.5)  # a look at the markets
+    t = minute_now()
+    streamer.send([pricing_frame(s, 50.0, (t + 1) * 1000, 5) for s in ("MSFT", "AAPL")])
+    wait_until(lambda: t in bars(stack, "AAPL"), message="AAPL folded")
+    assert bars(stack, "MSFT") == {}
+    assert metrics(stack.url("stream"))[("rtplot_stream_outside_session_total", ())] == 1
