@@ -19,6 +19,7 @@ from common.settings import Settings
 from rtplot.processes import RTPLOT, ProcessFailed, Stack, cpu_seconds
 from rtplot.up import metrics_ports, services_for
 from support import ROOT, Listener, free_port, service_env, wait_until
+from tests.streamer import StandInStreamer
 
 pytestmark = pytest.mark.e2e
 
@@ -131,6 +132,34 @@ def test_up_runs_everything_with_a_private_redis_and_stops_cleanly_on_ctrl_c(
     assert not [line for line in first_30_s if "INFO" in line or "celery@" in line]
     for pid in children:
         wait_until(lambda pid=pid: not alive(pid), timeout=5, message=f"child {pid} to exit")
+
+
+def test_up_with_the_stream_on_runs_it_and_the_page_gets_live_trades(
+    listen: Callable[[str], Listener],
+) -> None:
+    """Offline: the chart API unreachable, trades from the stand-in streamer."""
+    port = free_port()
+    with StandInStreamer() as streamer:
+        env = service_env(
+            f"redis://127.0.0.1:{free_port()}/0",
+            port=str(port), source="yfinance", stream="yahoo", stream_url=streamer.url,
+            symbols="AAPL",
+        )  # fmt: skip
+        up = Up(env)
+        try:
+            up.wait_for(f"open http://127.0.0.1:{port}/")
+            assert any("starting worker, beat, stream, renderer and gateway" in line
+                       for line in up.lines)  # fmt: skip
+            wait_until(lambda: streamer.subscribed == {"AAPL"}, message="AAPL subscribed")
+            streamer.trade("AAPL", 187.25, day_volume=10)
+            listener = listen(f"http://127.0.0.1:{port}/")
+            assert listener.call("subscribe", {"symbol": "AAPL", "updates": "delta"})["ok"]
+            streamer.trade("AAPL", 187.5, day_volume=20)  # after the snapshot: a delta
+            listener.next("bars", timeout=20, where=lambda d: d["bars"][-1][4] == 187.5)
+            listener.close()
+        finally:
+            code = up.stop()
+    assert code == 0, up.output()
 
 
 def test_a_service_that_dies_is_named_with_the_end_of_its_log() -> None:
