@@ -134,8 +134,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             "p99_ms": round(percentile(ms, 0.99), 1),
             "max_ms": round(max(ms), 1),
             "cpu_share": {
-                n: round((stack.services[n].cpu_seconds() - c) / elapsed, 3)
-                for n, c in cpu.items()
+                n: round((stack.services[n].cpu_seconds() - c) / elapsed, 3) for n, c in cpu.items()
             }
             | {"load generator and stand-in": round((self_cpu() - own) / elapsed, 3)},
         }
