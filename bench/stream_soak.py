@@ -97,6 +97,9 @@ def main() -> None:
     for name, s in series.items():
         trend = s.trend_per_minute(WARM_UP)
         print(f"| {name} | {s.values[0]:.1f} | {s.values[-1]:.1f} | {trend:+.2f} |")
+    rss = series["stream RSS (MB)"]
+    per_minute = max(1, round(60 / args.every))
+    print(f"\nstream RSS (MB) each minute: {' '.join(f'{v:.1f}' for v in rss.values[::per_minute])}")
 
 
 if __name__ == "__main__":

@@ -93,7 +93,7 @@ def test_a_dropped_or_vanished_streamer_is_streamed_again_within_two_seconds(
     streamer.drop()  # no close frame: a dead socket
     wait_until(lambda: streamer.connects == 2 and streamer.clients == 1, timeout=3)
     streamer.down()
-    time.sleep(5)  # it tries, and is refused, for a while
+    time.sleep(8)  # it tries, and is refused, for a while: at most a second apart
     streamer.up()
     answered = time.monotonic()
     wait_until(lambda: streamer.clients == 1, timeout=5, interval=0.02)
