@@ -99,7 +99,8 @@ def main() -> None:
         print(f"| {name} | {s.values[0]:.1f} | {s.values[-1]:.1f} | {trend:+.2f} |")
     rss = series["stream RSS (MB)"]
     per_minute = max(1, round(60 / args.every))
-    print(f"\nstream RSS (MB) each minute: {' '.join(f'{v:.1f}' for v in rss.values[::per_minute])}")
+    each_minute = " ".join(f"{v:.1f}" for v in rss.values[::per_minute])
+    print(f"\nstream RSS (MB) each minute: {each_minute}")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from common.markets import Market
 from common.settings import Settings
 from fetcher.store import BarStore, new_epoch
 from stream import metrics
-from stream.connection import FAST_FOR, IDLE_SECONDS, Connection
+from stream.connection import IDLE_SECONDS, Connection
 from stream.frames import Bad, read_frame
 from stream.minutes import SymbolMinutes
 
@@ -40,6 +40,7 @@ log = logging.getLogger("rtplot.stream")
 LOCK_TTL = 10.0  # seconds a silent active process keeps the stream from a standby
 FOLLOW_EVERY = 2.0  # seconds between looks at the tracked symbols (and lock renewals)
 STREAMING_WITHIN = 60.0  # a symbol with a trade this recent is "streaming"
+LOOP_SILENCE = 15.0  # seconds without a look at the lock and symbols: the loop is stuck
 
 
 class StreamService:
@@ -67,6 +68,7 @@ class StreamService:
         self.active = False
         self.redis_ok = True
         self.renewed_at = 0.0
+        self.looked_at = time.monotonic()
         self.disconnected_since: float | None = time.monotonic()
         self._streaming: asyncio.Task[None] | None = None
 
@@ -114,9 +116,11 @@ class StreamService:
 
     # -- bars out -------------------------------------------------------------------
 
-    def due(self, now: float) -> list[Upsert]:
-        """A write for each symbol with changed minutes not written for write_every."""
-        every, cutoff = self.settings.stream_write_every, self.window.window_start(now)
+    def due(self, now: float, every: float | None = None) -> list[Upsert]:
+        """A write for each symbol with changed minutes not written for ``every`` s
+        (RTPLOT_STREAM_WRITE_EVERY unless given)."""
+        every = self.settings.stream_write_every if every is None else every
+        cutoff = self.window.window_start(now)
         calls = []
         for symbol, minutes in self.minutes.items():
             if minutes.dirty and now - self.last_write.get(symbol, 0.0) >= every:
@@ -214,10 +218,20 @@ class StreamService:
                 await asyncio.sleep(FOLLOW_EVERY)
         finally:
             writer.cancel()
+            await self._flush()
             await self._step_down()
+
+    async def _flush(self) -> None:
+        """On the way out, every minute not yet written, whatever its pace."""
+        now = time.time()
+        calls = self.due(now, every=0.0)
+        if calls:
+            with suppress(redis.RedisError, OSError):
+                await asyncio.to_thread(self.write, calls, now)
 
     async def _look(self) -> None:
         now = time.time()
+        self.looked_at = time.monotonic()
         try:
             holds = await asyncio.to_thread(self._hold)
             symbols, markets = await asyncio.to_thread(self.tracked, now) if holds else (set(), {})
@@ -258,18 +272,20 @@ class StreamService:
         metrics.ACTIVE.set(0)
 
     def health(self) -> dict[str, Any]:
-        down_for = (
-            None if self.disconnected_since is None else time.monotonic() - self.disconnected_since
-        )
-        streaming = not self.active or down_for is None or down_for < FAST_FOR
+        """200 while Redis answers and the loop goes round. Whether the active process is
+        connected is in the body (and in rtplot_stream_connected, which an alert
+        watches), not in the status: a streamer that is away is not cured by
+        restarting, and the poll goes on meanwhile."""
+        looping = time.monotonic() - self.looked_at < LOOP_SILENCE
         report: dict[str, Any] = {
-            "ok": self.redis_ok and streaming,
+            "ok": self.redis_ok and looping,
             "redis": self.redis_ok,
+            "looping": looping,
             "role": "active" if self.active else "standby",
         }
         if self.active:
-            report["connected"] = down_for is None
+            report["connected"] = self.disconnected_since is None
             report["symbols"] = len(self.wanted)
-            if down_for is not None:
-                report["disconnected_for"] = round(down_for, 1)
+            if self.disconnected_since is not None:
+                report["disconnected_for"] = round(time.monotonic() - self.disconnected_since, 1)
         return report

@@ -94,6 +94,8 @@ def test_a_dropped_or_vanished_streamer_is_streamed_again_within_two_seconds(
     wait_until(lambda: streamer.connects == 2 and streamer.clients == 1, timeout=3)
     streamer.down()
     time.sleep(8)  # it tries, and is refused, for a while: at most a second apart
+    health = json.loads(urllib.request.urlopen(stack.url("stream") + "/healthz").read())
+    assert health["ok"] and health["connected"] is False and health["disconnected_for"] > 5
     streamer.up()
     answered = time.monotonic()
     wait_until(lambda: streamer.clients == 1, timeout=5, interval=0.02)
@@ -186,3 +188,18 @@ def test_trades_outside_the_symbols_session_are_not_folded(
     wait_until(lambda: t in bars(stack, "AAPL"), message="AAPL folded")
     assert bars(stack, "MSFT") == {}
     assert metrics(stack.url("stream"))[("rtplot_stream_outside_session_total", ())] == 1
+
+
+def test_a_stopped_service_writes_what_it_held_first(
+    stack: Pipeline, streamer: StandInStreamer
+) -> None:
+    service = stack.start("stream", stream_write_every=30)  # writes far apart
+    wait_until(lambda: streamer.subscribed == {"AAPL", "MSFT"}, message="subscribed")
+    t = minute_now()
+    streamer.send([pricing_frame("AAPL", 10.0, (t + 1) * 1000, 1)])
+    wait_until(lambda: t in bars(stack, "AAPL"), message="the first trade written")
+    streamer.send([pricing_frame("AAPL", 11.0, (t + 2) * 1000, 3)])  # held for 30 s
+    time.sleep(0.5)
+    assert bars(stack, "AAPL")[t].c == 10.0
+    assert service.stop() == 0
+    assert bars(stack, "AAPL")[t] == Bar(t, 10.0, 11.0, 10.0, 11.0, 2)
