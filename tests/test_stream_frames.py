@@ -11,7 +11,7 @@ from yfinance.live import BaseWebSocket
 
 from stream import internals
 from stream.frames import BAD_KINDS, Bad, Trade, read_frame
-from tests.streamer import RECORDED, envelope, pricing_frame
+from streamer import RECORDED, envelope, pricing_frame
 
 REAL = orjson.loads(RECORDED.read_text().splitlines()[0])["frame"]  # yfinance's BTC-USD
 REAL_TIME = 1736509140.0

@@ -12,15 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-
-from common.bars import Bar
-from common.contract.keys import Keys
-from common.contract.store import read_bars
-from common.settings import Settings, SourceSpec
-from fetcher.sources.yahoo import YahooSource
-from fetcher.store import BarStore
-from fetcher.tick import run_tick
-from tests.test_source_yahoo import (
+from test_source_yahoo import (
     AAPL_LIVE_MINUTE,
     LATER,
     NOW,
@@ -29,6 +21,14 @@ from tests.test_source_yahoo import (
     recorded,
     recorded_bars,
 )
+
+from common.bars import Bar
+from common.contract.keys import Keys
+from common.contract.store import read_bars
+from common.settings import Settings, SourceSpec
+from fetcher.sources.yahoo import YahooSource
+from fetcher.store import BarStore
+from fetcher.tick import run_tick
 
 __all__ = ["fresh_yfinance"]  # its autouse fixture, for this module too
 

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,8 @@ import pytest
 from common.settings import Settings
 from rtplot.processes import RTPLOT, ProcessFailed, Stack, cpu_seconds
 from rtplot.up import metrics_ports, services_for
+from streamer import StandInStreamer
 from support import ROOT, Listener, free_port, service_env, wait_until
-from tests.streamer import StandInStreamer
 
 pytestmark = pytest.mark.e2e
 
@@ -151,11 +152,20 @@ def test_up_with_the_stream_on_runs_it_and_the_page_gets_live_trades(
             assert any("starting worker, beat, stream, renderer and gateway" in line
                        for line in up.lines)  # fmt: skip
             wait_until(lambda: streamer.subscribed == {"AAPL"}, message="AAPL subscribed")
-            streamer.trade("AAPL", 187.25, day_volume=10)
             listener = listen(f"http://127.0.0.1:{port}/")
             assert listener.call("subscribe", {"symbol": "AAPL", "updates": "delta"})["ok"]
-            streamer.trade("AAPL", 187.5, day_volume=20)  # after the snapshot: a delta
-            listener.next("bars", timeout=20, where=lambda d: d["bars"][-1][4] == 187.5)
+            # A trade at a time until one arrives as a delta (the first may be in the
+            # snapshot, or folded with the next into one write).
+            for cents in range(20):
+                price = round(187.0 + cents / 100, 2)
+                streamer.trade("AAPL", price, day_volume=10 * (cents + 1))
+                with suppress(AssertionError):
+                    shown = lambda d, p=price: d["bars"][-1][4] == p  # noqa: E731
+                    listener.next("bars", timeout=2, where=shown)
+                    break
+            else:
+                raise AssertionError("no trade reached the page as a delta")
+            assert "Pandas4Warning" not in up.output()  # yfinance's, at every poll
             listener.close()
         finally:
             code = up.stop()

@@ -85,7 +85,8 @@ def test_a_password_in_the_redis_url_is_never_printed() -> None:
 
 
 def test_metrics_ports_are_the_services_defaults_where_they_are_free() -> None:
-    ports = up.metrics_ports(Settings.from_env({}))
+    streaming = {"RTPLOT_SOURCE": "yfinance", "RTPLOT_STREAM": "yahoo"}  # every service
+    ports = up.metrics_ports(Settings.from_env(streaming))
     assert ports["gateway"] == 8000
     for name, default in METRICS_PORTS.items():
         if up._port_free("127.0.0.1", default):

@@ -23,6 +23,7 @@ import logging
 import re
 import threading
 import time
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -41,6 +42,13 @@ from common.markets import Market, clock_name, market_for
 from fetcher.sources.base import FetchResult, RateLimited, SourceError
 
 log = logging.getLogger("rtplot.fetcher.yahoo")
+
+# yfinance 1.7 calls pandas with the deprecated inplace= on every download: pandas' warning
+# is about yfinance's code, nothing a user can act on, and would repeat in the worker's
+# log (and rtplot up's output) at every tick.
+warnings.filterwarnings(
+    "ignore", message=r"The inplace keyword in DataFrame\.", module=r"yfinance(\.|$)"
+)
 
 # Yahoo refuses a 1-minute request spanning more than 8 days (yfinance's own "max" for
 # 1m is 8 days); a day's margin keeps a skewed clock or a slow request inside it.
