@@ -90,9 +90,13 @@ class Settings:
 
     @property
     def resume_length(self) -> int:
-        """Renders of a view its delta log keeps: one a tick for ``resume_seconds``
+        """Renders of a view its delta log keeps: one a tick for ``resume_seconds``, or
+        with the live stream one a write, which come up to every ``stream_write_every``
         (0: none, and no client resumes)."""
-        return math.ceil(self.resume_seconds / self.fetch_interval)
+        every = self.fetch_interval
+        if self.stream is not None:
+            every = min(every, self.stream_write_every)
+        return math.ceil(self.resume_seconds / every)
 
     def metrics_port_for(self, service: str) -> int:
         return METRICS_PORTS[service] if self.metrics_port is None else self.metrics_port

@@ -109,5 +109,7 @@ def test_the_stream_is_off_by_default_and_rides_on_the_yfinance_poll() -> None:
     on = Settings.from_env({"RTPLOT_SOURCE": "yfinance", "RTPLOT_STREAM": "yahoo"})
     assert (on.stream, on.stream_url) == ("yahoo", "wss://streamer.finance.yahoo.com/?version=2")
     assert on.stream_write_every == 0.2
+    # Renders come with the stream's writes: a page away 5 minutes still resumes.
+    assert on.resume_length == 300 / 0.2 and Settings.from_env({}).resume_length == 300
     with pytest.raises(SettingsError, match=r"^RTPLOT_STREAM=yahoo .*RTPLOT_SOURCE=yfinance"):
         Settings.from_env({"RTPLOT_STREAM": "yahoo"})  # on the synthetic market
