@@ -85,6 +85,23 @@ class Columns(NamedTuple):
             np.array([b.v for b in rows], dtype=np.int64),
         )
 
+    @classmethod
+    def join(cls, parts: Sequence["Columns"]) -> "Columns":
+        """Parts in order, one after the other."""
+        return cls(
+            np.concatenate([p.t for p in parts]),
+            np.concatenate([p.o for p in parts]),
+            np.concatenate([p.h for p in parts]),
+            np.concatenate([p.l for p in parts]),
+            np.concatenate([p.c for p in parts]),
+            np.concatenate([p.v for p in parts]),
+        )
+
+    def take(self, which: npt.NDArray[np.bool_] | Ints | slice) -> "Columns":
+        return Columns(
+            self.t[which], self.o[which], self.h[which], self.l[which], self.c[which], self.v[which]
+        )
+
     def bars(self) -> list[Bar]:
         table = zip(*(column.tolist() for column in self), strict=True)
         return [Bar(t, o, h, lo, c, v) for t, o, h, lo, c, v in table]
