@@ -20,6 +20,7 @@ from fetcher.sources import csv_replay
 from fetcher.sources.base import FetchResult, HistorySource, Source, serves_history
 from fetcher.sources.csv_replay import CsvReplaySource
 from fetcher.sources.synthetic import SyntheticSource
+from fetcher.sources.yahoo import YahooSource
 
 NOW = 1_794_999_960.0 + 30  # Wednesday 2026-11-18 11:06:30 UTC (06:06 in New York)
 DAY = 86_400
@@ -37,7 +38,7 @@ class MinutesOnly:
 def test_a_source_that_serves_history_is_told_from_one_that_does_not(tmp_path: Path) -> None:
     path = tmp_path / "bars.csv"
     path.write_text("time,open,high,low,close,volume\n1,1,2,0.5,1.5,10\n")
-    for source in (SyntheticSource(), CsvReplaySource(path)):
+    for source in (SyntheticSource(), CsvReplaySource(path), YahooSource()):
         assert serves_history(source) and isinstance(source, Source)
     plain = MinutesOnly()
     assert isinstance(plain, Source) and not serves_history(plain)
@@ -147,6 +148,7 @@ SAME_BARS = """
 import json, sys
 from common.resolutions import Resolution
 from fetcher.sources.synthetic import SyntheticSource
+from fetcher.sources.yahoo import YahooSource
 now = float(sys.argv[1])
 span = (int(now) - 400 * 86400, int(now) + 1)
 result = SyntheticSource("exchange").history(Resolution.H1, {"AAPL": span, "BP.L": span}, now)
