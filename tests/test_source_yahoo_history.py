@@ -25,11 +25,11 @@ from common.resolutions import Resolution, bar_starts
 from fetcher.sources.yahoo import YahooSource
 from fetcher.sources.yahoo_history import DEPTH, HistoryDownload, plan_history
 
-# yfinance 1.7 still uses pandas' deprecated inplace= (in its own modules, and for the
-# dividends and splits of these bodies in set_index); with warnings as errors that would
-# fail each symbol inside yfinance.
+# yfinance 1.7 still uses pandas' deprecated inplace= (in its own modules, for the
+# dividends and splits of these bodies, and in auto_adjust, whose breaking is tested);
+# with warnings as errors that would fail each symbol inside yfinance.
 pytestmark = pytest.mark.filterwarnings(
-    r"ignore:The inplace keyword in DataFrame\.(sort_index|rename|set_index) is deprecated"
+    r"ignore:The inplace keyword in DataFrame\.(sort_index|rename|set_index|drop) is deprecated"
     r":pandas.errors.Pandas4Warning:yfinance"
 )
 
