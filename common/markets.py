@@ -58,6 +58,8 @@ class Market:
             for change in _year_changes(self.tz, year)
             if lo < change[0] <= hi
         ]
+        if not found:  # the usual case: no change of clocks in the span
+            return np.full(t.shape, _offset(self.tz, lo), dtype=np.int64)
         at = np.array([change[0] for change in found], dtype=np.int64)
         offsets = np.array([_offset(self.tz, lo)] + [change[1] for change in found], dtype=np.int64)
         return offsets[np.searchsorted(at, t, side="right")]

@@ -103,8 +103,7 @@ class Columns(NamedTuple):
         )
 
     def bars(self) -> list[Bar]:
-        table = zip(*(column.tolist() for column in self), strict=True)
-        return [Bar(t, o, h, lo, c, v) for t, o, h, lo, c, v in table]
+        return [Bar(*row) for row in zip(*(column.tolist() for column in self), strict=True)]
 
 
 def rollup_columns(bars: Columns, resolution: Resolution, market: Market | None = None) -> Columns:

@@ -330,24 +330,26 @@ def _finished_minutes(symbol: str, hour: int) -> list[Bar]:
     return _one(symbol, hour * HOUR, (hour + 1) * HOUR).columns().bars()
 
 
+FIVE_MINUTES = 300
+
+
 @lru_cache(maxsize=4096)
-def _seconds(symbol: str, minute: int) -> Blocks:
-    """The 60 one-second bars of a minute."""
-    return _one(symbol, minute, minute + MINUTE, SECOND_LEVEL)
+def _seconds(symbol: str, five: int) -> Blocks:
+    """The one-second bars of five minutes (epoch // FIVE_MINUTES): drawn five minutes at
+    a time, so a 1 s tick draws once in 300."""
+    start = five * FIVE_MINUTES
+    return _one(symbol, start, start + FIVE_MINUTES, SECOND_LEVEL)
 
 
 def _minute_bar(symbol: str, minute: int, last_second: int) -> Bar:
     """The bar of ``minute`` as it stood at second ``last_second`` (0..59) of it."""
-    seconds = _seconds(symbol, minute)
-    so_far = slice(0, last_second + 1)
-    return Bar(
-        minute,
-        float(np.round(seconds.o[0], 2)),
-        float(np.round(seconds.h[so_far].max(), 2)),
-        float(np.round(seconds.l[so_far].min(), 2)),
-        float(np.round(seconds.c[last_second], 2)),
-        int(seconds.v[so_far].sum()),
-    )
+    five, offset = divmod(minute, FIVE_MINUTES)
+    seconds = _seconds(symbol, five)
+    so_far = slice(offset, offset + last_second + 1)
+    prices = [seconds.o[offset], seconds.h[so_far].max(), seconds.l[so_far].min()]
+    # np.round, as every other bar is rounded: the last second's bar is the finished one.
+    o, h, lo, c = np.round(np.array([*prices, seconds.c[so_far.stop - 1]]), 2).tolist()
+    return Bar(minute, o, h, lo, c, int(seconds.v[so_far].sum()))
 
 
 class SyntheticSource:
@@ -370,7 +372,7 @@ class SyntheticSource:
             market = result.markets[symbol] = self.market(symbol)
             first = floor_minute(start + MINUTE - 1)
             minutes = _minutes(symbol, first, current)
-            if first <= current and _local_days(market, [current])[0] >= FIRST_DAY:
+            if first <= current and _has_minutes(market, current):
                 minutes.append(_minute_bar(symbol, current, elapsed))
             times = np.array([bar.t for bar in minutes], dtype=np.int64)
             shown = _shown(market, times).tolist()
@@ -390,6 +392,11 @@ class SyntheticSource:
             result.bars.update(zip(symbols, found, strict=True))
             result.markets.update(dict.fromkeys(symbols, market))
         return result
+
+
+def _has_minutes(market: Market, minute: int) -> bool:
+    """Whether the walk has minutes on that minute's day (clocks are at most 14 h off UTC)."""
+    return minute >= (FIRST_DAY + 1) * DAY or bool(_local_days(market, [minute])[0] >= FIRST_DAY)
 
 
 def _minutes(symbol: str, first: int, stop: int) -> list[Bar]:
