@@ -52,12 +52,17 @@ class Market:
         if not t.size:
             return np.zeros(0, dtype=np.int64)
         lo, hi = int(t.min()), int(t.max())
-        offsets = np.full(t.shape, _offset(self.tz, lo), dtype=np.int64)
-        for chunk in range(lo // _CHUNK * _CHUNK, hi + 1, _CHUNK):
-            for at, offset in _changes(self.tz, chunk):
-                if lo < at <= hi:
-                    offsets[t >= at] = offset
-        return offsets
+        found = [
+            change
+            for year in range(lo // _YEAR, hi // _YEAR + 1)
+            for change in _year_changes(self.tz, year)
+            if lo < change[0] <= hi
+        ]
+        if not found:  # the usual case: no change of clocks in the span
+            return np.full(t.shape, _offset(self.tz, lo), dtype=np.int64)
+        at = np.array([change[0] for change in found], dtype=np.int64)
+        offsets = np.array([_offset(self.tz, lo)] + [change[1] for change in found], dtype=np.int64)
+        return offsets[np.searchsorted(at, t, side="right")]
 
     def local_seconds(self, epoch_seconds: npt.ArrayLike) -> Seconds:
         """The exchange's wall clock at each moment, as seconds since 1970-01-01 on that
@@ -151,12 +156,23 @@ def _seconds(at: time) -> int:
 # Zone transitions are looked for in spans of this length: two in one span never happen
 # (they are months apart, or weeks in the strangest zones).
 _CHUNK = 6 * 3600
+# ... and remembered a year of spans at a time, so decades cost a lookup per year.
+_YEAR = 1460 * _CHUNK
 
 
 @lru_cache(maxsize=65_536)
 def _offset(tz: str, at: int) -> int:
     offset = datetime.fromtimestamp(at, _zone(tz)).utcoffset()
     return int(offset.total_seconds()) if offset is not None else 0
+
+
+@lru_cache(maxsize=4096)
+def _year_changes(tz: str, year: int) -> tuple[tuple[int, int], ...]:
+    """The zone's transitions in (year * _YEAR, (year + 1) * _YEAR]."""
+    start = year * _YEAR
+    return tuple(
+        change for chunk in range(start, start + _YEAR, _CHUNK) for change in _changes(tz, chunk)
+    )
 
 
 @lru_cache(maxsize=16_384)

@@ -8,20 +8,27 @@ is stored (fetcher.tick): bars that are not ``Bar``s, not sane, in the future or
 symbols it was not asked about are dropped and counted; an exception of any kind is a
 failed fetch, and the source is left alone for a while (doubling back-off), exactly as
 for the built-in ones.
+
+A source may also serve bars at a coarser resolution over a range of time
+(``HistorySource``: ``history(resolution, spans, now)``), so the store can reach further
+back than the minutes go. One that does not is found out by ``serves_history``, and its
+coarse bars are rolled up from the minutes (common.resolutions.rollup).
 """
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeGuard, runtime_checkable
 
 from common.bars import Bar
 from common.markets import Market
+from common.resolutions import Resolution
 
 
 @dataclass
 class FetchResult:
-    # symbol -> bars with t >= the requested since, sorted by t, one per minute.
-    # The last bar may be the minute still in progress; it is replaced as it changes.
+    # symbol -> bars with t >= the requested since, sorted by t, one per minute (from
+    # history(): one per bar of the resolution asked, t its start). The last bar may be
+    # the one still in progress; it is replaced as it changes.
     bars: dict[str, list[Bar]]
     # symbol -> why the source had nothing usable for it this time (not fatal).
     errors: dict[str, str] = field(default_factory=dict)
@@ -55,3 +62,26 @@ class Source(Protocol):
         (RateLimited when asked to slow down); any other exception counts the same.
         """
         ...
+
+
+@runtime_checkable
+class HistorySource(Protocol):
+    """A source that can serve bars at a resolution over a range (docs/sources.md)."""
+
+    name: str
+
+    def history(
+        self, resolution: Resolution, spans: Mapping[str, tuple[int, int]], now: float
+    ) -> FetchResult:
+        """Bars of ``resolution`` for every symbol in ``spans``: symbol -> (start, end),
+        epoch seconds, the bars wanted being those whose start ``t`` has
+        ``start <= t < end``, sorted, none after ``now`` (the one in progress included).
+        A source may give fewer (not that far back); errors as for ``fetch``.
+        """
+        ...
+
+
+def serves_history(source: object) -> TypeGuard[HistorySource]:
+    """Whether ``source`` has ``history``; if not, coarse bars are rolled up from its
+    minutes (common.resolutions.rollup)."""
+    return isinstance(source, HistorySource) and callable(getattr(source, "history", None))

@@ -39,6 +39,7 @@ from yfinance.exceptions import YFRateLimitError
 
 from common.bars import MINUTE, BadBar, Bar, check_bar, floor_minute
 from common.markets import Market, clock_name, market_for
+from common.resolutions import Resolution
 from fetcher.sources.base import FetchResult, RateLimited, SourceError
 
 log = logging.getLogger("rtplot.fetcher.yahoo")
@@ -110,7 +111,7 @@ class YahooSource:
                 # Every symbol asked so far was refused; asking for more only digs deeper.
                 tally.refuse(download.symbols, "not asked: Yahoo is rate limiting")
                 continue
-            frame, reasons = self._download(download)
+            frame, reasons = self._download(download.symbols, download.start)
             for symbol, parsed in _read_frame(frame, download.symbols, since).items():
                 tally.settle(symbol, parsed, reasons.get(symbol.upper()))
         result = tally.result()
@@ -142,17 +143,39 @@ class YahooSource:
             self._retry_at[symbol] = time.monotonic() + METADATA_RETRY
         return market_for(symbol)
 
-    def _download(self, download: Download) -> tuple[pd.DataFrame, dict[str, str]]:
+    def history(
+        self, resolution: Resolution, spans: Mapping[str, tuple[int, int]], now: float
+    ) -> FetchResult:
+        """Bars at ``resolution`` over each symbol's span (fetcher.sources.yahoo_history:
+        imported here, as it builds on this module)."""
+        from fetcher.sources.yahoo_history import fetch_history
+
+        return fetch_history(self, resolution, spans, now)
+
+    def _download(
+        self,
+        symbols: Sequence[str],
+        start: int,
+        *,
+        interval: str = "1m",
+        end: int | None = None,
+        actions: bool = False,
+    ) -> tuple[pd.DataFrame, dict[str, str]]:
+        """One ``yf.download`` of ``symbols`` from ``start`` (epoch seconds) to ``end``
+        (now if None). Prices as Yahoo sends them: adjusted for splits, not dividends
+        (fetcher.sources.yahoo_history says why)."""
         with _yfinance_failures() as reasons:
             try:
                 frame = yf.download(
-                    list(download.symbols),
-                    start=download.start,
-                    interval="1m",
+                    list(symbols),
+                    start=start,
+                    end=end,
+                    interval=interval,
                     group_by="ticker",
                     multi_level_index=True,
                     auto_adjust=False,
-                    actions=False,
+                    back_adjust=False,
+                    actions=actions,
                     prepost=False,
                     # Aware timestamps: ignore_tz=True would give naive exchange-local
                     # times, hours off UTC and indistinguishable from it.
