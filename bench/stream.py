@@ -141,7 +141,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         if args.outage:
             streamer.down()
             dropped_at = time.time()
-            trades = streamer.trade_steadily(symbols, args.rate, args.outage + 10, BASE + 50)
+            seconds = args.outage + args.after
+            trades = streamer.trade_steadily(symbols, args.rate, seconds, BASE + 50)
             await asyncio.sleep(args.outage)
             streamer.up()
             answered = time.time()
@@ -162,6 +163,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=5.0, help="trades a second per symbol")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--outage", type=float, default=0.0, help="seconds the streamer is away")
+    parser.add_argument(
+        "--after", type=float, default=10.0, help="seconds of trades after it answers again"
+    )
     args = parser.parse_args()
     print(orjson.dumps(asyncio.run(run(args)), option=orjson.OPT_INDENT_2).decode())
 

@@ -148,7 +148,9 @@ class StreamService:
             self.last_write.pop(call.symbol, None)
 
     async def write_forever(self) -> None:
-        pause = self.settings.stream_write_every / 4
+        # Each symbol at most every write_every, and a symbol quiet for that long written
+        # within 50 ms of its next trade.
+        pause = min(self.settings.stream_write_every / 4, 0.05)
         while True:
             await asyncio.sleep(pause)
             now = time.time()

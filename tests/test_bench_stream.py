@@ -16,7 +16,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_the_stream_benchmark_shows_every_trade_and_recovers_from_a_drop() -> None:
-    args = argparse.Namespace(symbols=12, rate=5.0, seconds=3.0, outage=2.0)
+    args = argparse.Namespace(symbols=12, rate=5.0, seconds=3.0, outage=2.0, after=3.0)
     report = asyncio.run(stream.run(args))
     assert report["trades"] == 12 * 5 * 3 and report["missing"] == 0
     assert 0 < float(report["p50_ms"]) <= float(report["p99_ms"])  # type: ignore[arg-type]
@@ -25,7 +25,7 @@ def test_the_stream_benchmark_shows_every_trade_and_recovers_from_a_drop() -> No
 
 def test_the_soak_finds_every_stored_minute_equal_to_the_trades_sent() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "bench.stream_soak", "--symbols", "10", "--minutes", "0.25",
+        [sys.executable, "-m", "bench.stream_soak", "--symbols", "10", "--minutes", "0.1",
          "--every", "5"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip

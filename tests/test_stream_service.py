@@ -51,18 +51,16 @@ def bars(stack: Pipeline, symbol: str) -> dict[int, Bar]:
     return {b.t: b for b in read_bars(stack.client, KEYS, symbol)}
 
 
-def minute_now() -> int:
-    """A minute with at least 20 s left, so a test's trades all fall in it."""
-    now = time.time()
-    if now % MINUTE > 40:
-        time.sleep(MINUTE - now % MINUTE + 0.1)
-    return int(time.time() // MINUTE) * MINUTE
+def last_minute() -> int:
+    """The minute before this one: trades fold into it as into any minute, and a test
+    need not wait for a minute with time left in it."""
+    return int(time.time() // MINUTE) * MINUTE - MINUTE
 
 
-def test_trades_become_the_minute_in_progress(stack: Pipeline, streamer: StandInStreamer) -> None:
+def test_trades_become_their_minutes_bar(stack: Pipeline, streamer: StandInStreamer) -> None:
     stack.start("stream")
     wait_until(lambda: streamer.subscribed == {"AAPL", "MSFT"}, message="subscribed")
-    t = minute_now()
+    t = last_minute()
     trades = [(1, 100.0, 1_000), (2, 101.25, 1_100), (3, 99.5, 1_250), (4, 100.5, 1_300)]
     streamer.send(pricing_frame("AAPL", p, (t + s) * 1000, v) for s, p, v in trades)
     expected = Bar(t, 100.0, 101.25, 99.5, 100.5, 300)
@@ -102,7 +100,7 @@ def test_a_dropped_or_vanished_streamer_is_streamed_again_within_two_seconds(
     wait_until(lambda: streamer.clients == 1, timeout=5, interval=0.02)
     assert time.monotonic() - answered < 2
     wait_until(lambda: streamer.subscribed == {"AAPL", "MSFT"}, timeout=2)
-    t = minute_now()
+    t = last_minute()
     streamer.send([pricing_frame("MSFT", 420.5, (t + 1) * 1000, 10)])
     wait_until(lambda: t in bars(stack, "MSFT"), message="MSFT after the reconnect")
     assert metrics(stack.url("stream"))[("rtplot_stream_reconnects_total", ())] >= 2
@@ -138,7 +136,7 @@ def test_bad_frames_are_counted_logged_once_and_never_stored(
     assert bars(stack, "MSFT") == {} and bars(stack, "ZZZZ") == {}
     logged = [line for line in service.log().splitlines() if "bad frame" in line]
     assert len(logged) == len(kinds), logged
-    t = minute_now()
+    t = last_minute()
     streamer.send([pricing_frame("MSFT", 420.5, (t + 1) * 1000, 10)])
     wait_until(lambda: t in bars(stack, "MSFT"), message="a good trade after the bad ones")
 
@@ -184,7 +182,7 @@ def test_trades_outside_the_symbols_session_are_not_folded(
     stack.start("stream")
     wait_until(lambda: streamer.subscribed == {"AAPL", "MSFT"}, message="subscribed")
     time.sleep(2.5)  # a look at the markets
-    t = minute_now()
+    t = last_minute()
     streamer.send([pricing_frame(s, 50.0, (t + 1) * 1000, 5) for s in ("MSFT", "AAPL")])
     wait_until(lambda: t in bars(stack, "AAPL"), message="AAPL folded")
     assert bars(stack, "MSFT") == {}
@@ -196,7 +194,7 @@ def test_a_stopped_service_writes_what_it_held_first(
 ) -> None:
     service = stack.start("stream", stream_write_every=30)  # writes far apart
     wait_until(lambda: streamer.subscribed == {"AAPL", "MSFT"}, message="subscribed")
-    t = minute_now()
+    t = last_minute()
     streamer.send([pricing_frame("AAPL", 10.0, (t + 1) * 1000, 1)])
     wait_until(lambda: t in bars(stack, "AAPL"), message="the first trade written")
     streamer.send([pricing_frame("AAPL", 11.0, (t + 2) * 1000, 3)])  # held for 30 s
