@@ -254,6 +254,10 @@ class StreamService:
         elif not holds and self.active:
             log.warning("the stream's lock was taken by another process: standing by")
             await self._step_down(release=False)
+        if self.active and self._streaming is not None and self._streaming.done():
+            # The connection loop only ends by an error of rtplot's own: logged, started again.
+            log.error("the stream's connection loop ended", exc_info=self._streaming.exception())
+            self._streaming = asyncio.create_task(self.connection.run())
         if self.active:
             self.markets = markets
             self.follow(symbols)
@@ -262,8 +266,8 @@ class StreamService:
     async def _step_down(self, release: bool = True) -> None:
         if self._streaming is not None:
             self._streaming.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._streaming
+            # Ended, cancelled or failing now: whatever it raises, the loop is over.
+            await asyncio.gather(self._streaming, return_exceptions=True)
             self._streaming = None
         if self.active and release:
             with suppress(LockError, redis.RedisError, OSError):
