@@ -7,6 +7,7 @@ which stops them in order.
 """
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -44,11 +45,35 @@ def clean_env(**settings: Setting) -> dict[str, str]:
     return env
 
 
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+FREE_PORT_SPAN = 12_000  # ports below the ephemeral range free_port picks among
+_PICK = random.SystemRandom()  # not the random module's state, which tests may seed
+
+
 def free_port() -> int:
-    """A loopback port free now (another process may take it before the child binds)."""
-    with socket.socket() as sock:
+    """A loopback port free now, from below the kernel's ephemeral range (another process
+    may take it before the child binds, rarely). Not one the kernel hands out itself:
+    every outgoing connection's local port comes from that range, so in a busy test run a
+    client could take such a port between this call and the child's bind."""
+    low = _ephemeral_low()
+    for _ in range(100):
+        port = _PICK.randrange(max(1024, low - FREE_PORT_SPAN), low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # all taken: what the kernel offers
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default
 
 
 def redis_answers(url: str) -> bool:

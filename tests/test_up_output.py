@@ -11,7 +11,7 @@ import pytest
 
 from common.logs import JsonFormatter, TextFormatter, line_level
 from common.settings import METRICS_PORTS, Settings
-from rtplot import up
+from rtplot import processes, up
 from rtplot.processes import Service
 
 
@@ -152,3 +152,14 @@ def test_a_service_whose_metrics_do_not_answer_is_named_once(
     sup.summary(1010.0)
     out = capsys.readouterr().out
     assert out.count("rtplot up: no answer from the /metrics of worker") == 1
+
+
+def test_a_free_port_comes_from_below_the_ports_clients_connect_from() -> None:
+    # Outgoing connections take their local port from the ephemeral range: a port from it
+    # could be taken by any client in a busy test run before a service binds it.
+    low = processes._ephemeral_low()
+    ports = {processes.free_port() for _ in range(20)}
+    assert all(low - processes.FREE_PORT_SPAN <= port < low for port in ports)
+    assert len(ports) > 15  # chosen at random, not in a sequence tests could collide on
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", ports.pop()))  # and free
