@@ -50,13 +50,6 @@ class Seen:
             close = delta["bars"][-1][4]
             self.by_symbol[delta["symbol"]].append((received, round((close - BASE) * 100)))
 
-    def shown_at(self, symbol: str, k: int, after: float) -> float | None:
-        """When the first update at or after trade k of ``symbol`` arrived."""
-        for received, shown in self.by_symbol.get(symbol, ()):
-            if received >= after and shown >= k:
-                return received
-        return None
-
 
 def symbols_named(count: int) -> list[str]:
     return [f"S{i:03d}" for i in range(count)]

@@ -194,12 +194,10 @@ def _since(store: BarStore, heads: dict[str, Head], now: float) -> dict[str, int
     start = store.window_start(now)
     since: dict[str, int] = {}
     for symbol, head in heads.items():
-        newest = head.newest
-        if newest is not None and head.polled_at is None:
-            newest = None  # only the stream wrote: backfill the window
-        elif newest is not None and head.polled_at is not None:
-            newest = min(newest, floor_minute(head.polled_at))
-        since[symbol] = start if newest is None else max(newest, start)
+        if head.newest is None or head.polled_at is None:  # nothing, or only the stream's
+            since[symbol] = start
+        else:
+            since[symbol] = max(min(head.newest, floor_minute(head.polled_at)), start)
     return since
 
 

@@ -24,7 +24,6 @@ from redis.exceptions import LockError
 
 from common.contract.fields import MetaField
 from common.contract.keys import Keys
-from common.contract.lua import Scripts
 from common.contract.store import Upsert
 from common.contract.watching import read_watched_now
 from common.markets import Market
@@ -53,8 +52,7 @@ class StreamService:
         self.settings = settings
         self.client = client
         self.keys = Keys(settings.key_prefix)
-        self.scripts = Scripts(client, self.keys)
-        self.window = BarStore(client, self.keys, settings.window_minutes)
+        self.store = BarStore(client, self.keys, settings.window_minutes)
         self.connection = Connection(
             settings.stream_url, self.on_frame, self.on_state, idle_seconds=idle_seconds
         )
@@ -120,7 +118,7 @@ class StreamService:
         """A write for each symbol with changed minutes not written for ``every`` s
         (RTPLOT_STREAM_WRITE_EVERY unless given)."""
         every = self.settings.stream_write_every if every is None else every
-        cutoff = self.window.window_start(now)
+        cutoff = self.store.window_start(now)
         calls = []
         for symbol, minutes in self.minutes.items():
             if minutes.dirty and now - self.last_write.get(symbol, 0.0) >= every:
@@ -134,7 +132,7 @@ class StreamService:
     def write(self, calls: list[Upsert], now: float) -> None:
         """One round trip for every write due (in a thread: the loop keeps reading)."""
         started = time.perf_counter()
-        self.scripts.run_many(calls)
+        self.store.scripts.run_many(calls)
         self.client.zadd(self.keys.streaming, {call.symbol: now for call in calls})
         metrics.WRITES.inc(len(calls))
         metrics.WRITE_SECONDS.observe(time.perf_counter() - started)
