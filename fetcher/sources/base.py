@@ -11,8 +11,9 @@ for the built-in ones.
 
 A source may also serve bars at a coarser resolution over a range of time
 (``HistorySource``: ``history(resolution, spans, now)``), so the store can reach further
-back than the minutes go. One that does not is found out by ``serves_history``, and its
-coarse bars are rolled up from the minutes (common.resolutions.rollup).
+back than the minutes go. One that does not is found out by ``serves_history``; its
+coarse bars are to be rolled up from the minutes (common.resolutions.rollup). Nothing
+asks for history yet: the store's part of issue 19 will.
 """
 
 from collections.abc import Mapping
@@ -82,6 +83,6 @@ class HistorySource(Protocol):
 
 
 def serves_history(source: object) -> TypeGuard[HistorySource]:
-    """Whether ``source`` has ``history``; if not, coarse bars are rolled up from its
-    minutes (common.resolutions.rollup)."""
+    """Whether ``source`` has ``history``; if not, its coarse bars are to be rolled up from
+    its minutes (common.resolutions.rollup)."""
     return isinstance(source, HistorySource) and callable(getattr(source, "history", None))
