@@ -38,6 +38,16 @@ class Resolution(StrEnum):
 
 
 _SECONDS = {Resolution.M1: MINUTE, Resolution.M5: 300, Resolution.H1: 3_600, Resolution.D1: DAY}
+COARSE = (Resolution.M5, Resolution.H1, Resolution.D1)  # kept as history, beside the minutes
+# The history a view's timeframe (common.views.TIMEFRAMES) is drawn from: its own
+# resolution, or a finer one whose bars nest in its (15-minute bars of 5-minute ones).
+_HISTORY_OF = {"5m": Resolution.M5, "15m": Resolution.M5, "1h": Resolution.H1, "1d": Resolution.D1}
+
+
+def history_of(timeframe: str) -> Resolution | None:
+    """The stored resolution a view of ``timeframe`` draws its past from (None: 1m, which
+    has only the window)."""
+    return _HISTORY_OF.get(timeframe)
 
 
 def bar_starts(t: npt.ArrayLike, resolution: Resolution, market: Market | None = None) -> Ints:

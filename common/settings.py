@@ -16,6 +16,7 @@ from typing import TypeVar
 from urllib.parse import urlparse
 
 from common.contract.keys import DEFAULT_PREFIX
+from common.resolutions import COARSE, Resolution
 from common.symbols import InvalidSymbol, normalize_symbol
 
 T = TypeVar("T")
@@ -28,6 +29,9 @@ STREAMS = ("yahoo",)  # RTPLOT_STREAM's values besides "off"
 YAHOO_STREAMER = "wss://streamer.finance.yahoo.com/?version=2"
 # A live synthetic market changes every second; Yahoo would rate-limit that.
 DEFAULT_INTERVAL = {"synthetic": 1.0, "csv": 1.0, "yfinance": 60.0, "plugin": 60.0}
+# Days of history kept at each coarser resolution: what Yahoo serves at 5m and 1h, and
+# twenty years of days (RTPLOT_HISTORY_DAYS; docs/operations.md has the bytes).
+DEFAULT_HISTORY_DAYS = ((Resolution.M5, 60), (Resolution.H1, 730), (Resolution.D1, 7300))
 
 
 class SettingsError(ValueError):
@@ -55,7 +59,11 @@ class Settings:
     fetch_interval: float = 1.0  # seconds between beat ticks
     host: str = "127.0.0.1"
     port: int = 8000
-    window_minutes: int = 7 * 24 * 60  # bars kept per symbol
+    window_minutes: int = 7 * 24 * 60  # 1-minute bars kept per symbol
+    # Days of coarser bars kept per symbol (its views' past), by resolution.
+    history_days: tuple[tuple[Resolution, int], ...] = DEFAULT_HISTORY_DAYS
+    history_refresh: float = 6 * 3600.0  # seconds before a symbol's history is asked again
+    view_bars: int = 1_500  # bars a chart of a view other than the default one holds
     max_symbols: int = 200  # configured + subscribed: what one renderer keeps up with
     watch_ttl: float = 600.0  # seconds an unconfigured, unwatched symbol stays tracked
     key_prefix: str = DEFAULT_PREFIX
@@ -116,6 +124,11 @@ class Settings:
             host=read("RTPLOT_HOST", cls.host, _non_empty),
             port=read("RTPLOT_PORT", str(cls.port), _port),
             window_minutes=read("RTPLOT_WINDOW_MINUTES", str(cls.window_minutes), _positive(int)),
+            history_days=read("RTPLOT_HISTORY_DAYS", _days_text(DEFAULT_HISTORY_DAYS), _days),
+            history_refresh=read(
+                "RTPLOT_HISTORY_REFRESH", str(cls.history_refresh), _positive(float)
+            ),
+            view_bars=read("RTPLOT_VIEW_BARS", str(cls.view_bars), _at_least(50)),
             max_symbols=read("RTPLOT_MAX_SYMBOLS", str(cls.max_symbols), _positive(int)),
             watch_ttl=read("RTPLOT_WATCH_TTL", str(cls.watch_ttl), _positive(float)),
             key_prefix=read("RTPLOT_KEY_PREFIX", cls.key_prefix, _non_empty),
@@ -372,6 +385,38 @@ def _websocket_url(raw: str) -> str:
     if parsed.scheme not in ("ws", "wss") or not parsed.hostname:
         raise ValueError("must be a ws:// or wss:// URL with a host")
     return raw.strip()
+
+
+def _days(raw: str) -> tuple[tuple[Resolution, int], ...]:
+    """``5m=60,1h=730,1d=7300``: days kept per resolution; ``off`` (or nothing) keeps none."""
+    text = raw.strip().lower()
+    if text in ("", "off", "none", "0"):
+        return ()
+    depths: dict[Resolution, int] = {}
+    for part in text.split(","):
+        name, _, days = part.strip().partition("=")
+        if name not in {r.value for r in COARSE} or not days.strip().isdigit():
+            raise ValueError(
+                "must be resolution=days pairs of 5m, 1h and 1d, e.g. '5m=60,1h=730,1d=7300', "
+                "or 'off'"
+            )
+        if int(days) > 0:
+            depths[Resolution(name)] = int(days)
+    return tuple((r, depths[r]) for r in COARSE if r in depths)
+
+
+def _days_text(depths: tuple[tuple[Resolution, int], ...]) -> str:
+    return ",".join(f"{resolution.value}={days}" for resolution, days in depths)
+
+
+def _at_least(least: int) -> Callable[[str], int]:
+    def cast(raw: str) -> int:
+        value = int(raw)
+        if value < least:
+            raise ValueError(f"must be at least {least}")
+        return value
+
+    return cast
 
 
 def _market_hours(raw: str) -> str:

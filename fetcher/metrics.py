@@ -21,3 +21,16 @@ INTERVAL = Gauge("rtplot_fetcher_interval_seconds", "The configured fetch interv
 LAST_TICK = Gauge("rtplot_fetcher_last_tick_timestamp_seconds", "When the last tick ran")
 BEAT_SENT = Counter("rtplot_beat_ticks_sent_total", "Fetch ticks this beat sent")
 BEAT_LAST_SENT = Gauge("rtplot_beat_last_sent_timestamp_seconds", "When this beat last sent")
+HISTORY_BARS = Counter(
+    "rtplot_fetcher_history_bars_stored_total", "History bars written", ["resolution"]
+)
+HISTORY_PENDING = Gauge(
+    "rtplot_fetcher_history_pending",
+    "Symbols' resolutions whose history is due and not yet asked for (0: all filled)",
+)
+HISTORY_ERRORS = Counter("rtplot_fetcher_history_errors_total", "Failed asks for history")
+HISTORY_SECONDS = Histogram(
+    "rtplot_fetcher_history_seconds",
+    "Time the source took to give one resolution's history for a batch of symbols",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)

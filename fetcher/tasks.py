@@ -8,6 +8,7 @@ from typing import Any
 from common.connection import connect
 from common.settings import Settings
 from fetcher.health import Progress
+from fetcher.history import HistoryFiller
 from fetcher.sources import make_source
 from fetcher.tick import run_tick
 
@@ -20,9 +21,10 @@ def fetch_task(settings: Settings) -> Callable[[], dict[str, Any]]:
     rather than failing every tick in the log."""
     source = make_source(settings.source, settings.market_hours)
     client = connect(settings.redis_url)
+    history = HistoryFiller(settings, client, source)
 
     def fetch_bars() -> dict[str, Any]:
-        report = run_tick(settings, client, source)
+        report = run_tick(settings, client, source, history=history)
         Progress.mark()
         log.debug(  # a line a tick: RTPLOT_LOG_LEVEL=DEBUG; rtplot up sums them up
             "tick",

@@ -28,6 +28,7 @@ from common.markets import Market
 from common.settings import Settings
 from fetcher import metrics
 from fetcher.cleaning import clean
+from fetcher.history import HistoryFiller, HistoryReport
 from fetcher.sources.base import FetchResult, Source, SourceError
 from fetcher.store import BarStore
 from fetcher.tracking import tracked_symbols
@@ -35,6 +36,7 @@ from fetcher.tracking import tracked_symbols
 log = logging.getLogger("rtplot.fetcher")
 
 MAX_BACKOFF = 300.0  # seconds; a source failing for hours is retried every 5 minutes
+HISTORY_SHARE = 0.5  # of the interval a tick may spend on history after its minutes
 
 
 @dataclass
@@ -46,11 +48,19 @@ class TickReport:
     rejected: int = 0  # bars that failed the sanity check
     errors: dict[str, str] = field(default_factory=dict)
     skipped: str | None = None  # why the source was not asked, if it was not
+    history: HistoryReport | None = None  # what history it filled after the minutes
 
 
 def run_tick(
-    settings: Settings, client: "redis.Redis", source: Source, now: float | None = None
+    settings: Settings,
+    client: "redis.Redis",
+    source: Source,
+    now: float | None = None,
+    history: HistoryFiller | None = None,
 ) -> TickReport:
+    """One tick; with ``history``, then the symbols' history that is due, for what is
+    left of ``HISTORY_SHARE`` of the interval (fetcher.history)."""
+    started_at = time.perf_counter()
     now = time.time() if now is None else now
     keys = Keys(settings.key_prefix)
     store = BarStore(client, keys, settings.window_minutes)
@@ -112,6 +122,10 @@ def run_tick(
     metrics.BARS_REJECTED.inc(report.rejected)
     metrics.TICKS.labels("ok").inc()
     _record_staleness(heads, report, now)
+    if history is not None:
+        stored = [s for s in tracked.symbols if heads[s].newest is not None or s in report.changed]
+        left = settings.fetch_interval * HISTORY_SHARE - (time.perf_counter() - started_at)
+        report.history = history.fill(stored, now, left)
     return report
 
 

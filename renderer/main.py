@@ -52,6 +52,7 @@ def run(settings: Settings) -> None:
         snapshot_every=settings.snapshot_every,
         watch_ttl=settings.watch_ttl,
         resume_length=settings.resume_length,
+        view_bars=settings.view_bars,
     )
     stop = threading.Event()
 

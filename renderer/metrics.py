@@ -52,3 +52,7 @@ READS = Counter(
     "again because the window held was out of step with the store",
     ["kind"],
 )
+HISTORY_READS = Counter(
+    "rtplot_renderer_history_reads_total",
+    "A symbol's history at one resolution read whole: once per version of it",
+)

@@ -25,12 +25,14 @@ import orjson
 import redis
 
 from common.contract import changelog
+from common.contract.history import read_history
 from common.contract.keys import RENDER_GROUP, Keys
 from common.contract.members import ChangeNotice
 from common.contract.packets import event_packet, figure_payload
 from common.contract.snapshots import Catchup, Outcome, Read, Stored, Whole, WriteRender
 from common.markets import market_for
 from common.messages import BARS, FIGURE
+from common.resolutions import Columns, Resolution, history_of
 from common.views import DEFAULT, View
 from renderer import metrics
 from renderer.delta import build_delta
@@ -49,6 +51,7 @@ BATCH = 500  # notices read per round; coalesced by symbol
 HEARTBEAT_TTL = 30  # seconds
 RETRY_FIRST, RETRY_MAX = 0.2, 1.0  # seconds between tries while Redis is away
 MAX_WINDOWS = 1_000  # symbols' windows kept between renders (7 days: 480 kB each)
+MAX_HISTORIES = 2_000  # (symbol, resolution) histories kept between renders
 # A catch-up delta longer than this is no cheaper for a subscriber than the whole figure.
 CATCHUP_MAX_BARS = 120
 
@@ -90,12 +93,21 @@ class Chart:
 
 
 class ViewChart(Chart):
-    """Any other view (renderer.views)."""
+    """Any other view (renderer.views): the last ``limit`` bars of its series, the
+    store's ``history`` (at version ``history_version``) before the window's."""
 
-    def __init__(self, symbol: str, window: Window, view: View) -> None:
+    def __init__(
+        self,
+        symbol: str,
+        window: Window,
+        view: View,
+        history: Columns | None = None,
+        limit: int | None = None,
+        history_version: int = 0,
+    ) -> None:
         super().__init__(symbol, window)
         self.view, self.key = view, view.key
-        self.frame: Frame = frame_of(window, view)
+        self.frame: Frame = frame_of(window, view, history, limit, history_version)
 
     def style(self) -> dict[str, Any]:
         return view_style(self.frame)
@@ -109,7 +121,7 @@ class ViewChart(Chart):
         return view_delta(self.symbol, self.frame, base_seq, base_style, style, since)
 
     def size_since(self, minute: int) -> int:
-        return len(self.frame) - self.frame.bar_at(minute)
+        return len(self.frame) - max(self.frame.bar_at(minute), self.frame.shown)
 
     def deltas_apply(self) -> bool:
         return self.frame.monotonic()
@@ -188,6 +200,7 @@ class Renderer:
         snapshot_every: float = 5.0,
         watch_ttl: float = 600.0,
         resume_length: int = 300,
+        view_bars: int | None = 1_500,
     ) -> None:
         self.client = client
         self.keys = keys
@@ -197,7 +210,12 @@ class Renderer:
         self.watch_ttl = watch_ttl  # seconds a view stays listed after its last stamp
         self.resume_length = resume_length  # renders of a view kept for resuming clients
         self.store = RenderStore(client, keys)
+        self.view_bars = view_bars  # bars a view other than the default one holds
         self.windows: OrderedDict[str, Window] = OrderedDict()  # least recently used first
+        # (symbol, resolution) -> (epoch, history version, its bars), least recent first
+        self.histories: OrderedDict[tuple[str, Resolution], tuple[str, int, Columns]] = (
+            OrderedDict()
+        )
         self.audience = Audience()
         self._last_claim = 0.0
         self.last_step = time.monotonic()  # for /healthz: the loop is alive
@@ -294,7 +312,7 @@ class Renderer:
         """Build, store and publish one view; the seq published, or None."""
         for attempt in range(2):
             window = self.windows[symbol]
-            chart = ViewChart(symbol, window, view) if view.key else Chart(symbol, window)
+            chart = self._chart(symbol, window, view, read)
             render = self._build(chart, read, stored)
             written = self.store.write(render.write())
             if written.outcome is not Outcome.NEEDS_FIGURE or attempt:
@@ -316,6 +334,28 @@ class Renderer:
             self.publisher.publish_figures(payload_json, figure_json, rooms)
         self._record(chart, render, read, started)
         return read.version
+
+    def _chart(self, symbol: str, window: Window, view: View, read: Read) -> Chart:
+        if not view.key:
+            return Chart(symbol, window)
+        resolution = history_of(view.timeframe)
+        history = None if resolution is None else self._history(symbol, resolution, read)
+        return ViewChart(symbol, window, view, history, self.view_bars, read.history)
+
+    def _history(self, symbol: str, resolution: Resolution, read: Read) -> Columns | None:
+        """The symbol's stored history at ``resolution``, read once per version of it."""
+        if not read.history:
+            return None
+        key = (symbol, resolution)
+        held = self.histories.get(key)
+        if held is None or held[:2] != (read.epoch, read.history):
+            bars = read_history(self.client, self.keys, symbol, resolution)
+            held = self.histories[key] = (read.epoch, read.history, bars)
+            metrics.HISTORY_READS.inc()
+        self.histories.move_to_end(key)
+        while len(self.histories) > MAX_HISTORIES:
+            self.histories.popitem(last=False)
+        return held[2]
 
     def _read(self, symbol: str) -> Read | None:
         """The store's state, the held window brought up to it: from the bars changed
@@ -366,6 +406,8 @@ class Renderer:
             stored.stored_at is None
             or now - stored.stored_at >= self.snapshot_every
             or self.audience.takes_figures(chart.symbol, chart.key)
+            # the history changed since the stored figure: a catch-up would be all of it
+            or (stored.style or {}).get("history") != style.get("history")
         )
         catchup_from = min(stored.catchup_from, since)
         if (

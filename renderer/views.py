@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from common.markets import DAY
-from common.views import LABELS, View
+from common.markets import DAY, Market
+from common.resolutions import Columns
+from common.views import INDICATORS, LABELS, View
 from renderer import indicators
 from renderer.delta import changed_style
 from renderer.figure import (
@@ -52,23 +53,31 @@ _INTRADAY_BUTTONS: list[dict[str, Any]] = [
     *_LONGER_BUTTONS[:2],
     {"step": "all"},
 ]
-INTERNAL = ("first",)  # style keys the renderer keeps for itself (the base's first bar)
+# Style keys the renderer keeps for itself: the base's window's first bar, and the
+# version of the store's history its series held.
+INTERNAL = ("first", "history")
+MAX_WARMUP = max(indicators.warmup(name) for name in INDICATORS)
 
 
 @dataclass
 class Frame:
-    """A view's bars for one render."""
+    """A view's bars for one render: its series (older bars from the store's history at
+    the view's resolution, then the window's bars aggregated) and the last ``limit`` of
+    them, from ``shown`` on, which are what the figure and the deltas carry. The bars
+    before ``shown`` are there for the indicators: every value drawn has its history."""
 
     view: View
-    window: Window
+    window: Window  # the rows the window part is built from (the window's last ones)
     x: Ints  # each bar's start on the exchange's clock, seconds
     o: Floats
     h: Floats
     l: Floats  # noqa: E741 - the conventional OHLCV name
     c: Floats
     v: Floats
-    bar_of_row: Ints  # the bar each 1-minute bar of the window went into
-    last_row: Ints  # each bar's last 1-minute bar
+    bar_of_row: Ints  # the bar (series index) each 1-minute bar of ``window`` went into
+    window_from: int = 0  # the series index of the window part's first bar
+    shown: int = 0  # the first bar drawn and sent
+    history: int = 0  # the version of the store's history the series holds
 
     def __len__(self) -> int:
         return len(self.x)
@@ -85,11 +94,8 @@ class Frame:
         """The indicator values of bars ``first`` on, one array per indicator."""
         out = []
         for name in self.view.indicators:
-            if name == "vwap":
-                w, row = self.window.rows, int(self.last_row[first]) if first < len(self) else 0
-                local = self.window.local()
-                per_row = indicators.vwap(w[:, 2], w[:, 3], w[:, 4], w[:, 5], local, row)
-                out.append(per_row[self.last_row[first:] - row])
+            if name == "vwap":  # from the view's own bars: 1-minute ones, or coarser
+                out.append(indicators.vwap(self.h, self.l, self.c, self.v, self.x, first))
             else:
                 out.append(indicators.of_closes(name, self.c, first))
         return out
@@ -107,63 +113,124 @@ class Frame:
         return rows
 
     def head_needed(self, base_first: int | None) -> int:
-        """How many of the first bars changed because the window moved on since the base
-        (whose first 1-minute bar was ``base_first``, on the exchange's clock)."""
+        """The end of the bars that may have changed because the window moved on since
+        the base (whose window's first 1-minute bar was ``base_first``, on the exchange's
+        clock): the window part's first bar (it lost minutes, or the history's bar took
+        its place) and the indicator values that depend on it."""
         first = int(self.window.local()[0])
         if base_first == first:
             return 0
-        need = 1 if self.view.seconds > 60 else 0
+        start = self.window_from
+        need = start + 1
         for name in self.view.indicators:
-            need = max(need, indicators.warmup(name))
-        new_day = base_first is None or base_first // DAY != first // DAY
-        if "vwap" in self.view.indicators and new_day:
-            last_days = self.window.local()[self.last_row] // DAY
-            need = max(need, int(np.searchsorted(last_days, first // DAY, side="right")))
-        return need
+            need = max(need, start + indicators.warmup(name))
+        if "vwap" in self.view.indicators:  # its values through the day of that bar
+            days = self.x // DAY
+            day = days[min(start, len(self) - 1)] if len(self) else 0
+            need = max(need, int(np.searchsorted(days, day, side="right")))
+        return min(need, len(self))
 
 
-def frame_of(window: Window, view: View) -> Frame:
-    """The window's bars on the view's timeframe, on the exchange's clock."""
-    rows, local = window.rows, window.local()
-    size = len(rows)
-    if view.seconds == 60:
-        index = np.arange(size, dtype=np.int64)
-        o, h, lo, c, v = (np.ascontiguousarray(rows[:, i]) for i in range(1, 6))
-        return Frame(view, window, local, o, h, lo, c, v, index, index)
+def _buckets(local: Ints, view: View, market: Market) -> Ints:
+    """The start of the view's bar holding each moment (exchange clock, seconds)."""
     if view.timeframe == "1d":
-        starts_at = local // DAY * DAY
-    else:
-        origin = window.market.session_origin
-        starts_at = (local - origin) // view.seconds * view.seconds + origin
-    first = np.flatnonzero(np.diff(starts_at)) + 1
+        return local // DAY * DAY
+    origin = market.session_origin
+    return (local - origin) // view.seconds * view.seconds + origin
+
+
+def _rolled(x: Ints, columns: list[Floats]) -> tuple[Ints, list[Floats], Ints, Ints]:
+    """Bars sharing a start rolled into one: (starts, [o, h, l, c, v], first, last)."""
+    size = len(x)
+    first = np.flatnonzero(np.diff(x)) + 1
     bounds = np.concatenate(([0], first)).astype(np.int64)
     last = np.concatenate((first - 1, [size - 1])).astype(np.int64)
-    bar_of_row = np.zeros(size, dtype=np.int64)
-    bar_of_row[first] = 1
-    bar_of_row = np.cumsum(bar_of_row)
-    return Frame(
-        view,
-        window,
-        starts_at[bounds],
-        rows[bounds, 1],
-        np.maximum.reduceat(rows[:, 2], bounds),
-        np.minimum.reduceat(rows[:, 3], bounds),
-        rows[last, 4],
-        np.add.reduceat(rows[:, 5], bounds),
-        bar_of_row,
-        last,
-    )
+    o, h, lo, c, v = columns
+    rolled = [
+        o[bounds],
+        np.maximum.reduceat(h, bounds),
+        np.minimum.reduceat(lo, bounds),
+        c[last],
+        np.add.reduceat(v, bounds),
+    ]
+    return x[bounds], rolled, bounds, last
+
+
+def _tail(window: Window, view: View, limit: int | None) -> Window:
+    """The window's last rows that the view's last ``limit`` bars need, with room before
+    them for the longest indicator warm-up and a day (VWAP's): a 1-minute view of a week
+    is drawn from ~3,000 rows, not 10,080."""
+    if limit is None:
+        return window
+    needed = (limit + MAX_WARMUP + 1) * (view.seconds // 60) + DAY // 60
+    if needed >= len(window):
+        return window
+    return Window(window.epoch, window.version, window.rows[-needed:], window.market)
+
+
+def _history_bars(
+    history: Columns, view: View, market: Market, until: int, limit: int | None
+) -> tuple[Ints, list[Floats]]:
+    """The history's bars on the view's timeframe that start at or before ``until`` (the
+    window's first bar), the last ``limit`` and what their indicators need."""
+    local = market.local_seconds(history.t)
+    columns = [np.asarray(col, dtype=np.float64) for col in history[1:]]
+    x, rolled, _first, _last = _rolled(_buckets(local, view, market), columns)
+    end = int(np.searchsorted(x, until, side="right"))
+    begin = 0 if limit is None else max(end - limit - MAX_WARMUP - DAY // view.seconds, 0)
+    return x[begin:end], [col[begin:end] for col in rolled]
+
+
+def frame_of(
+    window: Window,
+    view: View,
+    history: Columns | None = None,
+    limit: int | None = None,
+    history_version: int = 0,
+) -> Frame:
+    """The view's bars on its timeframe, on the exchange's clock: the store's
+    ``history`` (bars of a resolution the timeframe is made of, UTC starts) before the
+    window's, then the window's; the last ``limit`` shown."""
+    window = _tail(window, view, limit)
+    rows, local = window.rows, window.local()
+    size = len(rows)
+    columns = [np.ascontiguousarray(rows[:, i]) for i in range(1, 6)]
+    if view.seconds == 60:
+        x, index = local, np.arange(size, dtype=np.int64)
+    else:
+        x, columns, bounds, _last = _rolled(_buckets(local, view, window.market), columns)
+        index = np.zeros(size, dtype=np.int64)
+        index[bounds[1:]] = 1
+        index = np.cumsum(index)
+    window_from = 0
+    if history is not None and len(history.t) and size and view.seconds > 60:
+        hx, older = _history_bars(history, view, window.market, int(x[0]), limit)
+        if len(hx):
+            # The history's bar of the window's first start, if it has one, stands for
+            # the window's: that one lacks the minutes before the window's start.
+            skip = 1 if hx[-1] == x[0] else 0
+            x = np.concatenate((hx, x[skip:]))
+            columns = [
+                np.concatenate((old, new[skip:])) for old, new in zip(older, columns, strict=True)
+            ]
+            window_from = len(hx) - skip
+            index = index + window_from
+    shown = 0 if limit is None else max(len(x) - limit, 0)
+    o, h, lo, c, v = columns
+    return Frame(view, window, x, o, h, lo, c, v, index, window_from, shown, history_version)
 
 
 def view_style(frame: Frame) -> dict[str, Any]:
     """What follows the data in the view's look (``y_range``, a mountain's ``color``),
-    and, for the renderer only, the window's first bar (``first``)."""
-    style: dict[str, Any] = {"first": int(frame.window.local()[0])}
+    and, for the renderer only, the window's first bar (``first``) and the history's
+    version (``history``)."""
+    style: dict[str, Any] = {"first": int(frame.window.local()[0]), "history": frame.history}
+    shown = frame.shown
     if frame.view.chart == "mountain":
-        style["color"] = direction_colour(frame.c)
-        style["y_range"] = y_range(frame.c)
+        style["color"] = direction_colour(frame.c[shown:])
+        style["y_range"] = y_range(frame.c[shown:])
     else:  # bars show their own highs and lows: the range hugs those, not the article's +-5
-        lo, hi = float(frame.l.min()), float(frame.h.max())
+        lo, hi = float(frame.l[shown:].min()), float(frame.h[shown:].max())
         pad = max((hi - lo) * 0.08, 0.01)
         style["y_range"] = [round(lo - pad, 2), round(hi + pad, 2)]
     return style
@@ -184,19 +251,22 @@ def view_delta(
 ) -> dict[str, Any]:
     """The delta from ``base_seq`` to the window's version, whose versions changed no
     1-minute bar before ``since`` (UTC)."""
-    window = frame.window
+    window, base = frame.window, base_style or {}
     kept = frame.bar_at(since)
-    head = min(frame.head_needed((base_style or {}).get("first")), kept)
+    if base.get("history") != style.get("history"):
+        kept = 0  # the store's history changed under the base: every bar is sent
+    kept = max(kept, frame.shown)
+    head = min(frame.head_needed(base.get("first")), kept)
     delta: dict[str, Any] = {
         "symbol": symbol,
         "view": frame.view.key,
         "seq": window.version,
         "base_seq": base_seq,
         "epoch": window.epoch,
-        "start": int(frame.x[0]),
+        "start": int(frame.x[frame.shown]),
     }
-    if head:
-        delta["head"] = frame.rows(0, head)
+    if head > frame.shown:
+        delta["head"] = frame.rows(frame.shown, head)
     delta["bars"] = frame.rows(kept, len(frame))
     delta["style"] = published_style(base_style, style)
     return delta
@@ -204,9 +274,10 @@ def view_delta(
 
 def view_figure(symbol: str, frame: Frame, style: dict[str, Any]) -> dict[str, Any]:
     """The view's figure: a plain dict around numpy arrays (``renderer.figure.encode``)."""
-    view, x_ms = frame.view, frame.x * 1000
+    view, shown = frame.view, frame.shown
+    x_ms = frame.x[shown:] * 1000
     data = [_price_trace(symbol, frame, x_ms, style)]
-    for name, values in zip(view.indicators, frame.columns(0), strict=True):
+    for name, values in zip(view.indicators, frame.columns(shown), strict=True):
         data.append(
             {
                 "type": "scatter",
@@ -225,11 +296,11 @@ def view_figure(symbol: str, frame: Frame, style: dict[str, Any]) -> dict[str, A
                 "name": "Volume",
                 "showlegend": False,  # the legend names the indicators: the pane says Volume
                 "x": x_ms,
-                "y": frame.v.astype(np.int64),
+                "y": frame.v[shown:].astype(np.int64),
                 "yaxis": "y2",
                 # A colour string per bar: plotly.js 4 warns once per bar and redraw on
                 # numbers on a colourscale (and draws them near-black after a redraw).
-                "marker": {"color": volume_colours(frame.c, frame.o)},
+                "marker": {"color": volume_colours(frame.c[shown:], frame.o[shown:])},
             }
         )
     buttons = RANGE_BUTTONS if view.seconds == 60 else _buttons(view)
@@ -273,13 +344,14 @@ def _buttons(view: View) -> list[dict[str, Any]]:
 
 
 def _price_trace(symbol: str, frame: Frame, x_ms: Ints, style: dict[str, Any]) -> dict[str, Any]:
+    shown = frame.shown
     if frame.view.chart == "mountain":
         return {
             "type": "scatter",
             "name": symbol,
             "showlegend": False,
             "x": x_ms,
-            "y": frame.c,
+            "y": frame.c[shown:],
             "mode": "lines",
             "fill": "tozeroy",
             "line": {"color": style["color"]},
@@ -289,10 +361,10 @@ def _price_trace(symbol: str, frame: Frame, x_ms: Ints, style: dict[str, Any]) -
         "name": symbol,
         "showlegend": False,
         "x": x_ms,
-        "open": frame.o,
-        "high": frame.h,
-        "low": frame.l,
-        "close": frame.c,
+        "open": frame.o[shown:],
+        "high": frame.h[shown:],
+        "low": frame.l[shown:],
+        "close": frame.c[shown:],
         "increasing": {"line": {"color": UP}},
         "decreasing": {"line": {"color": DOWN}},
     }

@@ -13,15 +13,17 @@ from hypothesis import strategies as st
 from page_model import PageChart, state_of
 
 from common.bars import MINUTE, Bar
+from common.contract.history import StoreHistory
 from common.contract.keys import Keys
 from common.contract.lua import Scripts
 from common.contract.resume import Outcome, ReadResume
 from common.contract.rooms import Mode, Room
-from common.markets import NEW_YORK, UTC, Market, market_for
+from common.markets import DAY, NEW_YORK, UTC, Market, market_for
+from common.resolutions import COARSE, rollup
 from common.views import CHARTS, INDICATORS, TIMEFRAMES, View, make_view
 from fetcher.store import BarStore
 from renderer.figure import encode
-from renderer.service import Renderer, ViewChart
+from renderer.service import Renderer
 from renderer.store import RenderStore
 from renderer.window import Window, rows_of
 
@@ -124,6 +126,8 @@ def run_steps(
     market: Market,
     window_minutes: int,
     start: int = START,
+    view_bars: int | None = None,
+    history: bool = False,
 ) -> None:
     """Writes bars step by step, renders after each, and checks that the page applying
     the view's deltas, and a page subscribing now (the stored figure and its catch-up),
@@ -134,7 +138,9 @@ def run_steps(
         client.zadd(KEYS.views("AAPL"), {view.key: time.time()})
     page = Page(client, Room("AAPL", Mode.DELTA, view.key))
     try:
-        check_steps(client, store, page, steps, view, market, window_minutes, start)
+        check_steps(
+            client, store, page, steps, view, market, window_minutes, start, view_bars, history
+        )
     finally:
         page.close()
 
@@ -148,17 +154,25 @@ def check_steps(
     market: Market,
     window_minutes: int,
     start: int,
+    view_bars: int | None = None,
+    history: bool = False,
 ) -> None:
-    renderer = Renderer(client, KEYS, NoViewers(), name="r", snapshot_every=3600)
+    renderer = Renderer(
+        client, KEYS, NoViewers(), name="r", snapshot_every=3600, view_bars=view_bars
+    )
     now = float(start + 5)
     bars = [Bar(start - 60 * i, 50, 51, 49, 50, 1 + i % 7) for i in range(window_minutes)]
     write(store, bars, now, market)
+    if history:
+        store_history(client, start - (window_minutes - 1) * MINUTE, market, 40.0, now)
     renderer.render("AAPL")
     [(_, first)] = page.received()
     chart = PageChart(first)
-    assert chart.state() == whole(client, view, market)
+    assert chart.state() == whole(client, view, market, view_bars)
     held = [copy.deepcopy(chart)]  # the page at each seq it held: each may resume
     for kind, price in steps:
+        if kind == "history":  # the fetcher's next fill changes the past
+            store_history(client, start - (window_minutes - 1) * MINUTE, market, price, now)
         now += {"tick": 1, "new_minute": MINUTE, "revise_old": 1, "idle_trim": 3 * MINUTE}.get(
             kind, 1
         )
@@ -177,7 +191,7 @@ def check_steps(
         [(event, delta)] = received
         assert event == "bars"
         chart.apply(delta)
-        expected = whole(client, view, market)
+        expected = whole(client, view, market, view_bars)
         assert chart.state() == expected
         stored = client.hgetall(snapshot_of(view))
         head = orjson.loads(stored[b"payload"])
@@ -219,11 +233,32 @@ def snapshot_of(view: View) -> str:
     return KEYS.snapshot("AAPL", view.key)
 
 
-def whole(client: "redis.Redis", view: View, market: Market) -> tuple[Any, ...]:
+def store_history(
+    client: "redis.Redis", window_start: int, market: Market, price: float, now: float
+) -> None:
+    """Two days of bars before the window's start (and its first hour) at every
+    resolution, as the fetcher's history fill stores them, priced about ``price``."""
+    first = window_start - 2 * DAY
+    minutes = [
+        Bar(t, price + i % 5, price + 6, price - 1, price + i % 3, 2 + i % 4)
+        for i, t in enumerate(range(first, window_start + 3600, MINUTE))
+    ]
+    scripts = Scripts(client, KEYS)
+    for resolution in COARSE:
+        bars = rollup(minutes, resolution, market)
+        end = window_start + 3600
+        stored = scripts.run(StoreHistory("AAPL", resolution, first, end, bars, first, now))
+        assert not stored.refused
+
+
+def whole(
+    client: "redis.Redis", view: View, market: Market, view_bars: int | None = None
+) -> tuple[Any, ...]:
     """The page's state for the figure of every stored bar, rendered afresh."""
     read = RenderStore(client, KEYS).read("AAPL")
     window = Window(read.epoch, read.version, rows_of(read.rows), read.market or market)
-    chart = ViewChart("AAPL", window, view) if view.key else None
+    fresh = Renderer(client, KEYS, NoViewers(), name="fresh", view_bars=view_bars)
+    chart = fresh._chart("AAPL", window, view, read) if view.key else None
     if chart is None:
         from renderer.figure import build_figure
 
@@ -258,3 +293,38 @@ def test_every_views_deltas_and_catch_ups_give_its_whole_figure(
     """Windows of 90 minutes; from 23:26 New York, the window moves across midnight, which
     begins the first day VWAP is drawn on."""
     run_steps(client, steps, view, market, window_minutes=90, start=start)
+
+
+history_steps = st.lists(
+    st.tuples(
+        st.sampled_from(
+            ["tick", "new_minute", "revise_old", "idle_trim", "snapshot_due", "history"]
+        ),
+        st.floats(min_value=1, max_value=500, allow_nan=False),
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    steps=history_steps,
+    view=views.filter(lambda view: view.key != ""),
+    market=markets,
+    view_bars=st.sampled_from([None, 30, 120]),
+)
+def test_a_bounded_view_over_its_history_applies_its_deltas_exactly(
+    client: "redis.Redis",
+    steps: list[tuple[str, float]],
+    view: View,
+    market: Market,
+    view_bars: int | None,
+) -> None:
+    """A view drawing the store's history before its window, bounded to its last
+    ``view_bars`` bars: its live deltas, its catch-ups and every resume still give its
+    whole figure, as the window moves on, the history is written again, the page's
+    first bar is handed from the history to the window."""
+    run_steps(client, steps, view, market, window_minutes=90, view_bars=view_bars, history=True)

@@ -32,12 +32,69 @@ class MinutesOnly:
 def test_a_source_that_serves_history_is_told_from_one_that_does_not(tmp_path: Path) -> None:
     path = tmp_path / "bars.csv"
     path.write_text("time,open,high,low,close,volume\n1,1,2,0.5,1.5,10\n")
-    for source in (CsvReplaySource(path), YahooSource()):
+    for source in (CsvReplaySource(path), YahooSource(), SyntheticSource()):
         assert serves_history(source) and isinstance(source, Source)
-    assert not serves_history(SyntheticSource())  # its history is on branch i19-sources
     plain = MinutesOnly()
     assert isinstance(plain, Source) and not serves_history(plain)
     assert not isinstance(plain, HistorySource)
+
+
+# -- the synthetic market -------------------------------------------------------
+
+DEPTHS = {Resolution.M5: 60, Resolution.H1: 730, Resolution.D1: 7300}
+
+
+def synthetic_history(
+    source: SyntheticSource, resolution: Resolution, now: float = NOW
+) -> list[Bar]:
+    span = (int(now) - DEPTHS[resolution] * DAY, int(now) + 1)
+    return source.history(resolution, {"AAPL": span}, now).bars["AAPL"]
+
+
+@pytest.mark.parametrize("hours", ["always", "exchange"])
+def test_the_synthetic_markets_coarse_bars_are_its_minutes_rolled_up(hours: str) -> None:
+    """Where both exist (the last days), to the cent; and a finished 5m, 1h or 1d bar is
+    the same whichever process draws it."""
+    source = SyntheticSource(hours)
+    market = source.market("AAPL")
+    minutes = source.fetch({"AAPL": int(NOW) - 5 * DAY}, NOW).bars["AAPL"]
+    finished = [bar for bar in minutes if bar.t + MINUTE <= NOW]
+    for resolution in COARSE:
+        bars = {bar.t: bar for bar in synthetic_history(source, resolution)}
+        rolled = rollup(finished, resolution, market)[1:-1]  # whole bars only
+        assert rolled and all(bars[bar.t] == bar for bar in rolled), resolution
+        assert synthetic_history(SyntheticSource(hours), resolution) == list(bars.values())
+
+
+@pytest.mark.parametrize("hours", ["always", "exchange"])
+def test_the_synthetic_markets_resolutions_agree_all_the_way_back(hours: str) -> None:
+    """1h bars are the 5m bars rolled up, 1d bars the 1h bars, across every region of the
+    past (drawn coarser the further back), and the line has no gap between them."""
+    source = SyntheticSource(hours)
+    market = source.market("AAPL")
+    fine, hourly, daily = (synthetic_history(source, r) for r in COARSE)
+    for finer, coarser, resolution in (
+        (fine, hourly, Resolution.H1),
+        (hourly, daily, Resolution.D1),
+    ):
+        held = {bar.t: bar for bar in coarser}
+        rolled = rollup(finer, resolution, market)[1:-1]
+        assert len(rolled) > 250 and all(held[bar.t] == bar for bar in rolled), resolution
+    assert daily[0].t < NOW - 19 * 365 * DAY  # twenty years of days
+    if hours == "always":  # one market day after another: each opens where the last closed
+        assert all(b.o == a.c for a, b in zip(daily, daily[1:], strict=False))
+    for bars in (fine, hourly, daily):
+        assert all(b.l <= min(b.o, b.c) <= max(b.o, b.c) <= b.h for b in bars)
+        assert [b.t for b in bars] == sorted({b.t for b in bars})
+
+
+def test_the_synthetic_market_gives_no_bar_of_a_time_to_come() -> None:
+    source = SyntheticSource()
+    for resolution in COARSE:
+        bars = synthetic_history(source, resolution)
+        assert bars[-1].t <= NOW < bars[-1].t + resolution.seconds + MINUTE
+    later = source.history(Resolution.D1, {"AAPL": (int(NOW) + DAY, int(NOW) + 2 * DAY)}, NOW)
+    assert later.bars["AAPL"] == []
 
 
 # -- the CSV replay ------------------------------------------------------------

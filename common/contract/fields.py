@@ -17,6 +17,7 @@ class MetaField(StrEnum):
     CHANGED_AT = "changed_at"  # the tick's time of the last write that changed a bar
     STORED_AT = "stored_at"  # Redis' TIME as "s.µs" when the version was stored
     MARKET = "market"  # where the symbol trades: common.markets.Market.encode
+    HISTORY = "history_version"  # bumped on every change of its history (Keys.history)
 
 
 class SnapshotField(StrEnum):

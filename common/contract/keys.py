@@ -47,6 +47,17 @@ class Keys:
         # worth: what carries a client that held an earlier seq to now (resume).
         return f"{self.prefix}deltas:{symbol}@{view}" if view else f"{self.prefix}deltas:{symbol}"
 
+    def history(self, symbol: str, resolution: str) -> str:
+        # ZSET: score = bar start (epoch s), member = members.bar_member; the symbol's
+        # bars of one coarser resolution ("5m", "1h", "1d": common.resolutions), kept
+        # for longer than the minutes (RTPLOT_HISTORY_DAYS): the past of its views.
+        return f"{self.prefix}history:{symbol}:{resolution}"
+
+    def history_filled(self, symbol: str) -> str:
+        # HASH: resolution -> epoch s the fetcher last asked the source for its history
+        # (fetcher.history: asked again after RTPLOT_HISTORY_REFRESH).
+        return f"{self.prefix}history-filled:{symbol}"
+
     def views(self, symbol: str) -> str:
         # ZSET: view key -> epoch s a gateway last stamped it as watched (the default view
         # is always rendered and never listed). Renderers render a listed view while

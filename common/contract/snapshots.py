@@ -70,11 +70,12 @@ READ_WINDOW = Lua(
         "market",
         "views",
         "stale_views",
+        "history",
     ),
     body="""
 local held = tonumber(held_version)
 local m = redis.call('HMGET', meta, META.version, META.epoch, META.as_of, META.market,
-                     META.stored_at)
+                     META.stored_at, META.history)
 local version = tonumber(m[1] or '0')
 local s = redis.call('HMGET', snapshot, unpack(RENDER_STATE))
 local state = {}
@@ -116,6 +117,7 @@ return reply({
   changed_from = tostring(from), rows = rows, start = head[2], count = redis.call('ZCARD', bars),
   market = m[4], views = watched,
   stale_views = redis.call('ZRANGEBYSCORE', views, '-inf', '(' .. views_since),
+  history = m[6],
 })
 """,
 )
@@ -153,6 +155,7 @@ class Read:
     market: Market | None = None  # as the fetcher stored it; None: the source said nothing
     views: dict[str, int] | None = None  # view key -> gateways subscribed to its rooms
     stale_views: tuple[str, ...] = ()  # views nobody stamped within the TTL
+    history: int = 0  # the version of its history (common.contract.history); 0: none
 
 
 @dataclass(frozen=True)
@@ -203,6 +206,7 @@ class ReadWindow(ScriptCall[Read]):
                 key.decode(): int(n) for key, n in zip(watched[::2], watched[1::2], strict=True)
             },
             stale_views=tuple(key.decode() for key in got["stale_views"]),
+            history=int(got["history"] or 0),
         )
 
 

@@ -32,6 +32,7 @@ from common.contract.keys import CHANGELOG_LENGTH, CHANGES_MAXLEN, Keys
 from common.contract.lua import ArgArgs, KeyArgs, Lua, ScriptCall
 from common.contract.members import bar_member, bar_of
 from common.markets import Market
+from common.resolutions import Resolution
 
 Writer = Literal["poll", "stream"]
 
@@ -268,8 +269,8 @@ def read_epoch(client: "redis.Redis", keys: Keys, symbol: str) -> str | None:
 
 
 def drop_symbol(client: "redis.Redis", keys: Keys, symbol: str) -> None:
-    """Forget a symbol nobody tracks any more: bars, meta, changelog, the list of its
-    views and the snapshot and delta log of each."""
+    """Forget a symbol nobody tracks any more: bars, history, meta, changelog, the list
+    of its views and the snapshot and delta log of each."""
     listed = keys.views(symbol)
     views: list[bytes] = client.zrange(listed, 0, -1)  # type: ignore[assignment]
     client.delete(
@@ -278,6 +279,8 @@ def drop_symbol(client: "redis.Redis", keys: Keys, symbol: str) -> None:
         keys.snapshot(symbol),
         keys.deltas(symbol),
         keys.changelog(symbol),
+        keys.history_filled(symbol),
+        *(keys.history(symbol, resolution.value) for resolution in Resolution),
         listed,
         *(keys.snapshot(symbol, view.decode()) for view in views),
         *(keys.deltas(symbol, view.decode()) for view in views),

@@ -27,6 +27,7 @@ import numpy.typing as npt
 
 from common.bars import MINUTE, Bar, floor_minute
 from common.markets import Market, market_for
+from common.resolutions import Resolution
 from fetcher.sources.base import FetchResult
 
 DAY = 86_400
@@ -171,4 +172,16 @@ class SyntheticSource:
                 else _finished_minutes(symbol, m // HOUR)[(m % HOUR) // MINUTE]
                 for m in minutes.tolist()
             ]
+        return result
+
+    def history(
+        self, resolution: Resolution, spans: Mapping[str, tuple[int, int]], now: float
+    ) -> FetchResult:
+        """Bars of ``resolution`` over each span (fetcher.sources.synthetic_history)."""
+        from fetcher.sources.synthetic_history import history  # it draws on this walk
+
+        result = FetchResult(bars={})
+        for symbol, span in spans.items():
+            market = result.markets[symbol] = self.market(symbol)
+            result.bars[symbol] = history(symbol, market, resolution, span, now).bars()
         return result
