@@ -1,0 +1,213 @@
+"""A symbol's history (issue 19): the worker fills the store's 5m, 1h and 1d bars from the
+source after the minutes, within its budget; the write is versioned in the symbol's
+epoch and idempotent; a minutes-only source's history is its minutes rolled up; a view
+draws that history before its window, bounded; all against a real Redis."""
+
+import dataclasses
+import time
+from collections.abc import Mapping
+
+import orjson
+import pytest
+import redis
+
+from common.bars import Bar
+from common.contract.changelog import NOTHING_CHANGED
+from common.contract.changelog import parse as parse_entry
+from common.contract.fields import MetaField
+from common.contract.history import StoreHistory, read_filled, read_history
+from common.contract.keys import Keys
+from common.contract.lua import Scripts
+from common.contract.rooms import Mode, Room
+from common.markets import DAY
+from common.resolutions import Resolution, rollup
+from common.settings import Settings
+from common.views import View
+from fetcher.history import HistoryFiller
+from fetcher.sources.base import FetchResult
+from fetcher.sources.synthetic import SyntheticSource
+from fetcher.store import BarStore
+from fetcher.tick import run_tick
+from renderer.service import Renderer
+
+NOW = 1_794_999_960.0 + 10  # Wednesday 2026-11-18, 06:06 in New York
+KEYS = Keys()
+DEPTHS = "5m=20,1h=200,1d=3000"
+
+
+@pytest.fixture
+def deep(settings: Settings) -> Settings:
+    return dataclasses.replace(
+        settings,
+        history_days=Settings.from_env({"RTPLOT_HISTORY_DAYS": DEPTHS}).history_days,
+        fetch_interval=60.0,  # a budget of 30 s: every symbol filled in one tick
+    )
+
+
+class MinutesOnly:
+    """A plug-in that knows only 1-minute bars (the synthetic market's)."""
+
+    name = "minutes"
+
+    def __init__(self) -> None:
+        self.inner = SyntheticSource()
+
+    def fetch(self, since: Mapping[str, int], now: float) -> FetchResult:
+        return self.inner.fetch(since, now)
+
+
+class Counting(SyntheticSource):
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[tuple[Resolution, dict[str, tuple[int, int]]]] = []
+        self.fail = False
+
+    def history(
+        self, resolution: Resolution, spans: Mapping[str, tuple[int, int]], now: float
+    ) -> FetchResult:
+        self.asked.append((resolution, dict(spans)))
+        if self.fail:
+            raise ConnectionError("the history server is away")
+        return super().history(resolution, spans, now)
+
+
+def stored(client: "redis.Redis", symbol: str, resolution: Resolution) -> list[Bar]:
+    return read_history(client, KEYS, symbol, resolution).bars()
+
+
+def version(client: "redis.Redis", symbol: str) -> tuple[int, int]:
+    got = client.hmget(KEYS.meta(symbol), [MetaField.VERSION, MetaField.HISTORY])
+    return int(got[0] or 0), int(got[1] or 0)
+
+
+def test_a_tick_fills_every_resolution_to_its_depth_and_versions_it(
+    deep: Settings, client: "redis.Redis"
+) -> None:
+    source = Counting()
+    filler = HistoryFiller(deep, client, source)
+    before = client.xlen(KEYS.changes) if client.exists(KEYS.changes) else 0
+    report = run_tick(deep, client, source, now=NOW, history=filler)
+    assert report.history is not None and report.history.pending == 0
+    for resolution, days in ((Resolution.M5, 20), (Resolution.H1, 200), (Resolution.D1, 3000)):
+        bars = stored(client, "AAPL", resolution)
+        # The source's own bars, from the depth on, to the one in progress.
+        expected = source.history(resolution, {"AAPL": (int(NOW) - days * DAY, int(NOW) + 1)}, NOW)
+        assert bars == expected.bars["AAPL"] and len(bars) > 400
+        assert NOW - days * DAY <= bars[0].t < NOW - days * DAY + resolution.seconds + DAY
+    # One version a resolution after the minutes' first, each changing no minute.
+    assert version(client, "AAPL") == (4, 3)
+    entries = dict(parse_entry(e) for e in client.zrange(KEYS.changelog("AAPL"), 0, -1))
+    assert entries[2] == entries[3] == entries[4] == NOTHING_CHANGED
+    assert client.xlen(KEYS.changes) == before + 2 * 4  # a notice each, both symbols
+    assert set(read_filled(client, KEYS, ["AAPL"])["AAPL"]) == {"5m", "1h", "1d"}
+
+    asked = len(source.asked)
+    run_tick(deep, client, source, now=NOW + 60, history=filler)
+    assert len(source.asked) == asked  # not due again before RTPLOT_HISTORY_REFRESH
+    later = NOW + deep.history_refresh + 60
+    run_tick(deep, client, source, now=later, history=filler)
+    resolution, spans = source.asked[-1]
+    # From the bar that was in progress when it was last asked, not the whole depth.
+    assert spans["AAPL"][0] >= NOW - 2 * resolution.seconds - 1
+    assert stored(client, "AAPL", Resolution.D1)[-1].t <= later
+
+
+def test_writing_the_same_history_again_changes_nothing(client: "redis.Redis") -> None:
+    scripts = Scripts(client, KEYS)
+    day = int(NOW) // DAY * DAY
+    bars = [Bar(day - i * DAY, 10, 11, 9, 10.5, 100) for i in range(5, 0, -1)]
+    call = StoreHistory("AAPL", Resolution.D1, day - 10 * DAY, day, bars, day - 30 * DAY, NOW)
+    assert scripts.run(call).refused  # no minutes yet: no epoch to belong to
+    minute = int(NOW) // 60 * 60
+    BarStore(client, KEYS, 60).upsert("AAPL", [Bar(minute, 10, 11, 9, 10, 1)], NOW, NOW)
+    first = scripts.run(call)
+    assert (first.stored, first.version) == (5, 2)
+    again = scripts.run(call)
+    assert (again.stored, again.version) == (0, 2) and version(client, "AAPL") == (2, 1)
+    revised = [*bars[:-1], Bar(day - DAY, 10, 12, 9, 11.5, 120)]
+    assert scripts.run(dataclasses.replace(call, bars=revised)).version == 3
+    assert stored(client, "AAPL", Resolution.D1) == revised
+    trimmed = scripts.run(dataclasses.replace(call, bars=revised, keep_from=day - 2 * DAY))
+    assert trimmed.version == 4 and stored(client, "AAPL", Resolution.D1) == revised[-2:]
+
+
+def test_a_source_that_knows_only_minutes_gets_its_minutes_rolled_up(
+    deep: Settings, client: "redis.Redis"
+) -> None:
+    source = MinutesOnly()
+    run_tick(deep, client, source, now=NOW, history=HistoryFiller(deep, client, source))
+    minutes = BarStore(client, KEYS, deep.window_minutes).bars("AAPL")
+    market = SyntheticSource().market("AAPL")
+    for resolution in (Resolution.M5, Resolution.H1):
+        rolled = rollup(minutes, resolution, market)
+        if rolled[0].t < minutes[0].t:
+            rolled = rolled[1:]  # it lacks the minutes before the window's: left out
+        assert stored(client, "AAPL", resolution) == rolled and rolled
+
+
+def test_a_failing_history_leaves_the_minutes_alone_and_is_asked_again_later(
+    deep: Settings, client: "redis.Redis"
+) -> None:
+    source = Counting()
+    source.fail = True
+    filler = HistoryFiller(deep, client, source)
+    report = run_tick(deep, client, source, now=NOW, history=filler)
+    assert report.bars_stored > 0 and report.history is not None
+    assert report.history.failed == ["1d", "1h", "5m"]
+    assert stored(client, "AAPL", Resolution.D1) == []
+    asked = len(source.asked)
+    run_tick(deep, client, source, now=NOW + 10, history=filler)
+    assert len(source.asked) == asked  # not every tick: after RETRY
+    source.fail = False
+    run_tick(deep, client, source, now=NOW + 61, history=filler)
+    assert len(stored(client, "AAPL", Resolution.D1)) > 1000
+
+
+def test_a_tick_fills_no_more_than_its_budget_and_the_rest_follows(
+    settings: Settings, client: "redis.Redis"
+) -> None:
+    """One batch a tick at least; the coarsest resolution first."""
+    slow = dataclasses.replace(settings, fetch_interval=0.001)
+    source = Counting()
+    filler = HistoryFiller(slow, client, source)
+    report = run_tick(slow, client, source, now=NOW, history=filler)
+    assert report.history is not None and report.history.pending == 4  # 1h, 5m: 2 symbols
+    assert [r for r, _ in source.asked] == [Resolution.D1]
+    for tick in range(1, 3):
+        run_tick(slow, client, source, now=NOW + tick, history=filler)
+    assert [r for r, _ in source.asked] == [Resolution.D1, Resolution.H1, Resolution.M5]
+
+
+@pytest.mark.parametrize("hours", ["always", "exchange"])
+def test_a_daily_and_an_hourly_chart_reach_back_years_and_months(
+    settings: Settings, client: "redis.Redis", hours: str
+) -> None:
+    """The targets: a 1d chart of 1,500 candles (SMA 50 drawn on every one), a 1h chart
+    over 90 days and more in New York's sessions, from a week of minutes; a 1m chart
+    bounded too."""
+    source = SyntheticSource(hours)
+    week = dataclasses.replace(settings, window_minutes=7 * 24 * 60, fetch_interval=60.0)
+    run_tick(week, client, source, now=NOW, history=HistoryFiller(week, client, source))
+    renderer = Renderer(client, KEYS, NoFigures(), name="r", view_bars=1500)
+    keys = {"daily": "candles.1d.sma50.vol", "hourly": "candles.1h.vol", "minutes": "candles.1m"}
+    client.zadd(KEYS.views("AAPL"), {key: time.time() for key in keys.values()})
+    page = client.pubsub()  # a gateway with a client in each view's room: they are watched
+    page.subscribe(*(KEYS.channel(Room("AAPL", Mode.DELTA, key)) for key in keys.values()))
+    renderer.render("AAPL")
+    page.close()
+    figures = {
+        name: orjson.loads(client.hget(KEYS.snapshot("AAPL", key), "payload") or b"{}")["figure"]
+        for name, key in keys.items()
+    }
+    daily, hourly, minutes = (figures[name]["data"] for name in ("daily", "hourly", "minutes"))
+    assert len(daily[0]["x"]) == 1500 and None not in daily[1]["y"]  # SMA 50 everywhere
+    span = (hourly[0]["x"][-1] - hourly[0]["x"][0]) / 1000 / DAY
+    # (Around the clock, 1,500 hours are 62 days; in New York's sessions, a year.)
+    assert span >= (90 if hours == "exchange" else 62) and len(hourly[0]["x"]) == 1500
+    assert len(minutes[0]["x"]) == 1500
+    assert View.from_key(keys["daily"]).timeframe == "1d"
+
+
+class NoFigures:
+    def publish_figures(self, *args: object) -> None:
+        pass
