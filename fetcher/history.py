@@ -21,30 +21,31 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 import redis
 
-from common.bars import Bar
-from common.contract.history import StoreHistory, read_filled
+from common.bars import MINUTE, Bar
+from common.contract.history import read_filled, write_history
 from common.contract.keys import Keys
-from common.contract.lua import Scripts
 from common.markets import DAY
-from common.resolutions import Resolution, bar_starts, rollup
+from common.resolutions import Columns, Resolution, bar_starts, rollup
 from common.settings import Settings
 from fetcher import metrics
-from fetcher.cleaning import clean
+from fetcher.cleaning import MAX_JUMP, clean
 from fetcher.sources.base import FetchResult, Source, serves_history
 from fetcher.store import BarStore
 
 log = logging.getLogger("rtplot.fetcher")
 
-BATCH = 20  # symbols asked for at once, per resolution
+BATCH = 20  # symbols asked for at once, per resolution, at most
 RETRY = 60.0  # seconds before a resolution the source failed is asked again
 
 
 @dataclass
 class HistoryReport:
-    stored: dict[tuple[str, Resolution], int] = field(default_factory=dict)  # bars written
+    stored: dict[tuple[str, Resolution], int] = field(default_factory=dict)  # bars given
     pending: int = 0  # (symbol, resolution) pairs still due when the budget ran out
     failed: list[str] = field(default_factory=list)
 
@@ -57,6 +58,7 @@ class HistoryFiller:
     client: "redis.Redis"
     source: Source
     retry_at: dict[Resolution, float] = field(default_factory=dict)
+    per_symbol: float = 0.0  # seconds the last batch took a symbol (0: none yet)
 
     def fill(self, symbols: Sequence[str], now: float, budget: float) -> HistoryReport:
         """Fill what is due of ``symbols`` (those with minutes stored) within ``budget``
@@ -68,16 +70,19 @@ class HistoryFiller:
         keys = Keys(self.settings.key_prefix)
         started = time.perf_counter()
         due = self._due(read_filled(self.client, keys, symbols), depths, now)
-        scripts = Scripts(self.client, keys)
         asked = False
         while due:
-            if asked and time.perf_counter() - started >= budget:
+            left = budget - (time.perf_counter() - started)
+            if asked and left <= 0:
                 break  # (one batch a tick at least, however long the tick took)
             asked = True
             resolution = due[0][1]
-            batch = [item for item in due if item[1] is resolution][:BATCH]
+            # As many symbols as the budget left holds, at the pace of the last batch.
+            size = max(1, min(BATCH, int(left / self.per_symbol))) if self.per_symbol else BATCH
+            batch = [item for item in due if item[1] is resolution][:size]
             due = [item for item in due if item not in batch]
             spans = {symbol: (since, int(now) + 1) for symbol, _r, since in batch}
+            batch_started = time.perf_counter()
             result = self._ask(keys, resolution, spans, now)
             if result is None:
                 report.failed.append(resolution.value)
@@ -85,13 +90,14 @@ class HistoryFiller:
                 continue
             keep_from = int(now) - depths[resolution] * DAY
             for symbol, (since, end) in spans.items():
-                bars = _checked(result.bars.get(symbol), symbol)
+                bars = _checked(result.columns.get(symbol, result.bars.get(symbol)), symbol)
                 if not bars:  # nothing to give: what is stored stays, asked again later
                     since = end
-                call = StoreHistory(symbol, resolution, since, end, bars, keep_from, now)
-                stored = scripts.run(call)
-                report.stored[(symbol, resolution)] = stored.stored
-                metrics.HISTORY_BARS.labels(resolution.value).inc(stored.stored)
+                span = (since, end)
+                write_history(self.client, keys, symbol, resolution, span, bars, keep_from, now)
+                report.stored[(symbol, resolution)] = len(bars)
+                metrics.HISTORY_BARS.labels(resolution.value).inc(len(bars))
+            self.per_symbol = (time.perf_counter() - batch_started) / len(batch)
         report.pending = len(due)
         metrics.HISTORY_PENDING.set(report.pending)
         return report
@@ -162,14 +168,32 @@ class HistoryFiller:
         return result
 
 
-def _checked(bars: object, symbol: str) -> list[Bar]:
-    """The source's bars that are sane ``Bar``s (the rest counted and logged)."""
-    if not isinstance(bars, list | tuple):
-        return []
-    good = [bar for bar in bars if isinstance(bar, Bar)]
-    cleaned = clean(good)
-    rejected = len(bars) - len(cleaned.bars)
-    if rejected:
+def _checked(bars: object, symbol: str) -> list[Sequence[Any]]:
+    """The source's bars that are sane, as rows (the rest counted and logged)."""
+    if isinstance(bars, Columns):
+        rows, given = _sane_columns(bars), len(bars.t)
+    elif isinstance(bars, list | tuple):
+        cleaned = clean(bar for bar in bars if isinstance(bar, Bar))
+        rows, given = [bar.as_list() for bar in cleaned.bars], len(bars)
+    else:
+        rows, given = [], 1
+    if rejected := given - len(rows):
         metrics.BARS_REJECTED.inc(rejected)
         log.warning("bad history bars rejected", extra={"symbol": symbol, "bars": rejected})
-    return cleaned.bars
+    return rows
+
+
+def _sane_columns(bars: Columns) -> list[Sequence[Any]]:
+    """fetcher.cleaning's checks of every bar at once (its jump from the bar before)."""
+    t, o, h, lo, c, v = (np.asarray(column) for column in bars)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        prices = np.stack((o, h, lo, c))
+        good = np.isfinite(prices).all(axis=0) & (prices > 0).all(axis=0)
+        good &= (h >= np.maximum(np.maximum(o, c), lo)) & (lo <= np.minimum(o, c))
+        good &= (v >= 0) & (t % MINUTE == 0)
+        jump = np.abs(c[1:] / c[:-1] - 1) > MAX_JUMP
+        good[1:] &= ~jump
+        order = np.argsort(t, kind="stable")
+        good &= np.concatenate(([True], np.diff(t[order]) > 0))[np.argsort(order)]
+    picked = [np.asarray(column)[good].tolist() for column in (t, o, h, lo, c, v)]
+    return list(zip(*picked, strict=True))

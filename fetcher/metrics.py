@@ -22,7 +22,7 @@ LAST_TICK = Gauge("rtplot_fetcher_last_tick_timestamp_seconds", "When the last t
 BEAT_SENT = Counter("rtplot_beat_ticks_sent_total", "Fetch ticks this beat sent")
 BEAT_LAST_SENT = Gauge("rtplot_beat_last_sent_timestamp_seconds", "When this beat last sent")
 HISTORY_BARS = Counter(
-    "rtplot_fetcher_history_bars_stored_total", "History bars written", ["resolution"]
+    "rtplot_fetcher_history_bars_total", "History bars the source gave", ["resolution"]
 )
 HISTORY_PENDING = Gauge(
     "rtplot_fetcher_history_pending",

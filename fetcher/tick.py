@@ -36,7 +36,7 @@ from fetcher.tracking import tracked_symbols
 log = logging.getLogger("rtplot.fetcher")
 
 MAX_BACKOFF = 300.0  # seconds; a source failing for hours is retried every 5 minutes
-HISTORY_SHARE = 0.5  # of the interval a tick may spend on history after its minutes
+HISTORY_SHARE = 0.7  # of the interval a tick may spend on history after its minutes
 
 
 @dataclass
@@ -172,19 +172,25 @@ def _bars_only(bars: object, symbol: str, now: float, report: TickReport) -> lis
     return good
 
 
+_PLAIN = frozenset((int, float))  # what a field almost always is: no ABC check needed
+
+
 def _why_not(bar: object, latest: int) -> str | None:
     if not isinstance(bar, Bar):
         return f"{type(bar).__name__} is not a Bar"
     fields = (bar.t, bar.o, bar.h, bar.l, bar.c, bar.v)
-    if not all(isinstance(value, Real) and not isinstance(value, bool) for value in fields):
+    plain = all(type(value) in _PLAIN for value in fields)
+    if not plain and not all(
+        isinstance(value, Real) and not isinstance(value, bool) for value in fields
+    ):
         return f"bar at {bar.t!r} has a field that is not a number"
-    numbers = [float(value) for value in fields]
-    if not all(math.isfinite(n) for n in (numbers[0], numbers[5])):
+    t, volume = float(bar.t), float(bar.v)
+    if not (math.isfinite(t) and math.isfinite(volume)):
         return f"bar at {bar.t!r} has a time or volume that is not finite"
-    if numbers[0] != int(numbers[0]) or numbers[5] != int(numbers[5]):
+    if t != int(t) or volume != int(volume):
         return f"bar at {bar.t!r} has a time or volume that is not a whole number"
-    if numbers[0] > latest:
-        return f"bar at {int(numbers[0])} is in the future"
+    if t > latest:
+        return f"bar at {int(t)} is in the future"
     return None
 
 

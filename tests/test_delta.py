@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from page_model import PageChart, state_of
 
 from common.bars import MINUTE, Bar
-from common.contract.history import StoreHistory
+from common.contract.history import write_history
 from common.contract.keys import Keys
 from common.contract.lua import Scripts
 from common.contract.resume import Outcome, ReadResume
@@ -243,11 +243,10 @@ def store_history(
         Bar(t, price + i % 5, price + 6, price - 1, price + i % 3, 2 + i % 4)
         for i, t in enumerate(range(first, window_start + 3600, MINUTE))
     ]
-    scripts = Scripts(client, KEYS)
     for resolution in COARSE:
         bars = rollup(minutes, resolution, market)
-        end = window_start + 3600
-        stored = scripts.run(StoreHistory("AAPL", resolution, first, end, bars, first, now))
+        span = (first, window_start + 3600)
+        stored = write_history(client, KEYS, "AAPL", resolution, span, bars, first, now)
         assert not stored.refused
 
 

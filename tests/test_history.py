@@ -15,9 +15,8 @@ from common.bars import Bar
 from common.contract.changelog import NOTHING_CHANGED
 from common.contract.changelog import parse as parse_entry
 from common.contract.fields import MetaField
-from common.contract.history import StoreHistory, read_filled, read_history
+from common.contract.history import chunk_start, read_filled, read_history, write_history
 from common.contract.keys import Keys
-from common.contract.lua import Scripts
 from common.contract.rooms import Mode, Room
 from common.markets import DAY
 from common.resolutions import Resolution, rollup
@@ -92,7 +91,7 @@ def test_a_tick_fills_every_resolution_to_its_depth_and_versions_it(
         bars = stored(client, "AAPL", resolution)
         # The source's own bars, from the depth on, to the one in progress.
         expected = source.history(resolution, {"AAPL": (int(NOW) - days * DAY, int(NOW) + 1)}, NOW)
-        assert bars == expected.bars["AAPL"] and len(bars) > 400
+        assert bars == expected.columns["AAPL"].bars() and len(bars) > 400
         assert NOW - days * DAY <= bars[0].t < NOW - days * DAY + resolution.seconds + DAY
     # One version a resolution after the minutes' first, each changing no minute.
     assert version(client, "AAPL") == (4, 3)
@@ -113,22 +112,30 @@ def test_a_tick_fills_every_resolution_to_its_depth_and_versions_it(
 
 
 def test_writing_the_same_history_again_changes_nothing(client: "redis.Redis") -> None:
-    scripts = Scripts(client, KEYS)
     day = int(NOW) // DAY * DAY
     bars = [Bar(day - i * DAY, 10, 11, 9, 10.5, 100) for i in range(5, 0, -1)]
-    call = StoreHistory("AAPL", Resolution.D1, day - 10 * DAY, day, bars, day - 30 * DAY, NOW)
-    assert scripts.run(call).refused  # no minutes yet: no epoch to belong to
+    span, deepest = (day - 10 * DAY, day), day - 3000 * DAY
+
+    def write(bars: list[Bar], span: tuple[int, int] = span, keep_from: int = deepest) -> int:
+        written = write_history(client, KEYS, "AAPL", Resolution.D1, span, bars, keep_from, NOW)
+        return written.version
+
+    assert write(bars) == 0 and stored(client, "AAPL", Resolution.D1) == []  # no epoch yet
     minute = int(NOW) // 60 * 60
     BarStore(client, KEYS, 60).upsert("AAPL", [Bar(minute, 10, 11, 9, 10, 1)], NOW, NOW)
-    first = scripts.run(call)
-    assert (first.stored, first.version) == (5, 2)
-    again = scripts.run(call)
-    assert (again.stored, again.version) == (0, 2) and version(client, "AAPL") == (2, 1)
+    assert write(bars) == 2 and stored(client, "AAPL", Resolution.D1) == bars
+    assert write(bars) == 2 and version(client, "AAPL") == (2, 1)  # the same: nothing moves
     revised = [*bars[:-1], Bar(day - DAY, 10, 12, 9, 11.5, 120)]
-    assert scripts.run(dataclasses.replace(call, bars=revised)).version == 3
+    assert write(revised[-1:], (day - DAY, day)) == 3  # a span within a chunk: the rest kept
     assert stored(client, "AAPL", Resolution.D1) == revised
-    trimmed = scripts.run(dataclasses.replace(call, bars=revised, keep_from=day - 2 * DAY))
-    assert trimmed.version == 4 and stored(client, "AAPL", Resolution.D1) == revised[-2:]
+    older = [Bar(day - 400 * DAY, 5, 6, 4, 5.5, 10)]
+    assert write(older, (day - 401 * DAY, day - 399 * DAY)) == 4
+    assert stored(client, "AAPL", Resolution.D1) == older + revised
+    assert write([], (day, day), keep_from=day - 10 * DAY) == 5  # the depth shrank
+    assert stored(client, "AAPL", Resolution.D1) == revised
+    assert client.zcard(KEYS.history("AAPL", "1d")) == len(
+        {chunk_start(b.t, Resolution.D1) for b in revised}
+    )
 
 
 def test_a_source_that_knows_only_minutes_gets_its_minutes_rolled_up(
@@ -172,10 +179,11 @@ def test_a_tick_fills_no_more_than_its_budget_and_the_rest_follows(
     filler = HistoryFiller(slow, client, source)
     report = run_tick(slow, client, source, now=NOW, history=filler)
     assert report.history is not None and report.history.pending == 4  # 1h, 5m: 2 symbols
-    assert [r for r, _ in source.asked] == [Resolution.D1]
-    for tick in range(1, 3):
+    assert [(r, len(spans)) for r, spans in source.asked] == [(Resolution.D1, 2)]
+    for tick in range(1, 5):  # one symbol a batch now: the pace of the first
         run_tick(slow, client, source, now=NOW + tick, history=filler)
-    assert [r for r, _ in source.asked] == [Resolution.D1, Resolution.H1, Resolution.M5]
+    asked = [(r, sorted(spans)) for r, spans in source.asked]
+    assert asked[1:] == [(r, [s]) for r in (Resolution.H1, Resolution.M5) for s in ("AAPL", "MSFT")]
 
 
 @pytest.mark.parametrize("hours", ["always", "exchange"])

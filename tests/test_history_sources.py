@@ -3,6 +3,7 @@ coarse bars against the rollup of their own minutes (yfinance's are in
 test_source_yahoo_history.py)."""
 
 from collections.abc import Mapping
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,7 @@ def synthetic_history(
     source: SyntheticSource, resolution: Resolution, now: float = NOW
 ) -> list[Bar]:
     span = (int(now) - DEPTHS[resolution] * DAY, int(now) + 1)
-    return source.history(resolution, {"AAPL": span}, now).bars["AAPL"]
+    return source.history(resolution, {"AAPL": span}, now).columns["AAPL"].bars()
 
 
 @pytest.mark.parametrize("hours", ["always", "exchange"])
@@ -82,7 +83,7 @@ def test_the_synthetic_markets_resolutions_agree_all_the_way_back(hours: str) ->
         assert len(rolled) > 250 and all(held[bar.t] == bar for bar in rolled), resolution
     assert daily[0].t < NOW - 19 * 365 * DAY  # twenty years of days
     if hours == "always":  # one market day after another: each opens where the last closed
-        assert all(b.o == a.c for a, b in zip(daily, daily[1:], strict=False))
+        assert all(b.o == a.c for a, b in pairwise(daily))
     for bars in (fine, hourly, daily):
         assert all(b.l <= min(b.o, b.c) <= max(b.o, b.c) <= b.h for b in bars)
         assert [b.t for b in bars] == sorted({b.t for b in bars})
@@ -94,7 +95,7 @@ def test_the_synthetic_market_gives_no_bar_of_a_time_to_come() -> None:
         bars = synthetic_history(source, resolution)
         assert bars[-1].t <= NOW < bars[-1].t + resolution.seconds + MINUTE
     later = source.history(Resolution.D1, {"AAPL": (int(NOW) + DAY, int(NOW) + 2 * DAY)}, NOW)
-    assert later.bars["AAPL"] == []
+    assert later.columns["AAPL"].bars() == []
 
 
 # -- the CSV replay ------------------------------------------------------------

@@ -22,7 +22,7 @@ from typing import Protocol, TypeGuard, runtime_checkable
 
 from common.bars import Bar
 from common.markets import Market
-from common.resolutions import Resolution
+from common.resolutions import Columns, Resolution
 
 
 @dataclass
@@ -37,6 +37,9 @@ class FetchResult:
     # knows; charts then show its time zone and hide its closed hours. A symbol left out
     # keeps what was said before, or else its suffix's clock with no hours hidden.
     markets: dict[str, Market] = field(default_factory=dict)
+    # From history() only: a symbol's bars as columns (common.resolutions.Columns),
+    # instead of in ``bars``; years of bars without a Bar each.
+    columns: dict[str, Columns] = field(default_factory=dict)
 
 
 class SourceError(Exception):

@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from common.bars import MINUTE, Bar, floor_minute
 from common.markets import Market, market_for
-from common.resolutions import Resolution
+from common.resolutions import Columns, Resolution
 from fetcher.sources.base import FetchResult
 
 DAY = 86_400
@@ -183,5 +183,5 @@ class SyntheticSource:
         result = FetchResult(bars={})
         for symbol, span in spans.items():
             market = result.markets[symbol] = self.market(symbol)
-            result.bars[symbol] = history(symbol, market, resolution, span, now).bars()
+            result.columns[symbol] = history(symbol, market, resolution, span, now)
         return result

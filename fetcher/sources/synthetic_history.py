@@ -38,6 +38,7 @@ EARLY_DAYS = 40 * 366  # the walk backwards from 2020: forty years of days
 STEP = 300  # a fine step: five minutes
 HOUR = walk.HOUR
 HOURS = DAY // HOUR
+Floats = walk.Floats
 _EMPTY = Columns.of([])
 
 
@@ -89,9 +90,25 @@ def _steps(
 
 
 def _minute_columns(symbol: str, hour: int) -> Columns:
-    """The hour's 60 finished minutes, as ``synthetic._finished_minutes`` has them."""
-    bars = walk._finished_minutes(symbol, hour)
-    return Columns.of(bars)
+    """The hour's 60 finished minutes, as ``synthetic._finished_minutes`` draws them (the
+    same sums in the same order), as columns: no ``Bar`` a minute."""
+    prices, volume = walk._hour_seconds(symbol, hour)
+    day, index = divmod(hour, HOURS)
+    before: Floats = np.concatenate(([walk._hour_opens(symbol, day)[index]], prices[:-1]))
+    seconds = prices.reshape(60, 60)
+    opens = before.reshape(60, 60)[:, 0]
+    highs = np.maximum(seconds.max(axis=1), opens)
+    lows = np.minimum(seconds.min(axis=1), opens)
+    traded = volume.reshape(60, 60).sum(axis=1).astype(np.int64)
+    t = hour * HOUR + np.arange(60, dtype=np.int64) * MINUTE
+    return Columns(
+        t,
+        np.round(opens, 2),
+        np.round(highs, 2),
+        np.round(lows, 2),
+        np.round(seconds[:, -1], 2),
+        traded,
+    )
 
 
 def _exact_steps(symbol: str, market: Market, day: int, now: int, minutes: bool) -> Columns:
