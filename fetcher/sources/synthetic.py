@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from common.bars import MINUTE, Bar, floor_minute
 from common.markets import Market, market_for
-from common.resolutions import Columns, Resolution
+from common.resolutions import Resolution
 from fetcher.sources.base import FetchResult
 
 DAY = 86_400
