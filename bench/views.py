@@ -22,12 +22,17 @@ from typing import Any
 import orjson
 import redis
 
-from bench.render import NoViewers, bars_for, median_seconds, seeded, timed_after
+from bench.render import NOW, NoViewers, bars_for, median_seconds, seeded, timed_after
+from common.contract.history import write_history
 from common.contract.keys import Keys
 from common.contract.lua import Scripts
 from common.contract.rooms import Mode, Room
 from common.contract.watching import WatchView
+from common.markets import DAY
+from common.resolutions import Columns, Resolution, history_of
+from common.settings import DEFAULT_HISTORY_DAYS, Settings
 from common.views import View
+from fetcher.sources.synthetic import SyntheticSource
 from renderer.figure import encode
 from renderer.service import Chart, Renderer, ViewChart
 from renderer.window import Window, rows_of
@@ -38,8 +43,10 @@ KINDS = [
     for key in (
         "candles.5m.vol",
         "ohlc.1m.vol",
+        "candles.1m.vol",
         "candles.1h.sma20.sma50.ema20.vwap.vol",
         "mountain.1m.sma20.sma50.ema20.vwap.vol",
+        "candles.1d.sma50.vol",
     )
 ]
 SCALE = [1, 2, 4, 8]  # distinct views watched at once
@@ -61,6 +68,7 @@ SPREAD = [
 def round_ms(client: "redis.Redis", views: list[View], repeat: int) -> float:
     """The median round, in ms, with ``views`` watched besides the default one."""
     keys, mover = seeded(client, BARS)
+    store_history(client)
     renderer = Renderer(client, keys, NoViewers(), name="bench", snapshot_every=3600)
     with watching(client, views):
         renderer.render("AAPL")  # the window read, each view's first figure stored
@@ -81,8 +89,36 @@ def watching(client: "redis.Redis", views: list[View]) -> Iterator[None]:
         pubsub.close()
 
 
+def store_history(client: "redis.Redis") -> None:
+    """The synthetic market's history of AAPL at the default depths, as the worker
+    stores it: the views draw it before their window, bounded to RTPLOT_VIEW_BARS."""
+    source = SyntheticSource()
+    for resolution, days in DEFAULT_HISTORY_DAYS:
+        span = (int(NOW) - days * DAY, int(NOW) + 1)
+        bars = source.history(resolution, {"AAPL": span}, NOW).columns["AAPL"].bars()
+        write_history(client, Keys(), "AAPL", resolution, span, bars, span[0], NOW)
+
+
+def histories() -> dict[Resolution, Columns]:
+    source = SyntheticSource()
+    return {
+        r: source.history(r, {"AAPL": (int(NOW) - d * DAY, int(NOW) + 1)}, NOW).columns["AAPL"]
+        for r, d in DEFAULT_HISTORY_DAYS
+    }
+
+
 def figure_rows(repeat: int) -> list[dict[str, Any]]:
-    """Each kind's whole figure and delta, built outside Redis."""
+    """Each kind's whole figure and delta, built outside Redis, over its history and
+    bounded to RTPLOT_VIEW_BARS as the renderer builds them."""
+    held = histories()
+
+    def chart_of(window: Window, view: View) -> Chart:
+        if not view.key:
+            return Chart("AAPL", window)
+        resolution = history_of(view.timeframe)
+        history = None if resolution is None else held[resolution]
+        return ViewChart("AAPL", window, view, history, Settings.view_bars, 1)
+
     bars = bars_for(BARS)
     window = Window("bench", 1, rows_of([b.as_list() for b in bars]))
     last = bars[-1]
@@ -91,11 +127,11 @@ def figure_rows(repeat: int) -> list[dict[str, Any]]:
     after = Window("bench", 2, rows_of([b.as_list() for b in bars[:-1]] + [moved]))
     rows = []
     for view in [View(), *KINDS]:
-        chart: Chart = ViewChart("AAPL", window, view) if view.key else Chart("AAPL", window)
+        chart = chart_of(window, view)
         style = chart.style()
         build: Callable[[], bytes] = lambda c=chart, s=style: encode(c.figure(s))  # noqa: E731
         figure = build()
-        later: Chart = ViewChart("AAPL", after, view) if view.key else Chart("AAPL", after)
+        later = chart_of(after, view)
         delta = later.delta(1, style, later.style(), int(last.t))
         rows.append(
             {

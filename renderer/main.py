@@ -53,6 +53,7 @@ def run(settings: Settings) -> None:
         watch_ttl=settings.watch_ttl,
         resume_length=settings.resume_length,
         view_bars=settings.view_bars,
+        history_kept=bool(settings.history_days),
     )
     stop = threading.Event()
 

@@ -104,10 +104,11 @@ class ViewChart(Chart):
         history: Columns | None = None,
         limit: int | None = None,
         history_version: int = 0,
+        loading: bool = False,
     ) -> None:
         super().__init__(symbol, window)
         self.view, self.key = view, view.key
-        self.frame: Frame = frame_of(window, view, history, limit, history_version)
+        self.frame: Frame = frame_of(window, view, history, limit, history_version, loading)
 
     def style(self) -> dict[str, Any]:
         return view_style(self.frame)
@@ -201,6 +202,7 @@ class Renderer:
         watch_ttl: float = 600.0,
         resume_length: int = 300,
         view_bars: int | None = 1_500,
+        history_kept: bool = False,
     ) -> None:
         self.client = client
         self.keys = keys
@@ -211,6 +213,7 @@ class Renderer:
         self.resume_length = resume_length  # renders of a view kept for resuming clients
         self.store = RenderStore(client, keys)
         self.view_bars = view_bars  # bars a view other than the default one holds
+        self.history_kept = history_kept  # the fetcher fills history (RTPLOT_HISTORY_DAYS)
         self.windows: OrderedDict[str, Window] = OrderedDict()  # least recently used first
         # (symbol, resolution) -> (epoch, history version, its bars), least recent first
         self.histories: OrderedDict[tuple[str, Resolution], tuple[str, int, Columns]] = (
@@ -340,7 +343,9 @@ class Renderer:
             return Chart(symbol, window)
         resolution = history_of(view.timeframe)
         history = None if resolution is None else self._history(symbol, resolution, read)
-        return ViewChart(symbol, window, view, history, self.view_bars, read.history)
+        loading = self.history_kept and resolution is not None
+        loading = loading and (history is None or not len(history.t))
+        return ViewChart(symbol, window, view, history, self.view_bars, read.history, loading)
 
     def _history(self, symbol: str, resolution: Resolution, read: Read) -> Columns | None:
         """The symbol's stored history at ``resolution``, read once per version of it."""

@@ -1,20 +1,26 @@
 """The views of a symbol beyond the article's chart: candles or OHLC bars or the mountain,
 on a timeframe, with indicators and a volume pane (common.views).
 
-A view is built from the symbol's window (renderer.window) at each render: the
-1-minute bars are aggregated to the timeframe on the exchange's clock (``Frame``; open
-of the first, highest high, lowest low, close of the last, volumes summed; hourly bars
-count from the session's open), then drawn as one figure: the price, the indicators
-over it, the volume on a pane of its own below.
+A view is built at each render from its **series** (``Frame``): the store's history at
+the view's resolution (common.contract.history; 15m from the 5m history), then the
+symbol's window (renderer.window) aggregated to the timeframe on the exchange's clock
+(open of the first, highest high, lowest low, close of the last, volumes summed; hourly
+bars count from the session's open). The history's bar of the window's first start
+stands for the window's, which lacks the minutes before it. The chart holds the last
+``RTPLOT_VIEW_BARS`` bars of the series (from ``shown`` on); the bars before them are
+kept for the indicators' warm-up, so every value drawn has its history. A 1-minute
+view is built from the window's last rows only (``_tail``): its render costs what its
+bars cost, not the whole window.
 
 Its deltas extend the article's (renderer.delta) to every trace: each row is a bar
 ``[x, open, high, low, close, volume, <indicator values, in the view's order>]``, ``x``
 its start on the exchange's clock in seconds. A page holding the figure of
-``base_seq`` drops its bars before ``start`` and from the first row of ``bars`` on,
-overwrites its first bars with ``head`` (when present), appends ``bars`` and applies
-``style``. ``head`` is there when the window moved on since the base: the first bar of
-a longer timeframe may have lost minutes, and indicator values near the start lose
-the history they needed (renderer.indicators), so they are resent.
+``base_seq`` drops its bars before ``start`` (the chart's first bar) and from the first
+row of ``bars`` on, overwrites its first bars with ``head`` (when present), appends
+``bars`` and applies ``style``. ``head`` is there when the window moved on since the
+base and the bars that may have changed with it (where the window's bars begin, and
+the indicator values that depend on it) are within the chart. When the store's history
+changed since the base, every bar of the chart is sent.
 """
 
 from dataclasses import dataclass
@@ -42,17 +48,33 @@ Ints = npt.NDArray[np.int64]
 
 UP, DOWN = "#26a69a", "#ef5350"  # candles and volume bars
 LINES = {"sma20": "#f5c542", "sma50": "#b388ff", "ema20": "#4fc3f7", "vwap": "#ff8a65"}
-_LONGER_BUTTONS: list[dict[str, Any]] = [
-    {"count": 1, "label": "1d", "step": "day", "stepmode": "backward"},
-    {"count": 5, "label": "5d", "step": "day", "stepmode": "backward"},
-    {"count": 1, "label": "1mo", "step": "month", "stepmode": "backward"},
-    {"step": "all"},
-]
-_INTRADAY_BUTTONS: list[dict[str, Any]] = [
-    {"count": 3, "label": "3h", "step": "hour", "stepmode": "backward"},
-    *_LONGER_BUTTONS[:2],
-    {"step": "all"},
-]
+
+
+# The range buttons of each timeframe span what its bounded chart holds (1,500 bars: a
+# 5m chart a week or more, 1h months, 1d years), "all" being all of it.
+def _back(count: int, label: str, step: str) -> dict[str, Any]:
+    return {"count": count, "label": label, "step": step, "stepmode": "backward"}
+
+
+_ALL: dict[str, Any] = {"step": "all"}
+_BUTTONS: dict[str, list[dict[str, Any]]] = {
+    "5m": [_back(3, "3h", "hour"), _back(1, "1d", "day"), _back(5, "5d", "day"), _ALL],
+    "15m": [_back(1, "1d", "day"), _back(5, "5d", "day"), _back(1, "1mo", "month"), _ALL],
+    "1h": [
+        _back(5, "5d", "day"),
+        _back(1, "1mo", "month"),
+        _back(3, "3mo", "month"),
+        _back(6, "6mo", "month"),
+        _ALL,
+    ],
+    "1d": [
+        _back(3, "3mo", "month"),
+        _back(1, "1y", "year"),
+        {"count": 1, "label": "YTD", "step": "year", "stepmode": "todate"},
+        _back(5, "5y", "year"),
+        _ALL,
+    ],
+}
 # Style keys the renderer keeps for itself: the base's window's first bar, and the
 # version of the store's history its series held.
 INTERNAL = ("first", "history")
@@ -78,6 +100,7 @@ class Frame:
     window_from: int = 0  # the series index of the window part's first bar
     shown: int = 0  # the first bar drawn and sent
     history: int = 0  # the version of the store's history the series holds
+    loading: bool = False  # its history is due and not stored yet: the page says so
 
     def __len__(self) -> int:
         return len(self.x)
@@ -187,6 +210,7 @@ def frame_of(
     history: Columns | None = None,
     limit: int | None = None,
     history_version: int = 0,
+    loading: bool = False,
 ) -> Frame:
     """The view's bars on its timeframe, on the exchange's clock: the store's
     ``history`` (bars of a resolution the timeframe is made of, UTC starts) before the
@@ -217,7 +241,9 @@ def frame_of(
             index = index + window_from
     shown = 0 if limit is None else max(len(x) - limit, 0)
     o, h, lo, c, v = columns
-    return Frame(view, window, x, o, h, lo, c, v, index, window_from, shown, history_version)
+    return Frame(
+        view, window, x, o, h, lo, c, v, index, window_from, shown, history_version, loading
+    )
 
 
 def view_style(frame: Frame) -> dict[str, Any]:
@@ -225,6 +251,7 @@ def view_style(frame: Frame) -> dict[str, Any]:
     and, for the renderer only, the window's first bar (``first``) and the history's
     version (``history``)."""
     style: dict[str, Any] = {"first": int(frame.window.local()[0]), "history": frame.history}
+    style["loading"] = frame.loading  # the page shows "loading history…" meanwhile
     shown = frame.shown
     if frame.view.chart == "mountain":
         style["color"] = direction_colour(frame.c[shown:])
@@ -318,6 +345,8 @@ def view_figure(symbol: str, frame: Frame, style: dict[str, Any]) -> dict[str, A
         ),
         "yaxis": {"title": {"text": "Price"}, "range": style["y_range"], "fixedrange": True},
     }
+    if frame.loading:  # the page shows "loading history…" on the card until it is stored
+        layout["meta"] = {"loading_history": True}
     if view.indicators:  # (a legend laid out but hidden trips plotly.js's validate)
         layout["legend"] = {"orientation": "h", "x": 1, "xanchor": "right", "y": 1}
         layout["legend"].update({"yanchor": "bottom"})
@@ -340,7 +369,7 @@ def volume_colours(closes: Floats, opens: Floats) -> list[str]:
 
 
 def _buttons(view: View) -> list[dict[str, Any]]:
-    return _INTRADAY_BUTTONS if view.seconds < 3_600 else _LONGER_BUTTONS
+    return _BUTTONS[view.timeframe]
 
 
 def _price_trace(symbol: str, frame: Frame, x_ms: Ints, style: dict[str, Any]) -> dict[str, Any]:

@@ -271,9 +271,9 @@ class Supervisor:
         return 1
 
     def summary(self, now: float) -> None:
-        """A line with symbols, updates per second, clients and errors, when one of them
-        changed or SUMMARY_QUIET has passed; a service whose /metrics does not answer is
-        named instead."""
+        """A line with symbols, updates per second, clients and errors (and the history
+        still to fill, while there is some), when one of them changed or SUMMARY_QUIET
+        has passed; a service whose /metrics does not answer is named instead."""
         read = {name: scrape(url + "metrics") for name, url in self.urls.items()}
         silent = {name for name, samples in read.items() if samples is None}
         if silent - self.rates.missing:
@@ -291,7 +291,9 @@ class Supervisor:
         errors = worker.get("rtplot_fetcher_ticks_total{outcome=error}", 0.0) + renderer.get(
             "rtplot_renderer_publish_errors_total", 0.0
         )
-        state = (symbols, clients, errors)
+        # (symbol, resolution) pairs of history still to fill: shown while there are any
+        filling = worker.get("rtplot_fetcher_history_pending", 0.0)
+        state = (symbols, clients, errors, filling)
         if rate is None or (
             state == self.rates.printed and now - self.rates.printed_at < SUMMARY_QUIET
         ):
@@ -300,6 +302,7 @@ class Supervisor:
         say(
             f"{time.strftime('%H:%M:%S')}  {symbols:.0f} symbols · {rate:.1f} updates/s · "
             f"{_plural(clients, 'client')} · {_plural(errors, 'error')}"
+            + (f" · history: {filling:.0f} to fill" if filling else "")
         )
 
 

@@ -219,3 +219,28 @@ def test_a_daily_and_an_hourly_chart_reach_back_years_and_months(
 class NoFigures:
     def publish_figures(self, *args: object) -> None:
         pass
+
+
+def test_a_chart_says_its_history_is_on_its_way_until_it_is_stored(
+    deep: Settings, client: "redis.Redis"
+) -> None:
+    """The figure's layout says so (the page shows "loading history…" on the card), and
+    the delta that brings the history says it no longer is."""
+    source = SyntheticSource()
+    run_tick(deep, client, source, now=NOW)  # the minutes only
+    renderer = Renderer(client, KEYS, NoFigures(), name="r", view_bars=300, history_kept=True)
+    key = "candles.1h.vol"
+    client.zadd(KEYS.views("AAPL"), {key: time.time()})
+    page = client.pubsub(ignore_subscribe_messages=True)
+    page.subscribe(KEYS.channel(Room("AAPL", Mode.DELTA, key)))
+    page.get_message(timeout=1)
+    renderer.render("AAPL")
+    _, first = orjson.loads(page.get_message(timeout=2)["data"][1:])
+    assert first["figure"]["layout"]["meta"] == {"loading_history": True}
+    assert len(first["figure"]["data"][0]["x"]) == 3  # the window's two hours meanwhile
+    HistoryFiller(deep, client, source).fill(["AAPL"], NOW, budget=30)
+    renderer.render("AAPL")
+    _, delta = orjson.loads(page.get_message(timeout=2)["data"][1:])
+    page.close()
+    assert delta["style"]["loading"] is False and len(delta["bars"]) == 300
+    assert delta["start"] == delta["bars"][0][0]  # every bar of the chart, from its first

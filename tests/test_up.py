@@ -98,7 +98,8 @@ class Up:
 
 
 SUMMARY = re.compile(
-    r"^\d\d:\d\d:\d\d  (\d+) symbols · [\d.]+ updates/s · (\d+) clients? · 0 errors$"
+    r"^\d\d:\d\d:\d\d  (\d+) symbols · [\d.]+ updates/s · (\d+) clients? · 0 errors"
+    r"( · history: \d+ to fill)?$"
 )
 
 

@@ -142,6 +142,12 @@ def test_the_summary_line_says_symbols_rate_clients_and_errors_when_they_change(
     assert capsys.readouterr().out.endswith(" · 1 client · 2 errors\n")
     sup.summary(1030.0 + up.SUMMARY_QUIET)
     assert "4 symbols" in capsys.readouterr().out  # a minute on, said again
+    worker["rtplot_fetcher_history_pending"] = 6.0  # the history of new symbols on its way
+    sup.summary(1100.0)
+    assert capsys.readouterr().out.endswith(" · 2 errors · history: 6 to fill\n")
+    worker["rtplot_fetcher_history_pending"] = 0.0
+    sup.summary(1110.0)
+    assert capsys.readouterr().out.endswith(" · 2 errors\n")  # filled: said no more
 
 
 def test_a_service_whose_metrics_do_not_answer_is_named_once(

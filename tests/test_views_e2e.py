@@ -64,6 +64,28 @@ def test_five_minute_candles_with_a_volume_pane_in_new_york_hours(listener: List
     assert layout["yaxis2"]["domain"] == [0, 0.24]
 
 
+def test_a_daily_chart_reaches_back_years_once_its_history_is_in(listener: Listener) -> None:
+    """The worker fills the store's history after the minutes: the 1d chart then holds
+    its 1,500 newest trading days (six years of New York's sessions), SMA 50 drawn on
+    every one, not the 8 days of a week of minutes."""
+    daily = {"symbol": "AAPL", "chart": "candles", "timeframe": "1d", "indicators": ["sma50"]}
+    assert listener.call("subscribe", daily)["ok"]
+    update, _ = listener.next(
+        "figure",
+        timeout=60,
+        where=lambda d: (
+            d.get("view") == "candles.1d.sma50.vol" and len(d["figure"]["data"][0]["x"]) >= 500
+        ),
+    )
+    candles, sma, volume = update["figure"]["data"]
+    assert len(candles["x"]) == len(volume["x"]) == 1500 and None not in sma["y"]
+    years = (candles["x"][-1] - candles["x"][0]) / 1000 / 86_400 / 365.25
+    assert 5.5 < years < 6.5  # about 252 sessions a year
+    starts = [datetime.fromtimestamp(x / 1000, UTC) for x in candles["x"]]
+    assert all(t.weekday() < 5 and t.strftime("%H:%M") == "00:00" for t in starts)
+    assert "meta" not in update["figure"]["layout"]  # not "loading history…" any more
+
+
 def test_a_views_deltas_rebuild_its_figure(pipeline: Pipeline, listener: Listener) -> None:
     """A page holding the snapshot and applying every delta holds what a page asking for
     a snapshot later holds. (The test client runs each event in a thread of its own, so

@@ -11,9 +11,8 @@ for the built-in ones.
 
 A source may also serve bars at a coarser resolution over a range of time
 (``HistorySource``: ``history(resolution, spans, now)``), so the store can reach further
-back than the minutes go. One that does not is found out by ``serves_history``; its
-coarse bars are to be rolled up from the minutes (common.resolutions.rollup). Nothing
-asks for history yet: the store's part of issue 19 will.
+back than the minutes go (fetcher.history asks for it). One that does not is found out
+by ``serves_history``; its coarse bars are rolled up from the stored minutes.
 """
 
 from collections.abc import Mapping

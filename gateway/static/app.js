@@ -362,6 +362,7 @@
     }
     chart.data = payload.figure.data;
     chart.layout = layout;
+    markLoading(chart, Boolean(layout.meta && layout.meta.loading_history));
     markDirty(chart);
     chart.seq = payload.seq;
     chart.epoch = payload.epoch ?? null;
@@ -450,7 +451,8 @@
     if (delta.head) stats.heads += 1;
     delta.bars.forEach((row) => put(row, null));
     // The style carries only what changed since the base snapshot.
-    const { color, y_range: yRange } = delta.style;
+    const { color, y_range: yRange, loading } = delta.style;
+    if (loading !== undefined) markLoading(chart, loading);
     if (color) data[0].line = { ...data[0].line, color };
     const { layout } = chart;
     if (yRange && !chart.userZoomedY) {
@@ -651,6 +653,13 @@
       return; // the gateway is away: the socket's status says so
     }
     for (const chart of charts.values()) markStreamed(chart);
+  }
+
+  // A view's chart whose past (the store's history) is still on its way says so; its
+  // bars from the last 7 days are drawn meanwhile (docs/views.md).
+  function markLoading(chart, loading) {
+    chart.card.querySelector(".loading-history").hidden = !loading;
+    chart.card.dataset.loadingHistory = loading ? "yes" : "no";
   }
 
   function setStatus(chart, state, title = "") {
