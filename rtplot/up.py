@@ -206,7 +206,7 @@ class Rates:
     at: float = 0.0
     renders: float | None = None
     printed_at: float = 0.0
-    printed: tuple[float, float, float] | None = None
+    printed: tuple[float, float, float, float] | None = None
     missing: set[str] = field(default_factory=set)
 
 
