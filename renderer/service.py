@@ -30,16 +30,16 @@ from common.contract.keys import RENDER_GROUP, Keys
 from common.contract.members import ChangeNotice
 from common.contract.packets import event_packet, figure_payload
 from common.contract.snapshots import Catchup, Outcome, Read, Stored, Whole, WriteRender
-from common.markets import market_for
+from common.markets import DAY, market_for
 from common.messages import BARS, FIGURE
 from common.resolutions import Columns, Resolution, history_of
-from common.views import DEFAULT, View
+from common.views import DEFAULT, TIMEFRAMES, View
 from renderer import metrics
 from renderer.delta import build_delta
 from renderer.figure import build_figure, encode, style_of
 from renderer.publish import Publisher
 from renderer.store import RenderStore
-from renderer.views import Frame, frame_of, view_delta, view_figure, view_style
+from renderer.views import MAX_WARMUP, Frame, frame_of, view_delta, view_figure, view_style
 from renderer.watching import Audience
 from renderer.window import Window, rows_of
 
@@ -342,19 +342,30 @@ class Renderer:
         if not view.key:
             return Chart(symbol, window)
         resolution = history_of(view.timeframe)
-        history = None if resolution is None else self._history(symbol, resolution, read)
+        history = None if resolution is None else self._history(symbol, window, resolution, read)
         loading = self.history_kept and resolution is not None
         loading = loading and (history is None or not len(history.t))
         return ViewChart(symbol, window, view, history, self.view_bars, read.history, loading)
 
-    def _history(self, symbol: str, resolution: Resolution, read: Read) -> Columns | None:
-        """The symbol's stored history at ``resolution``, read once per version of it."""
+    def _history(
+        self, symbol: str, window: Window, resolution: Resolution, read: Read
+    ) -> Columns | None:
+        """The symbol's stored history at ``resolution``, read once per version of it,
+        and of it only what a bounded chart can draw: its last bars, as many as the
+        longest chart made of them holds with its warm-up, and those beside the window
+        (two years of 1h bars are 840 kB of floats; a chart of 1,500 needs 70 kB)."""
         if not read.history:
             return None
         key = (symbol, resolution)
         held = self.histories.get(key)
         if held is None or held[:2] != (read.epoch, read.history):
             bars = read_history(self.client, self.keys, symbol, resolution)
+            if self.view_bars is not None:
+                coarsest = max(TIMEFRAMES[t] for t in TIMEFRAMES if history_of(t) is resolution)
+                per = coarsest // resolution.seconds  # 15m bars of 5m history: 3 each
+                charted = (self.view_bars + MAX_WARMUP + DAY // coarsest + 2) * per
+                beside = 2 * len(window) * 60 // resolution.seconds + 2
+                bars = bars.take(slice(-(charted + beside), None))
             held = self.histories[key] = (read.epoch, read.history, bars)
             metrics.HISTORY_READS.inc()
         self.histories.move_to_end(key)

@@ -236,9 +236,9 @@ def snapshot_of(view: View) -> str:
 def store_history(
     client: "redis.Redis", window_start: int, market: Market, price: float, now: float
 ) -> None:
-    """Two days of bars before the window's start (and its first hour) at every
+    """Twelve days of bars before the window's start (and its first hour) at every
     resolution, as the fetcher's history fill stores them, priced about ``price``."""
-    first = window_start - 2 * DAY
+    first = window_start - 12 * DAY  # more than a bounded chart reads of its 5m bars
     minutes = [
         Bar(t, price + i % 5, price + 6, price - 1, price + i % 3, 2 + i % 4)
         for i, t in enumerate(range(first, window_start + 3600, MINUTE))
