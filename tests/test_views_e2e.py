@@ -207,14 +207,17 @@ def test_in_the_browser_nights_and_the_weekend_take_no_room_and_each_chart_type_
 
 
 def on_screen(tab: Any, symbol: str) -> dict[str, Any] | None:
-    """The chart's traces, and where plotly.js's axis puts its bars: the pixel distance
-    between each two consecutive ones."""
+    """The chart's traces, and where plotly.js's axis puts its bars in its range: the
+    pixel distance between each two consecutive ones."""
     state = tab.page.evaluate(
         """symbol => {
         const chart = window.rtplot.charts.get(symbol);
         if (!chart || !chart.drawn || !chart.viewKey) return null;
         const axis = chart.plot._fullLayout.xaxis;
-        const xs = chart.data[0].x; // every bar the chart holds (it may draw fewer)
+        // The bars in the axis' range: the chart holds more than it draws (thin.js merges
+        // 1,500 bars into one candle every 6 pixels), and the range starts at what is drawn.
+        const [lo, hi] = axis.range.map((r) => axis.r2l(r));
+        const xs = chart.data[0].x.filter((x) => lo <= axis.d2l(x) && axis.d2l(x) <= hi);
         const px = xs.map((x) => axis.l2p(axis.d2l(x)));
         return {types: chart.data.map((t) => t.type), breaks: (axis.rangebreaks || []).length,
                 pixels: px.slice(1).map((p, i) => p - px[i]),
