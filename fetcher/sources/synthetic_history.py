@@ -7,19 +7,22 @@ So the past is drawn in steps that grow with its distance from the day it is ask
 
 - the last ``EXACT_DAYS`` UTC days: the minutes themselves, rolled up to 5-minute steps.
   Coarse bars there agree with the minute bars the store holds, to the cent;
-- up to ``FINE_DAYS`` back: 5-minute steps on a bridge between the walk's hour opens
-  (the walk's own 1-second path is not drawn), highs and lows drawn about them;
-- up to ``HOURLY_DAYS`` back: a step an hour, from the hour opens;
-- before that: a step a day, from the day opens (before 2020, where the walk starts,
-  it runs backwards from its first price).
+- up to ``FINE_DAYS`` back: 5-minute steps, on bridges between hour opens that are
+  themselves a bridge between the walk's day opens;
+- up to ``HOURLY_DAYS`` back: a step an hour, between the same hour opens;
+- before that: a step a day, between the walk's day opens (before 2020, where the walk
+  starts, it runs backwards from its first price).
 
-Hour and day opens are the walk's own, so every region passes through the prices the
-minutes do; within a step only the highs, lows and volumes are sketched. Each step is
-a bar of the exchange's clock's bar that holds its first moment in session (a stock's
-steps outside its session are left out), so a resolution's bars are the rollup of the
-steps: 1h bars agree with 5m bars and 1d bars with 1h bars wherever both exist. The same
-day asks the same bars in every process; a bar is drawn in a finer region while it is
-recent, and the store keeps what it was given (fetcher.history asks only for the new).
+Day opens are the walk's own, so every region passes through the prices the minutes
+do; within a step only the highs, lows and volumes are sketched. The random numbers of
+the coarser regions are a hash of (symbol, step) (``_uniform``), so any stretch of the
+past is drawn without what lies before it, in numpy, a symbol's twenty years in a few
+tens of milliseconds. Each step is a bar of the exchange's clock's bar holding its
+first moment in session (a stock's steps outside its session are left out), so a
+resolution's bars are the rollup of the steps: 1h bars agree with 5m bars and 1d bars
+with 1h bars wherever both exist. The same day asks the same bars in every process; a
+bar is drawn in a finer region while it is recent, and the store keeps what it was
+given (fetcher.history asks only for what is new).
 """
 
 from functools import lru_cache
@@ -129,7 +132,7 @@ def _exact_drawn(symbol: str, market: Market, day: int, now: int, minutes: bool)
     return cols if minutes else rollup_columns(cols, Resolution.M5)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=2048)  # 8 days of 200 symbols: ~25 MB
 def _exact_day(symbol: str, market: Market, day: int) -> Columns:
     """A finished day's exact steps (asked again for each resolution: kept)."""
     return _exact_drawn(symbol, market, day, (day + 1) * DAY, minutes=False)
@@ -263,7 +266,7 @@ def _day_steps(symbol: str, market: Market, first_day: int, end_day: int) -> Col
     return Columns(t, o, h, lo, c, v).take(t >= 0)
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=64)  # 117 kB each; drawn again in 0.3 ms
 def _early_opens(symbol: str) -> np.ndarray:
     """The day opens of the ``EARLY_DAYS`` before 2020, oldest first, ending where the walk
     starts (the first of its opens follows the last of these)."""
