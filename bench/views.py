@@ -35,6 +35,7 @@ from common.views import View
 from fetcher.sources.synthetic import SyntheticSource
 from renderer.figure import encode
 from renderer.service import Chart, Renderer, ViewChart
+from renderer.views import history_on
 from renderer.window import Window, rows_of
 
 BARS = 10_080  # a week of 1-minute bars
@@ -116,7 +117,9 @@ def figure_rows(repeat: int) -> list[dict[str, Any]]:
         if not view.key:
             return Chart("AAPL", window)
         resolution = history_of(view.timeframe)
-        history = None if resolution is None else held[resolution]
+        history = None
+        if resolution is not None:
+            history = history_on(held[resolution], view, window.market)
         return ViewChart("AAPL", window, view, history, Settings.view_bars, 1)
 
     bars = bars_for(BARS)

@@ -30,7 +30,7 @@ from common.contract.keys import RENDER_GROUP, Keys
 from common.contract.members import ChangeNotice
 from common.contract.packets import event_packet, figure_payload
 from common.contract.snapshots import Catchup, Outcome, Read, Stored, Whole, WriteRender
-from common.markets import DAY, market_for
+from common.markets import DAY, Market, market_for
 from common.messages import BARS, FIGURE
 from common.resolutions import Columns, Resolution, history_of
 from common.views import DEFAULT, TIMEFRAMES, View
@@ -39,7 +39,16 @@ from renderer.delta import build_delta
 from renderer.figure import build_figure, encode, style_of
 from renderer.publish import Publisher
 from renderer.store import RenderStore
-from renderer.views import MAX_WARMUP, Frame, frame_of, view_delta, view_figure, view_style
+from renderer.views import (
+    MAX_WARMUP,
+    Frame,
+    HistoryBars,
+    frame_of,
+    history_on,
+    view_delta,
+    view_figure,
+    view_style,
+)
 from renderer.watching import Audience
 from renderer.window import Window, rows_of
 
@@ -101,7 +110,7 @@ class ViewChart(Chart):
         symbol: str,
         window: Window,
         view: View,
-        history: Columns | None = None,
+        history: HistoryBars | None = None,
         limit: int | None = None,
         history_version: int = 0,
         loading: bool = False,
@@ -126,6 +135,23 @@ class ViewChart(Chart):
 
     def deltas_apply(self) -> bool:
         return self.frame.monotonic()
+
+
+@dataclass
+class HeldHistory:
+    """A symbol's history at one resolution, as read at ``version`` in ``epoch``, and on
+    each timeframe drawn from it so far (15m and 5m from the 5m history)."""
+
+    epoch: str
+    version: int
+    bars: Columns
+    timeframes: dict[str, HistoryBars] = field(default_factory=dict)
+
+    def on(self, view: View, market: Market) -> HistoryBars:
+        made = self.timeframes.get(view.timeframe)
+        if made is None:
+            made = self.timeframes[view.timeframe] = history_on(self.bars, view, market)
+        return made
 
 
 @dataclass
@@ -215,10 +241,8 @@ class Renderer:
         self.view_bars = view_bars  # bars a view other than the default one holds
         self.history_kept = history_kept  # the fetcher fills history (RTPLOT_HISTORY_DAYS)
         self.windows: OrderedDict[str, Window] = OrderedDict()  # least recently used first
-        # (symbol, resolution) -> (epoch, history version, its bars), least recent first
-        self.histories: OrderedDict[tuple[str, Resolution], tuple[str, int, Columns]] = (
-            OrderedDict()
-        )
+        # (symbol, resolution) -> its history as read, least recently used first
+        self.histories: OrderedDict[tuple[str, Resolution], HeldHistory] = OrderedDict()
         self.audience = Audience()
         self._last_claim = 0.0
         self.last_step = time.monotonic()  # for /healthz: the loop is alive
@@ -342,14 +366,15 @@ class Renderer:
         if not view.key:
             return Chart(symbol, window)
         resolution = history_of(view.timeframe)
-        history = None if resolution is None else self._history(symbol, window, resolution, read)
+        held = None if resolution is None else self._history(symbol, window, resolution, read)
         loading = self.history_kept and resolution is not None
-        loading = loading and (history is None or not len(history.t))
-        return ViewChart(symbol, window, view, history, self.view_bars, read.history, loading)
+        loading = loading and (held is None or not len(held.bars.t))
+        bars = None if held is None else held.on(view, window.market)
+        return ViewChart(symbol, window, view, bars, self.view_bars, read.history, loading)
 
     def _history(
         self, symbol: str, window: Window, resolution: Resolution, read: Read
-    ) -> Columns | None:
+    ) -> "HeldHistory | None":
         """The symbol's stored history at ``resolution``, read once per version of it,
         and of it only what a bounded chart can draw: its last bars, as many as the
         longest chart made of them holds with its warm-up, and those beside the window
@@ -358,7 +383,7 @@ class Renderer:
             return None
         key = (symbol, resolution)
         held = self.histories.get(key)
-        if held is None or held[:2] != (read.epoch, read.history):
+        if held is None or (held.epoch, held.version) != (read.epoch, read.history):
             bars = read_history(self.client, self.keys, symbol, resolution)
             if self.view_bars is not None:
                 coarsest = max(TIMEFRAMES[t] for t in TIMEFRAMES if history_of(t) is resolution)
@@ -366,12 +391,12 @@ class Renderer:
                 charted = (self.view_bars + MAX_WARMUP + DAY // coarsest + 2) * per
                 beside = 2 * len(window) * 60 // resolution.seconds + 2
                 bars = bars.take(slice(-(charted + beside), None))
-            held = self.histories[key] = (read.epoch, read.history, bars)
+            held = self.histories[key] = HeldHistory(read.epoch, read.history, bars)
             metrics.HISTORY_READS.inc()
         self.histories.move_to_end(key)
         while len(self.histories) > MAX_HISTORIES:
             self.histories.popitem(last=False)
-        return held[2]
+        return held
 
     def _read(self, symbol: str) -> Read | None:
         """The store's state, the held window brought up to it: from the bars changed

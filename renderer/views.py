@@ -24,7 +24,7 @@ changed since the base, every bar of the chart is sent.
 """
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -188,26 +188,44 @@ def _tail(window: Window, view: View, limit: int | None) -> Window:
     needed = (limit + MAX_WARMUP + 1) * (view.seconds // 60) + DAY // 60
     if needed >= len(window):
         return window
-    return Window(window.epoch, window.version, window.rows[-needed:], window.market)
+    # The window's own local times, sliced: not computed again for every view and render.
+    local = window.local()[-needed:]
+    return Window(window.epoch, window.version, window.rows[-needed:], window.market, local)
 
 
-def _history_bars(
-    history: Columns, view: View, market: Market, until: int, limit: int | None
-) -> tuple[Ints, list[Floats]]:
-    """The history's bars on the view's timeframe that start at or before ``until`` (the
-    window's first bar), the last ``limit`` and what their indicators need."""
+class HistoryBars(NamedTuple):
+    """The store's history on a view's timeframe: each bar's start on the exchange's
+    clock, and its open, high, low, close and volume. Made once per version of the
+    history and timeframe (``history_on``); a render takes the stretch it needs."""
+
+    x: Ints
+    columns: list[Floats]
+
+
+def history_on(history: Columns, view: View, market: Market) -> HistoryBars:
+    """``history`` (bars of a resolution the timeframe is made of, UTC starts) on the
+    view's timeframe and the exchange's clock."""
     local = market.local_seconds(history.t)
     columns = [np.asarray(col, dtype=np.float64) for col in history[1:]]
     x, rolled, _first, _last = _rolled(_buckets(local, view, market), columns)
+    return HistoryBars(x, rolled)
+
+
+def _history_bars(
+    history: HistoryBars, view: View, until: int, limit: int | None
+) -> tuple[Ints, list[Floats]]:
+    """The history's bars that start at or before ``until`` (the window's first bar),
+    the last ``limit`` and what their indicators need."""
+    x = history.x
     end = int(np.searchsorted(x, until, side="right"))
     begin = 0 if limit is None else max(end - limit - MAX_WARMUP - DAY // view.seconds, 0)
-    return x[begin:end], [col[begin:end] for col in rolled]
+    return x[begin:end], [col[begin:end] for col in history.columns]
 
 
 def frame_of(
     window: Window,
     view: View,
-    history: Columns | None = None,
+    history: HistoryBars | None = None,
     limit: int | None = None,
     history_version: int = 0,
     loading: bool = False,
@@ -227,8 +245,8 @@ def frame_of(
         index[bounds[1:]] = 1
         index = np.cumsum(index)
     window_from = 0
-    if history is not None and len(history.t) and size and view.seconds > 60:
-        hx, older = _history_bars(history, view, window.market, int(x[0]), limit)
+    if history is not None and len(history.x) and size and view.seconds > 60:
+        hx, older = _history_bars(history, view, int(x[0]), limit)
         if len(hx):
             # The history's bar of the window's first start, if it has one, stands for
             # the window's: that one lacks the minutes before the window's start.

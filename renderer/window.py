@@ -40,6 +40,7 @@ class Window:
     version: int  # the store's version these bars are
     rows: Rows
     market: Market = UTC  # whose clock the chart shows
+    # Each bar's minute on the exchange's clock, made when first asked (``local``).
     _local: npt.NDArray[np.int64] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
