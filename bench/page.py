@@ -546,6 +546,7 @@ def typed(value: Any) -> Any:
 def figure_rows() -> list[tuple[str, int, int]]:
     """(view, bytes as JSON numbers, bytes with typed arrays) of a 7-day figure."""
     from bench.render import bars_for
+    from common.settings import Settings
     from common.views import View
     from renderer.figure import encode
     from renderer.service import Chart, ViewChart
@@ -557,7 +558,11 @@ def figure_rows() -> list[tuple[str, int, int]]:
     for name, words in KINDS.items():
         key = ".".join(words.split(",")) if words else ""
         view = View.from_key(key + (".vol" if key else "")) if key else None
-        chart: Chart = ViewChart("AAPL", window, view) if view else Chart("AAPL", window)
+        # Bounded as the renderer bounds it (RTPLOT_VIEW_BARS), over the window alone.
+        bound = Settings.view_bars
+        chart: Chart = (
+            ViewChart("AAPL", window, view, None, bound) if view else Chart("AAPL", window)
+        )
         figure = chart.figure(chart.style())
         rows.append((name, len(encode(figure)), len(encode(typed(figure)))))
     return rows

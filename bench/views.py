@@ -166,7 +166,9 @@ def markdown(repeat: int = 100, measured: dict[str, Any] | None = None) -> str:
     lines = [
         "## What a view costs",
         "",
-        f"A week of 1-minute bars ({BARS:,}); the renderer's round for one change of the "
+        f"A week of 1-minute bars ({BARS:,}) and the synthetic market's history at the "
+        "default depths, each view's chart bounded to RTPLOT_VIEW_BARS (1,500 bars); "
+        "the renderer's round for one change of the "
         "minute in progress, against a real Redis on loopback (median of "
         f"{repeat}), holding the window. Each watched view is built once per change "
         "whatever its number of viewers, so its cost is paid once per symbol and change.",
