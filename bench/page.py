@@ -561,7 +561,7 @@ def figure_rows() -> list[tuple[str, int, int]]:
         # Bounded as the renderer bounds it (RTPLOT_VIEW_BARS), over the window alone.
         bound = Settings.view_bars
         chart: Chart = (
-            ViewChart("AAPL", window, view, None, bound) if view else Chart("AAPL", window)
+            ViewChart("AAPL", window, view, None, bound) if view else Chart("AAPL", window, bound)
         )
         figure = chart.figure(chart.style())
         rows.append((name, len(encode(figure)), len(encode(typed(figure)))))

@@ -115,7 +115,7 @@ def figure_rows(repeat: int) -> list[dict[str, Any]]:
 
     def chart_of(window: Window, view: View) -> Chart:
         if not view.key:
-            return Chart("AAPL", window)
+            return Chart("AAPL", window, Settings.view_bars)
         resolution = history_of(view.timeframe)
         history = None
         if resolution is not None:

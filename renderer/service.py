@@ -73,12 +73,15 @@ class RoundReport:
 
 class Chart:
     """One view of a symbol at one version: its look, its figure, its deltas. This one
-    is the default view, the article's chart (renderer.figure, renderer.delta)."""
+    is the default view, the article's chart (renderer.figure, renderer.delta): the
+    window's last ``limit`` minutes (RTPLOT_VIEW_BARS, about a day, what the article
+    drew), or all of it."""
 
     key = ""
 
-    def __init__(self, symbol: str, window: Window) -> None:
-        self.symbol, self.window = symbol, window
+    def __init__(self, symbol: str, window: Window, limit: int | None = None) -> None:
+        self.symbol = symbol
+        self.window = window if limit is None else window.tail(limit)
 
     def style(self) -> dict[str, Any]:
         return style_of(self.window)
@@ -364,7 +367,7 @@ class Renderer:
 
     def _chart(self, symbol: str, window: Window, view: View, read: Read) -> Chart:
         if not view.key:
-            return Chart(symbol, window)
+            return Chart(symbol, window, self.view_bars)
         resolution = history_of(view.timeframe)
         held = None if resolution is None else self._history(symbol, window, resolution, read)
         loading = self.history_kept and resolution is not None

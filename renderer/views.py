@@ -165,6 +165,9 @@ def _buckets(local: Ints, view: View, market: Market) -> Ints:
 def _rolled(x: Ints, columns: list[Floats]) -> tuple[Ints, list[Floats], Ints, Ints]:
     """Bars sharing a start rolled into one: (starts, [o, h, l, c, v], first, last)."""
     size = len(x)
+    if not size:  # (reduceat takes no empty array)
+        none = np.empty(0, dtype=np.int64)
+        return x, [np.asarray(column)[:0] for column in columns], none, none
     first = np.flatnonzero(np.diff(x)) + 1
     bounds = np.concatenate(([0], first)).astype(np.int64)
     last = np.concatenate((first - 1, [size - 1])).astype(np.int64)
@@ -185,12 +188,7 @@ def _tail(window: Window, view: View, limit: int | None) -> Window:
     is drawn from ~3,000 rows, not 10,080."""
     if limit is None:
         return window
-    needed = (limit + MAX_WARMUP + 1) * (view.seconds // 60) + DAY // 60
-    if needed >= len(window):
-        return window
-    # The window's own local times, sliced: not computed again for every view and render.
-    local = window.local()[-needed:]
-    return Window(window.epoch, window.version, window.rows[-needed:], window.market, local)
+    return window.tail((limit + MAX_WARMUP + 1) * (view.seconds // 60) + DAY // 60)
 
 
 class HistoryBars(NamedTuple):

@@ -63,6 +63,14 @@ class Window:
         self.version = version
         self._local = None
 
+    def tail(self, count: int) -> "Window":
+        """Its last ``count`` bars (itself if it holds no more): the same epoch and
+        version, and the local times already made, sliced, not made again."""
+        if len(self.rows) <= count:
+            return self
+        local = self.local()[-count:]
+        return Window(self.epoch, self.version, self.rows[-count:], self.market, local)
+
     def rows_since(self, minute: int) -> int:
         """How many bars are from ``minute`` on."""
         return len(self.rows) - int(np.searchsorted(self.rows[:, T], minute, side="left"))

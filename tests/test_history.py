@@ -221,6 +221,28 @@ class NoFigures:
         pass
 
 
+def test_a_view_whose_resolution_is_not_filled_yet_draws_its_window(
+    deep: Settings, client: "redis.Redis"
+) -> None:
+    """The fill goes coarsest first: a symbol has its 1d history before its 5m one, and a
+    5m chart meanwhile draws its window and says it is loading (a renderer once died of
+    the empty history here)."""
+    source = Counting()
+    slow = dataclasses.replace(deep, fetch_interval=0.001)
+    run_tick(slow, client, source, now=NOW, history=HistoryFiller(slow, client, source))
+    assert stored(client, "AAPL", Resolution.D1) and not stored(client, "AAPL", Resolution.M5)
+    renderer = Renderer(client, KEYS, NoFigures(), name="r", view_bars=300, history_kept=True)
+    client.zadd(KEYS.views("AAPL"), {"candles.5m.vol": time.time()})
+    page = client.pubsub(ignore_subscribe_messages=True)
+    page.subscribe(KEYS.channel(Room("AAPL", Mode.DELTA, "candles.5m.vol")))
+    page.get_message(timeout=1)
+    renderer.render("AAPL")
+    _, first = orjson.loads(page.get_message(timeout=2)["data"][1:])
+    page.close()
+    assert len(first["figure"]["data"][0]["x"]) == 25  # the window's 120 minutes, in 5m bars
+    assert first["figure"]["layout"]["meta"] == {"loading_history": True}
+
+
 def test_a_chart_says_its_history_is_on_its_way_until_it_is_stored(
     deep: Settings, client: "redis.Redis"
 ) -> None:

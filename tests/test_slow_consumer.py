@@ -31,6 +31,7 @@ def stack() -> Iterator[Pipeline]:
         *gateways,
         symbols=",".join(SYMBOLS),
         window_minutes=10080,
+        view_bars=10080,  # the whole week in every figure
         max_queued=MAX_QUEUED,
     ) as pipeline:
         yield pipeline
