@@ -63,7 +63,7 @@ class Settings:
     # Days of coarser bars kept per symbol (its views' past), by resolution.
     history_days: tuple[tuple[Resolution, int], ...] = DEFAULT_HISTORY_DAYS
     history_refresh: float = 6 * 3600.0  # seconds before a symbol's history is asked again
-    view_bars: int = 1_500  # bars a chart of a view other than the default one holds
+    view_bars: int = 1_500  # bars a chart holds (its newest), the article's view too
     max_symbols: int = 200  # configured + subscribed: what one renderer keeps up with
     watch_ttl: float = 600.0  # seconds an unconfigured, unwatched symbol stays tracked
     key_prefix: str = DEFAULT_PREFIX

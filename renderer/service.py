@@ -241,7 +241,7 @@ class Renderer:
         self.watch_ttl = watch_ttl  # seconds a view stays listed after its last stamp
         self.resume_length = resume_length  # renders of a view kept for resuming clients
         self.store = RenderStore(client, keys)
-        self.view_bars = view_bars  # bars a view other than the default one holds
+        self.view_bars = view_bars  # bars a chart holds (its newest); None: all
         self.history_kept = history_kept  # the fetcher fills history (RTPLOT_HISTORY_DAYS)
         self.windows: OrderedDict[str, Window] = OrderedDict()  # least recently used first
         # (symbol, resolution) -> its history as read, least recently used first
