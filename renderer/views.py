@@ -101,6 +101,7 @@ class Frame:
     shown: int = 0  # the first bar drawn and sent
     history: int = 0  # the version of the store's history the series holds
     loading: bool = False  # its history is due and not stored yet: the page says so
+    anchored: bool = False  # its window part starts at the history's last bar (frame_of)
 
     def __len__(self) -> int:
         return len(self.x)
@@ -141,8 +142,8 @@ class Frame:
         clock): the window part's first bar (it lost minutes, or the history's bar took
         its place) and the indicator values that depend on it."""
         first = int(self.window.local()[0])
-        if base_first == first:
-            return 0
+        if base_first == first or self.anchored:
+            return 0  # (anchored: no bar depends on where the window starts)
         start = self.window_from
         need = start + 1
         for name in self.view.indicators:
@@ -230,8 +231,16 @@ def frame_of(
 ) -> Frame:
     """The view's bars on its timeframe, on the exchange's clock: the store's
     ``history`` (bars of a resolution the timeframe is made of, UTC starts) before the
-    window's, then the window's; the last ``limit`` shown."""
-    window = _tail(window, view, limit)
+    window's, then the window's; the last ``limit`` shown.
+
+    Where the window holds every minute of the history's last bar, the window's bars
+    start there (*anchored*): they are rolled up from the minutes since, not the whole
+    week (a 1d chart reads today's minutes, not 10,080 of them), and no bar drawn
+    depends on where the window starts. Otherwise (no history, or a history older than
+    the window) they start at the window's first bar, which the history's bar of that
+    start stands for."""
+    anchor = _anchor(window, view, history)
+    window = _tail(window, view, limit) if anchor is None else window.tail(anchor)
     rows, local = window.rows, window.local()
     size = len(rows)
     columns = [np.ascontiguousarray(rows[:, i]) for i in range(1, 6)]
@@ -244,7 +253,10 @@ def frame_of(
         index = np.cumsum(index)
     window_from = 0
     if history is not None and len(history.x) and size and view.seconds > 60:
-        hx, older = _history_bars(history, view, int(x[0]), limit)
+        # Anchored, the history's bars before the window's first (its last bar is the
+        # window's first); else up to the window's first, which its bar stands for.
+        until = int(x[0]) - (1 if anchor is not None else 0)
+        hx, older = _history_bars(history, view, until, limit)
         if len(hx):
             # The history's bar of the window's first start, if it has one, stands for
             # the window's: that one lacks the minutes before the window's start.
@@ -258,8 +270,33 @@ def frame_of(
     shown = 0 if limit is None else max(len(x) - limit, 0)
     o, h, lo, c, v = columns
     return Frame(
-        view, window, x, o, h, lo, c, v, index, window_from, shown, history_version, loading
+        view,
+        window,
+        x,
+        o,
+        h,
+        lo,
+        c,
+        v,
+        index,
+        window_from,
+        shown,
+        history_version,
+        loading,
+        anchored=anchor is not None,
     )
+
+
+def _anchor(window: Window, view: View, history: HistoryBars | None) -> int | None:
+    """How many of the window's last rows hold every minute from the start of the
+    history's last bar on; None if the window does not reach back that far."""
+    if history is None or not len(history.x) or view.seconds == 60 or not len(window):
+        return None
+    local = window.local()
+    start = int(history.x[-1])
+    if not local[0] <= start <= local[-1]:
+        return None
+    return len(local) - int(np.searchsorted(local, start, side="left"))
 
 
 def view_style(frame: Frame) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from common.contract.history import chunk_start, read_filled, read_history, writ
 from common.contract.keys import Keys
 from common.contract.rooms import Mode, Room
 from common.markets import DAY
-from common.resolutions import Resolution, rollup
+from common.resolutions import Resolution, bar_starts, rollup
 from common.settings import Settings
 from common.views import View
 from fetcher.history import HistoryFiller
@@ -214,6 +214,13 @@ def test_a_daily_and_an_hourly_chart_reach_back_years_and_months(
     assert span >= (90 if hours == "exchange" else 62) and len(hourly[0]["x"]) == 1500
     assert len(minutes[0]["x"]) == 1500
     assert View.from_key(keys["daily"]).timeframe == "1d"
+    # The bar in progress at 1h and 1d is the minutes', up to the newest: not the
+    # history's, which the fill stored a moment before.
+    minutes_held = BarStore(client, KEYS, week.window_minutes).bars("AAPL")
+    assert daily[0]["close"][-1] == hourly[0]["close"][-1] == minutes_held[-1].c
+    market = source.market("AAPL")
+    today = bar_starts([minutes_held[-1].t], Resolution.D1, market)[0]
+    assert daily[2]["y"][-1] == sum(b.v for b in minutes_held if b.t >= today)
 
 
 class NoFigures:
