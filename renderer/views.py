@@ -5,8 +5,8 @@ A view is built at each render from its **series** (``Frame``): the store's hist
 the view's resolution (common.contract.history; 15m from the 5m history), then the
 symbol's window (renderer.window) aggregated to the timeframe on the exchange's clock
 (open of the first, highest high, lowest low, close of the last, volumes summed; hourly
-bars count from the session's open). The history's bar of the window's first start
-stands for the window's, which lacks the minutes before it. The chart holds the last
+bars count from the session's open), from the history's last bar on where the window
+holds all of its minutes (``frame_of``). The chart holds the last
 ``RTPLOT_VIEW_BARS`` bars of the series (from ``shown`` on); the bars before them are
 kept for the indicators' warm-up, so every value drawn has its history. A 1-minute
 view is built from the window's last rows only (``_tail``): its render costs what its
