@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from common.resolutions import Resolution
 from common.settings import DEFAULT_SYMBOLS, Settings, SettingsError
 
 
@@ -62,12 +63,28 @@ def test_csv_source_needs_an_existing_file(tmp_path: Path) -> None:
         ("RTPLOT_STREAM", "bloomberg"),
         ("RTPLOT_STREAM_URL", "https://streamer.finance.yahoo.com/"),
         ("RTPLOT_STREAM_WRITE_EVERY", "0"),
+        ("RTPLOT_HISTORY_DAYS", "1w=10"),
+        ("RTPLOT_HISTORY_DAYS", "1d=a year"),
+        ("RTPLOT_HISTORY_REFRESH", "0"),
+        ("RTPLOT_VIEW_BARS", "10"),
     ],
 )
 def test_a_bad_value_names_the_variable(name: str, value: str) -> None:
     with pytest.raises(SettingsError) as error:
         Settings.from_env({name: value})
     assert str(error.value).startswith(f"{name}=")
+
+
+def test_history_depths_are_read_per_resolution_and_can_be_turned_off() -> None:
+    assert Settings.from_env({}).history_days == (
+        (Resolution.M5, 60),
+        (Resolution.H1, 730),
+        (Resolution.D1, 7300),
+    )
+    given = Settings.from_env({"RTPLOT_HISTORY_DAYS": " 1d=3650, 5m=30,1h=0"})
+    assert given.history_days == ((Resolution.M5, 30), (Resolution.D1, 3650))  # 0: none
+    assert Settings.from_env({"RTPLOT_HISTORY_DAYS": "off"}).history_days == ()
+    assert Settings.from_env({"RTPLOT_VIEW_BARS": "50"}).view_bars == 50
 
 
 def test_more_configured_symbols_than_the_cap_is_refused() -> None:
