@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from common.bars import MINUTE, Bar, floor_minute
 from common.markets import Market, market_for
-from common.resolutions import Resolution
+from common.resolutions import Columns, Resolution
 from fetcher.sources.base import FetchResult
 
 DAY = 86_400
@@ -119,30 +119,32 @@ def _minute_bar(symbol: str, minute: int, last_second: int) -> Bar:
     )
 
 
-@lru_cache(maxsize=4096)
-def _finished_minutes(symbol: str, hour: int) -> list[Bar]:
-    """The 60 bars of an hour, every minute finished: the same as ``_minute_bar`` gives
-    at each minute's last second, a whole hour at once (a week's backfill is 168 hours
-    a symbol)."""
+def minute_columns(symbol: str, hour: int) -> Columns:
+    """The 60 minutes of an hour, every one finished, as columns: the same as
+    ``_minute_bar`` gives at each minute's last second, a whole hour at once."""
     prices, volume = _hour_seconds(symbol, hour)
     day, index = divmod(hour, DAY // HOUR)
     # Each minute spans its 60 seconds plus the price it opened at: the second before.
-    before = np.concatenate(([_hour_opens(symbol, day)[index]], prices[:-1]))
+    before: Floats = np.concatenate(([_hour_opens(symbol, day)[index]], prices[:-1]))
     seconds = prices.reshape(60, 60)
     opens = before.reshape(60, 60)[:, 0]
     highs = np.maximum(seconds.max(axis=1), opens)
     lows = np.minimum(seconds.min(axis=1), opens)
-    traded = volume.reshape(60, 60).sum(axis=1)
-    columns = zip(
-        np.round(opens, 2).tolist(),
-        np.round(highs, 2).tolist(),
-        np.round(lows, 2).tolist(),
-        np.round(seconds[:, -1], 2).tolist(),
-        traded.astype(np.int64).tolist(),
-        strict=True,
+    traded = volume.reshape(60, 60).sum(axis=1).astype(np.int64)
+    return Columns(
+        hour * HOUR + np.arange(60, dtype=np.int64) * MINUTE,
+        np.round(opens, 2),
+        np.round(highs, 2),
+        np.round(lows, 2),
+        np.round(seconds[:, -1], 2),
+        traded,
     )
-    start = hour * HOUR
-    return [Bar(start + 60 * i, o, h, lo, c, v) for i, (o, h, lo, c, v) in enumerate(columns)]
+
+
+@lru_cache(maxsize=4096)
+def _finished_minutes(symbol: str, hour: int) -> list[Bar]:
+    """``minute_columns`` as bars (a week's backfill is 168 hours a symbol)."""
+    return minute_columns(symbol, hour).bars()
 
 
 class SyntheticSource:

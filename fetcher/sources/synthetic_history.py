@@ -41,7 +41,6 @@ EARLY_DAYS = 40 * 366  # the walk backwards from 2020: forty years of days
 STEP = 300  # a fine step: five minutes
 HOUR = walk.HOUR
 HOURS = DAY // HOUR
-Floats = walk.Floats
 _EMPTY = Columns.of([])
 
 
@@ -86,32 +85,10 @@ def _steps(
         lo, hi = max(lo, first_day), min(hi, last_day + 1)
         if lo < hi:
             parts.append(steps(symbol, market, lo, hi))
+    minutes = resolution is Resolution.M1
     for day in range(max(first_day, exact_from), last_day + 1):
-        minutes = resolution is Resolution.M1
         parts.append(_exact_steps(symbol, market, day, int(now), minutes))
     return Columns.join(parts) if parts else _EMPTY
-
-
-def _minute_columns(symbol: str, hour: int) -> Columns:
-    """The hour's 60 finished minutes, as ``synthetic._finished_minutes`` draws them (the
-    same sums in the same order), as columns: no ``Bar`` a minute."""
-    prices, volume = walk._hour_seconds(symbol, hour)
-    day, index = divmod(hour, HOURS)
-    before: Floats = np.concatenate(([walk._hour_opens(symbol, day)[index]], prices[:-1]))
-    seconds = prices.reshape(60, 60)
-    opens = before.reshape(60, 60)[:, 0]
-    highs = np.maximum(seconds.max(axis=1), opens)
-    lows = np.minimum(seconds.min(axis=1), opens)
-    traded = volume.reshape(60, 60).sum(axis=1).astype(np.int64)
-    t = hour * HOUR + np.arange(60, dtype=np.int64) * MINUTE
-    return Columns(
-        t,
-        np.round(opens, 2),
-        np.round(highs, 2),
-        np.round(lows, 2),
-        np.round(seconds[:, -1], 2),
-        traded,
-    )
 
 
 def _exact_steps(symbol: str, market: Market, day: int, now: int, minutes: bool) -> Columns:
@@ -126,7 +103,7 @@ def _exact_drawn(symbol: str, market: Market, day: int, now: int, minutes: bool)
     hours = range(day * HOURS, min((day + 1) * HOURS, now // HOUR + 1))
     if not hours:
         return _EMPTY
-    cols = Columns.join([_minute_columns(symbol, hour) for hour in hours])
+    cols = Columns.join([walk.minute_columns(symbol, hour) for hour in hours])
     in_session = market.open_mask(cols.t) & ~market.repeated(cols.t)
     cols = cols.take(in_session & (cols.t + MINUTE <= now))
     return cols if minutes else rollup_columns(cols, Resolution.M5)
