@@ -23,17 +23,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import redis
 
-from common.bars import MINUTE, Bar
+from common.bars import Bar
 from common.contract.history import read_filled, write_history
 from common.contract.keys import Keys
 from common.markets import DAY
 from common.resolutions import Columns, Resolution, bar_starts, rollup
 from common.settings import Settings
 from fetcher import metrics
-from fetcher.cleaning import MAX_JUMP, clean
+from fetcher.cleaning import clean, clean_columns
 from fetcher.sources.base import FetchResult, Source, serves_history
 from fetcher.store import BarStore
 
@@ -170,8 +169,9 @@ class HistoryFiller:
 
 def _checked(bars: object, symbol: str) -> list[Sequence[Any]]:
     """The source's bars that are sane, as rows (the rest counted and logged)."""
+    rows: list[Sequence[Any]]
     if isinstance(bars, Columns):
-        rows, given = _sane_columns(bars), len(bars.t)
+        rows, given = list(clean_columns(bars)), len(bars.t)
     elif isinstance(bars, list | tuple):
         cleaned = clean(bar for bar in bars if isinstance(bar, Bar))
         rows, given = [bar.as_list() for bar in cleaned.bars], len(bars)
@@ -181,19 +181,3 @@ def _checked(bars: object, symbol: str) -> list[Sequence[Any]]:
         metrics.BARS_REJECTED.inc(rejected)
         log.warning("bad history bars rejected", extra={"symbol": symbol, "bars": rejected})
     return rows
-
-
-def _sane_columns(bars: Columns) -> list[Sequence[Any]]:
-    """fetcher.cleaning's checks of every bar at once (its jump from the bar before)."""
-    t, o, h, lo, c, v = (np.asarray(column) for column in bars)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        prices = np.stack((o, h, lo, c))
-        good = np.isfinite(prices).all(axis=0) & (prices > 0).all(axis=0)
-        good &= (h >= np.maximum(np.maximum(o, c), lo)) & (lo <= np.minimum(o, c))
-        good &= (v >= 0) & (t % MINUTE == 0)
-        jump = np.abs(c[1:] / c[:-1] - 1) > MAX_JUMP
-        good[1:] &= ~jump
-        order = np.argsort(t, kind="stable")
-        good &= np.concatenate(([True], np.diff(t[order]) > 0))[np.argsort(order)]
-    picked = [np.asarray(column)[good].tolist() for column in (t, o, h, lo, c, v)]
-    return list(zip(*picked, strict=True))

@@ -1,5 +1,6 @@
 from common.bars import Bar
-from fetcher.cleaning import clean
+from common.resolutions import Columns
+from fetcher.cleaning import clean, clean_columns
 
 T = 1_794_999_960
 
@@ -35,4 +36,26 @@ def test_an_absurd_jump_is_flagged_and_refused() -> None:
     assert [reason for _, reason in result.rejected] == [
         "close 1000 jumps from 100",
         "close 40 jumps from 101",
+    ]
+
+
+def test_bars_given_as_columns_are_cleaned_as_bars_are() -> None:
+    """History comes as columns (years of it): the same bars are kept, in order, the
+    last word winning for a minute given twice."""
+    given = [
+        bar(T + 120, 12),
+        bar(T, 10),
+        bar(T + 60, 11),
+        bar(T + 60, 11.5),
+        bar(T + 180, float("nan")),
+        bar(T + 240, 10, h=9),
+        bar(T + 300, 10, v=-5),
+        Bar(T + 330, 10, 11, 9, 10, 1),
+        bar(T + 360, 11),
+    ]
+    kept = [tuple(b.as_list()) for b in clean(given).bars]
+    assert clean_columns(Columns.of(given)) == kept
+    assert [row[0] for row in kept] == [T, T + 60, T + 120, T + 360]
+    assert clean_columns(Columns.of([bar(T, 100), bar(T + 60, 1000)])) == [
+        (T, 100.0, 101.0, 99.0, 100.0, 10)
     ]
