@@ -14,7 +14,7 @@ from statistics import mean
 import redis
 
 from common.contract.fields import MetaField
-from common.contract.history import read_filled
+from common.contract.history import read_filled, read_history
 from common.contract.keys import Keys
 from common.resolutions import COARSE
 from common.settings import DEFAULT_HISTORY_DAYS
@@ -50,15 +50,7 @@ def memory(client: "redis.Redis", symbols: list[str]) -> dict[str, float]:
 
 def bars_held(client: "redis.Redis", symbols: list[str]) -> dict[str, float]:
     """Mean bars per symbol of each resolution."""
-    import orjson
-
-    out = {}
-    for r in COARSE:
-        counts = []
-        for s in symbols:
-            members: list[bytes] = client.zrange(KEYS.history(s, r.value), 0, -1)  # type: ignore[assignment]
-            counts.append(sum(len(orjson.loads(m)) for m in members))
-        out[r.value] = mean(counts)
+    out = {r.value: mean(len(read_history(client, KEYS, s, r).t) for s in symbols) for r in COARSE}
     out["1m window"] = mean(client.zcard(KEYS.bars(s)) for s in symbols)
     return out
 

@@ -377,7 +377,7 @@ class Renderer:
 
     def _history(
         self, symbol: str, window: Window, resolution: Resolution, read: Read
-    ) -> "HeldHistory | None":
+    ) -> HeldHistory | None:
         """The symbol's stored history at ``resolution``, read once per version of it,
         and of it only what a bounded chart can draw: its last bars, as many as the
         longest chart made of them holds with its warm-up, and those beside the window

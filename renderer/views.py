@@ -163,12 +163,12 @@ def _buckets(local: Ints, view: View, market: Market) -> Ints:
     return (local - origin) // view.seconds * view.seconds + origin
 
 
-def _rolled(x: Ints, columns: list[Floats]) -> tuple[Ints, list[Floats], Ints, Ints]:
-    """Bars sharing a start rolled into one: (starts, [o, h, l, c, v], first, last)."""
+def _rolled(x: Ints, columns: list[Floats]) -> tuple[Ints, list[Floats], Ints]:
+    """Bars sharing a start rolled into one: (starts, [o, h, l, c, v], each one's first
+    bar)."""
     size = len(x)
     if not size:  # (reduceat takes no empty array)
-        none = np.empty(0, dtype=np.int64)
-        return x, [np.asarray(column)[:0] for column in columns], none, none
+        return x, [np.asarray(column)[:0] for column in columns], np.empty(0, dtype=np.int64)
     first = np.flatnonzero(np.diff(x)) + 1
     bounds = np.concatenate(([0], first)).astype(np.int64)
     last = np.concatenate((first - 1, [size - 1])).astype(np.int64)
@@ -180,7 +180,7 @@ def _rolled(x: Ints, columns: list[Floats]) -> tuple[Ints, list[Floats], Ints, I
         c[last],
         np.add.reduceat(v, bounds),
     ]
-    return x[bounds], rolled, bounds, last
+    return x[bounds], rolled, bounds
 
 
 def _tail(window: Window, view: View, limit: int | None) -> Window:
@@ -206,7 +206,7 @@ def history_on(history: Columns, view: View, market: Market) -> HistoryBars:
     view's timeframe and the exchange's clock."""
     local = market.local_seconds(history.t)
     columns = [np.asarray(col, dtype=np.float64) for col in history[1:]]
-    x, rolled, _first, _last = _rolled(_buckets(local, view, market), columns)
+    x, rolled, _bounds = _rolled(_buckets(local, view, market), columns)
     return HistoryBars(x, rolled)
 
 
@@ -247,7 +247,7 @@ def frame_of(
     if view.seconds == 60:
         x, index = local, np.arange(size, dtype=np.int64)
     else:
-        x, columns, bounds, _last = _rolled(_buckets(local, view, window.market), columns)
+        x, columns, bounds = _rolled(_buckets(local, view, window.market), columns)
         index = np.zeros(size, dtype=np.int64)
         index[bounds[1:]] = 1
         index = np.cumsum(index)

@@ -48,9 +48,10 @@ class Keys:
         return f"{self.prefix}deltas:{symbol}@{view}" if view else f"{self.prefix}deltas:{symbol}"
 
     def history(self, symbol: str, resolution: str) -> str:
-        # ZSET: score = bar start (epoch s), member = members.bar_member; the symbol's
-        # bars of one coarser resolution ("5m", "1h", "1d": common.resolutions), kept
-        # for longer than the minutes (RTPLOT_HISTORY_DAYS): the past of its views.
+        # ZSET: score = a chunk's start (epoch s), member = the chunk's bars, a JSON
+        # array of [t, o, h, l, c, v] rows (history.CHUNK_SECONDS); the symbol's bars of
+        # one coarser resolution ("5m", "1h", "1d": common.resolutions), kept for longer
+        # than the minutes (RTPLOT_HISTORY_DAYS): the past of its views.
         return f"{self.prefix}history:{symbol}:{resolution}"
 
     def history_filled(self, symbol: str) -> str:

@@ -32,7 +32,7 @@ from common.contract.keys import CHANGELOG_LENGTH, CHANGES_MAXLEN, Keys
 from common.contract.lua import ArgArgs, KeyArgs, Lua, ScriptCall
 from common.contract.members import bar_member, bar_of
 from common.markets import Market
-from common.resolutions import Resolution
+from common.resolutions import COARSE
 
 Writer = Literal["poll", "stream"]
 
@@ -280,7 +280,7 @@ def drop_symbol(client: "redis.Redis", keys: Keys, symbol: str) -> None:
         keys.deltas(symbol),
         keys.changelog(symbol),
         keys.history_filled(symbol),
-        *(keys.history(symbol, resolution.value) for resolution in Resolution),
+        *(keys.history(symbol, resolution.value) for resolution in COARSE),
         listed,
         *(keys.snapshot(symbol, view.decode()) for view in views),
         *(keys.deltas(symbol, view.decode()) for view in views),
