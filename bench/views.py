@@ -30,12 +30,12 @@ from common.contract.rooms import Mode, Room
 from common.contract.watching import WatchView
 from common.markets import DAY
 from common.resolutions import Columns, Resolution, history_of
+from common.series import on_timeframe
 from common.settings import DEFAULT_HISTORY_DAYS, Settings
 from common.views import View
 from fetcher.sources.synthetic import SyntheticSource
 from renderer.figure import encode
 from renderer.service import Chart, Renderer, ViewChart
-from renderer.views import history_on
 from renderer.window import Window, rows_of
 
 BARS = 10_080  # a week of 1-minute bars
@@ -119,7 +119,7 @@ def figure_rows(repeat: int) -> list[dict[str, Any]]:
         resolution = history_of(view.timeframe)
         history = None
         if resolution is not None:
-            history = history_on(held[resolution], view, window.market)
+            history = on_timeframe(held[resolution], view, window.market)
         return ViewChart("AAPL", window, view, history, Settings.view_bars, 1)
 
     bars = bars_for(BARS)

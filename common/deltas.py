@@ -3,21 +3,22 @@ to the seq of the last, as applying each in turn would (docs/views.md says how a
 applies one). A gateway sends it to a client that resumes from a seq it held
 (gateway.resume), instead of the whole figure.
 
-A page's bars are sorted by x, one per x. Applying a delta keeps the bars in
-``[start, first row's x)``, overwrites the first of them with ``head`` (rows of the same
-x: the renderer resends a bar whose values changed because the window moved on) and
-appends ``bars``. So, of a delta A followed by B:
+A page's bars are sorted by x, one per x. Applying a delta drops the bars before
+``keep`` (when it has one) and from the first row's x on, overwrites those of the same
+x as a ``head`` row (the renderer resends a bar whose values changed because the window
+moved on) and appends ``bars`` (docs/views.md; a page that drops its bars before
+``start`` as well holds the same chart). So, of a delta A followed by B, with ``cut``
+the x of B's first row:
 
-- of the page's own bars, what both keep is ``[max(startA, startB), first row of B)``;
-- A's appended rows in ``[startB, first row of B)`` are kept, B's head overwriting
-  those of the same x;
-- A's head rows in that span stay overwritten, B's head over them;
+- of the page's own bars, what both keep is ``[max(keepA, keepB), min(first row of A,
+  cut))``: none when B's keep is past A's first row;
+- A's rows in ``[keepB, cut)`` are kept, B's head overwriting those of the same x;
+- A's head rows that are kept stay written, B's head over them;
 - B's rows are appended, and B's style goes over A's.
 
-Within an epoch a bar, once in a window, stays until the window's start passes it (a
-later render has every x an earlier one had from its own start on); a revision may
-add one before the first. That is what lets the composed head and rows stand for the
-bars a page held.
+Within an epoch a bar, once written, keeps its values until a delta's ``head`` or
+``bars`` rewrite it or its ``keep`` drops it; that is what lets the composed head and
+rows stand for the bars a page held.
 """
 
 from collections.abc import Sequence
@@ -39,21 +40,24 @@ def compose(first: Delta, then: Delta) -> Delta:
     for name in ("symbol", "epoch", "view"):
         if first.get(name) != then.get(name):
             raise Broken(f"{name} changed between seq {first['seq']} and {then['seq']}")
-    keep_from = max(first["start"], then["start"])  # the page's own bars kept from here
-    bars_then = then["bars"]
+    keep_first, keep_then = first.get("keep", -INF), then.get("keep", -INF)
+    bars_first, bars_then = first["bars"], then["bars"]
     cut = bars_then[0][0] if bars_then else INF
     over = {row[0]: row for row in then.get("head", ())}
-    head = [row for row in first.get("head", ()) if keep_from <= row[0] < cut]
-    kept = [row for row in first["bars"] if then["start"] <= row[0] < cut]
+    kept = [row for row in bars_first if keep_then <= row[0] < cut]
     kept = [over.pop(row[0], row) for row in kept]  # B's head over A's appended rows
-    held = {row[0]: row for row in head}
-    held.update(over)  # B's head over the page's own bars (and over A's head)
     bars = kept + list(bars_then)
-    composed: Delta = {key: value for key, value in then.items() if key != "head"}
+    keep = max(keep_first, keep_then)
+    if bars_first and keep_then > bars_first[0][0] and bars:
+        keep = max(keep, bars[0][0])  # B dropped every bar the page held before A's rows
+    last = bars[0][0] if bars else INF  # the page's own bars are kept before it
+    head = [row for row in first.get("head", ()) if keep <= row[0] < last]
+    held = {row[0]: row for row in head}
+    held.update((x, row) for x, row in over.items() if keep <= x < last)  # over own bars
+    composed: Delta = {key: value for key, value in then.items() if key not in ("head", "keep")}
     composed["base_seq"] = first["base_seq"]
-    # A bar written before the window's first (a revision) moves the start back, and is
-    # among the bars: no start after the first of them, as in the renderer's deltas.
-    composed["start"] = min(keep_from, bars[0][0]) if bars else keep_from
+    if keep != -INF:
+        composed["keep"] = keep
     if held:
         composed["head"] = [held[x] for x in sorted(held)]
     composed["bars"] = bars

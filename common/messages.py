@@ -4,7 +4,9 @@ Client -> server:  ``subscribe`` ``{"symbol": ..., "updates": "figure" | "delta"
                    optionally a view (``chart``, ``timeframe``, ``indicators``, ``volume``:
                    common.views),
                    ``unsubscribe`` / ``snapshot`` ``{"symbol": ...}`` (all acknowledged),
-                   ``ping_graph`` ``{"symbol": ...}`` (the article's client).
+                   ``ping_graph`` ``{"symbol": ...}`` (the article's client),
+                   ``history`` ``{"symbol", <view fields>, "before", "count", "after"}``:
+                   the view's older bars, answered in its ack (common.contract.past).
 Server -> client:  ``figure`` ``{"symbol", ["view",] "seq", "epoch", "figure"}``,
                    ``bars`` ``{"symbol", ["view",] "seq", "base_seq", "epoch", "start",
                    ["head",] "bars", "style"}``,
@@ -24,6 +26,7 @@ FIGURE = "figure"
 BARS = "bars"  # the small update, for clients that subscribed with "updates": "delta"
 SNAPSHOT = "snapshot"  # a client's request for the current figure (after a seq gap)
 PING_GRAPH = "ping_graph"  # the article's request event
+HISTORY = "history"  # a client's request for a view's older bars (common.contract.past)
 GRAPH_PLOT = "graph_plot"  # the article's reply event, payload is a JSON string
 
 

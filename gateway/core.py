@@ -37,6 +37,7 @@ from common.messages import (
     BARS,
     FIGURE,
     GRAPH_PLOT,
+    HISTORY,
     PING_GRAPH,
     SNAPSHOT,
     SUBSCRIBE,
@@ -53,6 +54,7 @@ from gateway.membership import Membership
 from gateway.requests import (
     BadRequest,
     Since,
+    requested_past,
     requested_since,
     requested_symbol,
     requested_updates,
@@ -64,6 +66,7 @@ from gateway.steps import (
     Disconnect,
     DropSlowConsumers,
     Listen,
+    ReadPast,
     ReadResume,
     ReadSnapshot,
     Send,
@@ -120,6 +123,7 @@ class GatewayCore:
             UNSUBSCRIBE: self.unsubscribe,
             SNAPSHOT: self.snapshot,
             PING_GRAPH: self.ping_graph,
+            HISTORY: self.history,
             "disconnect": self.disconnect,
             "*": self.unknown,
         }
@@ -196,6 +200,34 @@ class GatewayCore:
         yield from ask(Send(sid, snapshot_packets(room, stored)))
         metrics.SNAPSHOTS_OUT.inc()
         return ok_ack(symbol)
+
+    def history(self, sid: str, data: Any = None) -> Steps[Ack]:
+        """A view's bars before a time, for a page whose person panned past its oldest:
+        answered in the ack, from the store (common.contract.past), a read shared by
+        everyone asking the same in the same turn."""
+        if refused := (yield from self._over_limit(sid, HISTORY)):
+            return refused
+        try:
+            asked = requested_past(data)
+        except BadRequest as exc:
+            return refuse(HISTORY, "invalid", str(exc))
+        if not self.sessions.allows(sid, asked.symbol):
+            return refuse(HISTORY, "forbidden", f"your token does not allow {asked.symbol}")
+        step = ReadPast(asked.symbol, asked.view, asked.before, asked.count, asked.after)
+        try:
+            past = yield from ask(step)
+        except StepFailed:
+            return refuse(HISTORY, "unavailable", UNAVAILABLE)
+        metrics.HISTORY_ROWS.inc(len(past.rows))
+        return {
+            **ok_ack(asked.symbol),
+            "view": asked.view.key,
+            "epoch": past.epoch,
+            "before": asked.before,
+            "first": past.first,
+            "oldest": past.oldest,
+            "rows": past.rows,
+        }
 
     def unknown(self, event: str, sid: str, data: Any = None) -> Steps[Ack]:
         if refused := (yield from self._over_limit(sid, "unknown")):

@@ -13,8 +13,8 @@ DRAINED = Counter(
 )
 READS_SHARED = Counter(
     "rtplot_gateway_reads_shared_total",
-    "Snapshot and resume reads a client shared with another asking the same in the "
-    "same turn of the event loop, instead of reading Redis itself",
+    "Snapshot, resume and history reads a client shared with another asking the same in "
+    "the same turn of the event loop, instead of reading Redis itself",
     ["read"],
 )
 RESUMES = Counter(
@@ -22,6 +22,10 @@ RESUMES = Counter(
     "Subscribes that asked to resume from a seq, by outcome: resumed, current (nothing "
     "to send), other_epoch and too_old (each sent the snapshot instead)",
     ["outcome"],
+)
+HISTORY_ROWS = Counter(
+    "rtplot_gateway_history_rows_total",
+    "Rows of bars sent in answer to history requests (the past of a view, as a person pans)",
 )
 REFUSED = Counter("rtplot_gateway_refused_total", "Requests refused", ["event", "reason"])
 EVENTS_OUT = Counter(

@@ -20,6 +20,8 @@ from engineio import packet as eio_packet
 
 from common.contract.keys import Keys
 from common.contract.lua import ScriptCall, Scripts
+from common.contract.past import Past
+from common.contract.past import ReadPast as ReadStoredPast
 from common.contract.resume import ReadResume as ReadLogged
 from common.contract.resume import Resume
 from common.contract.snapshots import ReadSnapshot as ReadStored
@@ -73,6 +75,10 @@ class Runner:
 
     def read_resume(self, step: steps.ReadResume) -> Maybe[Resume]:
         return self.read_shared(ReadLogged(step.symbol, step.view, step.epoch, step.seq))
+
+    def read_past(self, step: steps.ReadPast) -> Maybe[Past]:
+        call = ReadStoredPast(step.symbol, step.view, step.before, step.count, step.after)
+        return self.read_shared(call)
 
     def read_shared(self, call: ScriptCall[T]) -> Maybe[T]:
         """A read, shared with whoever asks the same in this turn (gateway.shared_reads)."""

@@ -15,10 +15,12 @@ from collections.abc import Awaitable, Generator
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeAlias, TypeVar, cast
 
+from common.contract.past import Past
 from common.contract.resume import Resume
 from common.contract.rooms import Room
 from common.contract.snapshots import Snapshot
 from common.contract.watching import ViewStamp
+from common.views import View
 
 R = TypeVar("R", covariant=True)
 T = TypeVar("T")
@@ -99,6 +101,21 @@ class ReadResume(Step[Resume]):
 
 
 @dataclass(frozen=True, slots=True)
+class ReadPast(Step[Past]):
+    """The rows of the view's last ``count`` bars before ``before`` (and from ``after``,
+    if given), for a ``history`` request (common.contract.past)."""
+
+    symbol: str
+    view: View
+    before: int
+    count: int
+    after: int | None = None
+
+    def perform(self, by: "Performer") -> Maybe[Past]:
+        return by.read_past(self)
+
+
+@dataclass(frozen=True, slots=True)
 class Listen(Step[None]):
     """Wait until this gateway receives ``room``'s updates (its channel subscribed and
     confirmed by Redis); fails after a timeout."""
@@ -159,6 +176,7 @@ class Performer(Protocol):
     def watch_view(self, step: WatchView) -> Maybe[ViewStamp]: ...
     def read_snapshot(self, step: ReadSnapshot) -> Maybe[Snapshot]: ...
     def read_resume(self, step: ReadResume) -> Maybe[Resume]: ...
+    def read_past(self, step: ReadPast) -> Maybe[Past]: ...
     def listen(self, step: Listen) -> Maybe[None]: ...
     def send(self, step: Send) -> Maybe[None]: ...
     def disconnect(self, step: Disconnect) -> Maybe[None]: ...

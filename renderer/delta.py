@@ -1,10 +1,13 @@
 """The small update: only the bars that changed since a base version.
 
-A delta is ``{symbol, seq, base_seq, epoch, start, bars, style}``. A client holding the
-figure of ``base_seq`` (same epoch) drops its points from the first delta bar on,
-appends the delta's bars, drops points before ``start`` (the window's first minute) and
-applies ``style`` (only the keys that changed: ``color``, ``y_range``); it then holds
-exactly the figure of ``seq``. A client at any other seq or epoch asks for a snapshot.
+A delta is ``{symbol, seq, base_seq, epoch, start, [keep,] bars, style}``. A client
+holding the figure of ``base_seq`` (same epoch) drops its points from the first delta
+bar on, appends the delta's bars and applies ``style`` (only the keys that changed:
+``color``, ``y_range``); it then holds exactly the figure of ``seq`` from ``start`` (the
+chart's first minute) on. Points before ``start`` it may drop, or keep (a page that
+loaded older bars with a ``history`` request does) but for those before ``keep``, when
+the delta has one: a bar before the chart changed. A client at any other seq or epoch
+asks for a snapshot.
 Times (``start`` and each bar's ``t``) are on the exchange's clock, as the figure's x:
 seconds since 1970-01-01 on that clock (renderer.window). Other views' deltas are
 built in renderer.views.
@@ -35,12 +38,15 @@ def build_delta(
 ) -> dict[str, Any]:
     """The delta from ``base_seq`` to the window's version, whose versions changed
     nothing before minute ``since`` (UTC, as ``common.contract.changelog.first_changed`` says)."""
-    return {
+    delta: dict[str, Any] = {
         "symbol": symbol,
         "seq": window.version,
         "base_seq": base_seq,
         "epoch": window.epoch,
         "start": window.local_start(),
-        "bars": window.rows_from(since),
-        "style": changed_style(base_style, style),
     }
+    if since < int(window.rows[0, 0]):  # a change before the chart's first bar: a page
+        delta["keep"] = delta["start"]  # holding older ones drops them (docs/views.md)
+    delta["bars"] = window.rows_from(since)
+    delta["style"] = changed_style(base_style, style)
+    return delta

@@ -33,6 +33,7 @@ from common.contract.snapshots import Catchup, Outcome, Read, Stored, Whole, Wri
 from common.markets import DAY, Market, market_for
 from common.messages import BARS, FIGURE
 from common.resolutions import Columns, Resolution, history_of
+from common.series import MAX_WARMUP, HistoryBars, on_timeframe
 from common.views import DEFAULT, TIMEFRAMES, View
 from renderer import metrics
 from renderer.delta import build_delta
@@ -40,11 +41,8 @@ from renderer.figure import build_figure, encode, style_of
 from renderer.publish import Publisher
 from renderer.store import RenderStore
 from renderer.views import (
-    MAX_WARMUP,
     Frame,
-    HistoryBars,
     frame_of,
-    history_on,
     view_delta,
     view_figure,
     view_style,
@@ -153,7 +151,7 @@ class HeldHistory:
     def on(self, view: View, market: Market) -> HistoryBars:
         made = self.timeframes.get(view.timeframe)
         if made is None:
-            made = self.timeframes[view.timeframe] = history_on(self.bars, view, market)
+            made = self.timeframes[view.timeframe] = on_timeframe(self.bars, view, market)
         return made
 
 

@@ -24,15 +24,22 @@ changed since the base, every bar of the chart is sent.
 """
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from common.markets import DAY, Market
-from common.resolutions import Columns
-from common.views import INDICATORS, LABELS, View
-from renderer import indicators
+from common import indicators
+from common.markets import DAY
+from common.series import (
+    MAX_WARMUP,
+    Bars,
+    HistoryBars,
+    buckets,
+    rolled,
+    warmup_bars,
+)
+from common.views import LABELS, View
 from renderer.delta import changed_style
 from renderer.figure import (
     DARK_TEMPLATE,
@@ -78,11 +85,10 @@ _BUTTONS: dict[str, list[dict[str, Any]]] = {
 # Style keys the renderer keeps for itself: the base's window's first bar, and the
 # version of the store's history its series held.
 INTERNAL = ("first", "history")
-MAX_WARMUP = max(indicators.warmup(name) for name in INDICATORS)
 
 
 @dataclass
-class Frame:
+class Frame(Bars):
     """A view's bars for one render: its series (older bars from the store's history at
     the view's resolution, then the window's bars aggregated) and the last ``limit`` of
     them, from ``shown`` on, which are what the figure and the deltas carry. The bars
@@ -90,21 +96,15 @@ class Frame:
 
     view: View
     window: Window  # the rows the window part is built from (the window's last ones)
-    x: Ints  # each bar's start on the exchange's clock, seconds
-    o: Floats
-    h: Floats
-    l: Floats  # noqa: E741 - the conventional OHLCV name
-    c: Floats
-    v: Floats
     bar_of_row: Ints  # the bar (series index) each 1-minute bar of ``window`` went into
     window_from: int = 0  # the series index of the window part's first bar
     shown: int = 0  # the first bar drawn and sent
     history: int = 0  # the version of the store's history the series holds
     loading: bool = False  # its history is due and not stored yet: the page says so
     anchored: bool = False  # its window part starts at the history's last bar (frame_of)
-
-    def __len__(self) -> int:
-        return len(self.x)
+    # Where bars stop depending on where the whole window starts (exchange clock): from
+    # here on, a bar's values change only when its minutes or its history do.
+    stable_from: int = 0
 
     def bar_at(self, minute: int) -> int:
         """The first bar a change from ``minute`` (UTC, as the changelog says) touches."""
@@ -114,27 +114,13 @@ class Frame:
     def monotonic(self) -> bool:
         return bool(np.all(self.x[1:] > self.x[:-1]))
 
-    def columns(self, first: int) -> list[Floats]:
-        """The indicator values of bars ``first`` on, one array per indicator."""
-        out = []
-        for name in self.view.indicators:
-            if name == "vwap":  # from the view's own bars: 1-minute ones, or coarser
-                out.append(indicators.vwap(self.h, self.l, self.c, self.v, self.x, first))
-            else:
-                out.append(indicators.of_closes(name, self.c, first))
-        return out
+    def values(self, first: int) -> list[Floats]:
+        """The view's indicator values of bars ``first`` on, one array per indicator."""
+        return self.columns(self.view.indicators, first)
 
-    def rows(self, lo: int, hi: int) -> list[list[Any]]:
+    def view_rows(self, lo: int, hi: int) -> list[list[Any]]:
         """Bars ``lo`` to ``hi`` as a delta carries them."""
-        if hi <= lo:
-            return []
-        extra = [column[: hi - lo] for column in self.columns(lo)]
-        prices = [self.o[lo:hi], self.h[lo:hi], self.l[lo:hi], self.c[lo:hi]]
-        table = [self.x[lo:hi], *prices, self.v[lo:hi].astype(np.int64), *extra]
-        rows = [list(row) for row in zip(*(column.tolist() for column in table), strict=True)]
-        for row in rows:  # NaN (no value yet) travels as null
-            row[6:] = [None if value != value else value for value in row[6:]]
-        return rows
+        return self.rows(self.view.indicators, lo, hi)
 
     def head_needed(self, base_first: int | None) -> int:
         """The end of the bars that may have changed because the window moved on since
@@ -155,34 +141,6 @@ class Frame:
         return min(need, len(self))
 
 
-def _buckets(local: Ints, view: View, market: Market) -> Ints:
-    """The start of the view's bar holding each moment (exchange clock, seconds)."""
-    if view.timeframe == "1d":
-        return local // DAY * DAY
-    origin = market.session_origin
-    return (local - origin) // view.seconds * view.seconds + origin
-
-
-def _rolled(x: Ints, columns: list[Floats]) -> tuple[Ints, list[Floats], Ints]:
-    """Bars sharing a start rolled into one: (starts, [o, h, l, c, v], each one's first
-    bar)."""
-    size = len(x)
-    if not size:  # (reduceat takes no empty array)
-        return x, [np.asarray(column)[:0] for column in columns], np.empty(0, dtype=np.int64)
-    first = np.flatnonzero(np.diff(x)) + 1
-    bounds = np.concatenate(([0], first)).astype(np.int64)
-    last = np.concatenate((first - 1, [size - 1])).astype(np.int64)
-    o, h, lo, c, v = columns
-    rolled = [
-        o[bounds],
-        np.maximum.reduceat(h, bounds),
-        np.minimum.reduceat(lo, bounds),
-        c[last],
-        np.add.reduceat(v, bounds),
-    ]
-    return x[bounds], rolled, bounds
-
-
 def _tail(window: Window, view: View, limit: int | None) -> Window:
     """The window's last rows that the view's last ``limit`` bars need, with room before
     them for the longest indicator warm-up and a day (VWAP's): a 1-minute view of a week
@@ -192,24 +150,6 @@ def _tail(window: Window, view: View, limit: int | None) -> Window:
     return window.tail((limit + MAX_WARMUP + 1) * (view.seconds // 60) + DAY // 60)
 
 
-class HistoryBars(NamedTuple):
-    """The store's history on a view's timeframe: each bar's start on the exchange's
-    clock, and its open, high, low, close and volume. Made once per version of the
-    history and timeframe (``history_on``); a render takes the stretch it needs."""
-
-    x: Ints
-    columns: list[Floats]
-
-
-def history_on(history: Columns, view: View, market: Market) -> HistoryBars:
-    """``history`` (bars of a resolution the timeframe is made of, UTC starts) on the
-    view's timeframe and the exchange's clock."""
-    local = market.local_seconds(history.t)
-    columns = [np.asarray(col, dtype=np.float64) for col in history[1:]]
-    x, rolled, _bounds = _rolled(_buckets(local, view, market), columns)
-    return HistoryBars(x, rolled)
-
-
 def _history_bars(
     history: HistoryBars, view: View, until: int, limit: int | None
 ) -> tuple[Ints, list[Floats]]:
@@ -217,7 +157,7 @@ def _history_bars(
     the last ``limit`` and what their indicators need."""
     x = history.x
     end = int(np.searchsorted(x, until, side="right"))
-    begin = 0 if limit is None else max(end - limit - MAX_WARMUP - DAY // view.seconds, 0)
+    begin = 0 if limit is None else max(end - limit - warmup_bars(view), 0)
     return x[begin:end], [col[begin:end] for col in history.columns]
 
 
@@ -240,6 +180,9 @@ def frame_of(
     the window) they start at the window's first bar, which the history's bar of that
     start stands for."""
     anchor = _anchor(window, view, history)
+    stable_from = 0
+    if anchor is None and len(window):  # the window's first bar and its first values
+        stable_from = window.local_start() + (MAX_WARMUP + 1) * view.seconds + 2 * DAY
     window = _tail(window, view, limit) if anchor is None else window.tail(anchor)
     rows, local = window.rows, window.local()
     size = len(rows)
@@ -247,7 +190,7 @@ def frame_of(
     if view.seconds == 60:
         x, index = local, np.arange(size, dtype=np.int64)
     else:
-        x, columns, bounds = _rolled(_buckets(local, view, window.market), columns)
+        x, columns, bounds = rolled(buckets(local, view, window.market), columns)
         index = np.zeros(size, dtype=np.int64)
         index[bounds[1:]] = 1
         index = np.cumsum(index)
@@ -270,20 +213,21 @@ def frame_of(
     shown = 0 if limit is None else max(len(x) - limit, 0)
     o, h, lo, c, v = columns
     return Frame(
-        view,
-        window,
         x,
         o,
         h,
         lo,
         c,
         v,
-        index,
-        window_from,
-        shown,
-        history_version,
-        loading,
+        view=view,
+        window=window,
+        bar_of_row=index,
+        window_from=window_from,
+        shown=shown,
+        history=history_version,
+        loading=loading,
         anchored=anchor is not None,
+        stable_from=stable_from,
     )
 
 
@@ -333,8 +277,12 @@ def view_delta(
     1-minute bar before ``since`` (UTC)."""
     window, base = frame.window, base_style or {}
     kept = frame.bar_at(since)
-    if base.get("history") != style.get("history"):
-        kept = 0  # the store's history changed under the base: every bar is sent
+    start = int(frame.x[frame.shown])
+    keep: int | None = None  # a page holding bars before ``start`` drops those before it
+    if base.get("history") != style.get("history") or kept < frame.shown:
+        kept, keep = 0, start  # the past changed under the base: every bar is sent
+    elif not frame.anchored:
+        keep = min(frame.stable_from, start)
     kept = max(kept, frame.shown)
     head = min(frame.head_needed(base.get("first")), kept)
     delta: dict[str, Any] = {
@@ -343,11 +291,13 @@ def view_delta(
         "seq": window.version,
         "base_seq": base_seq,
         "epoch": window.epoch,
-        "start": int(frame.x[frame.shown]),
+        "start": start,
     }
+    if keep is not None:
+        delta["keep"] = keep
     if head > frame.shown:
-        delta["head"] = frame.rows(frame.shown, head)
-    delta["bars"] = frame.rows(kept, len(frame))
+        delta["head"] = frame.view_rows(frame.shown, head)
+    delta["bars"] = frame.view_rows(kept, len(frame))
     delta["style"] = published_style(base_style, style)
     return delta
 
@@ -357,7 +307,7 @@ def view_figure(symbol: str, frame: Frame, style: dict[str, Any]) -> dict[str, A
     view, shown = frame.view, frame.shown
     x_ms = frame.x[shown:] * 1000
     data = [_price_trace(symbol, frame, x_ms, style)]
-    for name, values in zip(view.indicators, frame.columns(shown), strict=True):
+    for name, values in zip(view.indicators, frame.values(shown), strict=True):
         data.append(
             {
                 "type": "scatter",

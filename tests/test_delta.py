@@ -193,6 +193,8 @@ def check_steps(
         chart.apply(delta)
         expected = whole(client, view, market, view_bars)
         assert chart.state() == expected
+        truth = whole_bars(client, view, market)
+        assert_past_true(chart, truth)
         stored = client.hgetall(snapshot_of(view))
         head = orjson.loads(stored[b"payload"])
         subscriber = PageChart(head)  # a page subscribing now
@@ -203,7 +205,7 @@ def check_steps(
         else:
             assert head["seq"] == delta["seq"]
         assert subscriber.state() == expected
-        check_resumes(client, view, first["epoch"], held, expected)
+        check_resumes(client, view, first["epoch"], held, expected, truth)
         held.append(copy.deepcopy(chart))
 
 
@@ -213,9 +215,11 @@ def check_resumes(
     epoch: str,
     held: list[PageChart],
     expected: tuple[Any, ...],
+    truth: dict[float, tuple[Any, ...]],
 ) -> None:
     """A page that held any earlier seq of the epoch resumes: the one ``bars`` event the
-    view's log gives from its seq brings it to the figure of the newest render."""
+    view's log gives from its seq brings it to the figure of the newest render, and
+    what it keeps of the bars before the chart's are the store's."""
     scripts = Scripts(client, KEYS)
     for page in held:
         resume = scripts.run(ReadResume("AAPL", view.key, epoch, page.seq))
@@ -223,6 +227,7 @@ def check_resumes(
         resumed = copy.deepcopy(page)
         resumed.apply(orjson.loads(resume.bars))
         assert resumed.state() == expected
+        assert_past_true(resumed, truth)
     current = scripts.run(ReadResume("AAPL", view.key, epoch, expected[0]))
     assert current.outcome is Outcome.CURRENT and current.bars is None
     assert scripts.run(ReadResume("AAPL", view.key, "another", 1)).outcome is Outcome.OTHER_EPOCH
@@ -255,6 +260,14 @@ def whole(
 ) -> tuple[Any, ...]:
     """The page's state for the figure of every stored bar, rendered afresh."""
     read = RenderStore(client, KEYS).read("AAPL")
+    return state_of({"seq": read.version, "figure": figure_json(client, view, market, view_bars)})
+
+
+def figure_json(
+    client: "redis.Redis", view: View, market: Market, view_bars: int | None
+) -> dict[str, Any]:
+    """The view's whole figure from the store, rendered afresh, as a page parses it."""
+    read = RenderStore(client, KEYS).read("AAPL")
     window = Window(read.epoch, read.version, rows_of(read.rows), read.market or market)
     fresh = Renderer(client, KEYS, NoViewers(), name="fresh", view_bars=view_bars)
     chart = fresh._chart("AAPL", window, view, read) if view.key else None
@@ -264,7 +277,19 @@ def whole(
         figure = build_figure("AAPL", window)
     else:
         figure = chart.figure(chart.style())
-    return state_of({"seq": read.version, "figure": orjson.loads(encode(figure))})
+    return orjson.loads(encode(figure))  # type: ignore[no-any-return]
+
+
+def assert_past_true(page: PageChart, truth: dict[float, tuple[Any, ...]]) -> None:
+    """The bars a page keeps before the chart's are the store's, where it still has them
+    (a window forgets its oldest minutes; the page may still show them)."""
+    past = {x: values for x, values in page.past().items() if x in truth}
+    assert past == {x: truth[x] for x in past}
+
+
+def whole_bars(client: "redis.Redis", view: View, market: Market) -> dict[float, tuple[Any, ...]]:
+    """Every bar of the view the store holds, as a chart of all of them draws it."""
+    return PageChart({"seq": 0, "figure": figure_json(client, view, market, None)}).bars()
 
 
 @settings(

@@ -10,6 +10,7 @@ import orjson
 import plotly.graph_objects as go
 import pytest
 
+from common import indicators
 from common.markets import NEW_YORK, UTC, Market, market_for
 from common.views import (
     CHARTS,
@@ -21,7 +22,6 @@ from common.views import (
     make_view,
     requested_view,
 )
-from renderer import indicators
 from renderer.figure import encode
 from renderer.service import ViewChart
 from renderer.views import frame_of, view_delta
