@@ -12,6 +12,7 @@ at or above its open, else their down colour). A delta's row is
 ``[x, open, high, low, close, volume, <indicator values>]``, x in seconds.
 """
 
+import copy
 from typing import Any
 
 UP, DOWN = "#26a69a", "#ef5350"  # the volume bars' colours, as app.js writes them
@@ -106,6 +107,12 @@ class PageChart:
         for arrays, before in zip(self.traces, old, strict=True):
             for name in arrays:
                 arrays[name] += before[name]
+
+    def emptied(self) -> "PageChart":
+        """The same chart holding no bars."""
+        page = copy.deepcopy(self)
+        page.traces = [{name: [] for name in arrays} for arrays in self.traces]
+        return page
 
     def state(self) -> tuple[Any, ...]:
         """What it draws of the chart: its bars from ``start`` on, and the look."""

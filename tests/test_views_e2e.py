@@ -86,6 +86,58 @@ def test_a_daily_chart_reaches_back_years_once_its_history_is_in(listener: Liste
     assert "meta" not in update["figure"]["layout"]  # not "loading history…" any more
 
 
+def test_a_page_panning_back_is_sent_older_bars_with_their_indicator_values(
+    pipeline: Pipeline, listener: Listener, request: pytest.FixtureRequest
+) -> None:
+    """The ``history`` event: the daily chart's 300 trading days before its first, in
+    its ack, each row a delta's with the SMA 50 drawn on it; a bad request refused with
+    what is wrong; clients asking the same at once share one read."""
+    daily = {"symbol": "AAPL", "chart": "candles", "timeframe": "1d", "indicators": ["sma50"]}
+    assert listener.call("subscribe", daily)["ok"]
+    update, _ = listener.next(
+        "figure",
+        timeout=60,
+        where=lambda d: (
+            d.get("view") == "candles.1d.sma50.vol" and "meta" not in d["figure"]["layout"]
+        ),
+    )
+    first = update["figure"]["data"][0]["x"][0] // 1000
+    ack = listener.call("history", {**daily, "before": first, "count": 300})
+    assert ack["ok"] and ack["view"] == "candles.1d.sma50.vol" and ack["epoch"] == update["epoch"]
+    rows = ack["rows"]
+    assert len(rows) == 300 and not ack["oldest"] and ack["first"] == rows[0][0]
+    assert [row[0] for row in rows] == sorted({row[0] for row in rows}) and rows[-1][0] < first
+    assert all(len(row) == 7 and row[6] is not None and row[2] >= row[3] for row in rows)
+    assert all(datetime.fromtimestamp(row[0], UTC).weekday() < 5 for row in rows)
+    bad = listener.call("history", {**daily, "count": 300})
+    assert bad == {"ok": False, "error": '"before" must be a time in seconds, as a row\'s x'}
+    too_many = listener.call("history", {**daily, "before": first, "count": 100_000})
+    assert too_many == {"ok": False, "error": '"count" must be a whole number from 1 to 2000'}
+    gateway = pipeline.url(f"gateway-{request.node.callspec.params['listener']}")
+    rows_before, shared_before = history_metrics(gateway)
+    answers: list[Any] = []
+    for _ in range(8):  # at once: most of them reach the gateway in one turn of its loop
+        listener.client.emit(
+            "history", {**daily, "before": first, "count": 50}, callback=answers.append
+        )
+    wait_until(lambda: len(answers) == 8, message="eight answers")
+    assert all(got["rows"] == rows[-50:] for got in answers)
+    rows_after, shared_after = history_metrics(gateway)
+    assert rows_after - rows_before == 8 * 50
+    assert shared_after > shared_before  # fewer reads of Redis than requests
+
+
+def history_metrics(gateway: str) -> tuple[float, float]:
+    """The gateway's history rows sent, and the history reads its clients shared."""
+    with urllib.request.urlopen(gateway + "/metrics", timeout=5) as response:
+        text = response.read().decode()
+    sent = re.search(r"^rtplot_gateway_history_rows_total (\S+)$", text, re.MULTILINE)
+    shared = re.search(
+        r'^rtplot_gateway_reads_shared_total\{read="ReadPast"\} (\S+)$', text, re.MULTILINE
+    )
+    return float(sent[1]) if sent else 0.0, float(shared[1]) if shared else 0.0
+
+
 def test_a_views_deltas_rebuild_its_figure(pipeline: Pipeline, listener: Listener) -> None:
     """A page holding the snapshot and applying every delta holds what a page asking for
     a snapshot later holds. (The test client runs each event in a thread of its own, so

@@ -49,11 +49,12 @@ if chunked then
     local _, separators = string.gsub(got[1], '%],%[', '')
     rows, offset = rows + separators + 1, offset + 1
   end
-  if rows >= tonumber(chunks_needed) then whole = 0 end
+  local older = redis.call('ZREVRANGEBYSCORE', history, upper, '-inf', 'LIMIT', offset, 1)
+  if #older > 0 then whole = 0 end
 else
-  local needed = tonumber(minutes_needed)
-  members = redis.call('ZREVRANGEBYSCORE', bars, '(' .. upper, '-inf', 'LIMIT', 0, needed)
-  if #members >= needed then whole = 0 end
+  members = redis.call('ZREVRANGEBYSCORE', bars, '(' .. upper, '-inf', 'LIMIT', 0, minutes_needed)
+  local first = redis.call('ZRANGE', bars, 0, 0)
+  if #members > 0 and members[#members] ~= first[1] then whole = 0 end
 end
 return reply({epoch = m[1], market = m[2] or '', chunked = chunked and 1 or 0,
               members = members, whole = whole})
