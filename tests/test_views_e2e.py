@@ -278,3 +278,153 @@ def on_screen(tab: Any, symbol: str) -> dict[str, Any] | None:
         symbol,
     )
     return dict(state) if state else None
+
+
+def test_in_the_browser_panning_a_5m_chart_a_month_back_draws_that_days_bars(
+    pipeline: Pipeline, browser: Any
+) -> None:
+    """The person drags a 5m chart to a day 30 days back: the page asks for that range
+    (one ``history`` request, not every day in between), puts the bars in and draws
+    them; the card says "loading history…" meanwhile, and the live edge stays where it
+    was."""
+    from test_page import Tab
+
+    url = pipeline.url("gateway-asyncio") + "/?symbols=AAPL&view=candles,5m,sma20"
+    tab = Tab(browser, url, viewport={"width": 1280, "height": 700})
+    try:
+        wait_until(
+            lambda: tab.page.evaluate("""() => {
+                const c = window.rtplot.charts.get("AAPL");
+                return !!(c && c.drawn && c.viewKey === "candles.5m.sma20.vol"
+                          && c.card.dataset.loadingHistory === "no"
+                          && c.data[0].x.length === 1500);
+            }"""),
+            timeout=60,
+            message="AAPL's 5m chart drawn with its history",
+        )
+        panned = tab.page.evaluate(PAN, 30)
+        assert panned["requests"] == 1 and panned["badge"] == "yes", panned
+        assert panned["held"] == 78 and panned["drawn"] == 78, panned  # 09:30 to 15:55
+        assert panned["sma"] == 78 and panned["last"] == panned["live_last"], panned
+        assert (
+            tab.page.evaluate(
+                """() => window.rtplot.charts.get("AAPL").card.dataset.loadingHistory"""
+            )
+            == "no"
+        )
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        tab.page.locator('[data-symbol="AAPL"] .plot').screenshot(
+            path=str(SCREENSHOTS / "panned-a-month-back.png")
+        )
+        assert tab.errors == []
+    finally:
+        tab.close()
+
+
+# Drags the chart of AAPL to the weekday ``days`` back and waits until its bars there
+# are drawn: how long that took, the history requests made, what the chart holds and
+# draws of that day, and its newest bar before and after.
+PAN = """async (days) => {
+    const chart = window.rtplot.charts.get("AAPL");
+    const DAY = 86400000;
+    const xs = () => chart.data[0].x;
+    const liveLast = xs()[xs().length - 1];
+    let day = Math.floor(liveLast / DAY) * DAY - days * DAY;
+    while ([0, 6].includes(new Date(day).getUTCDay())) day -= DAY;  // a weekday
+    const [lo, hi] = [day + 9.5 * 3600000, day + 16 * 3600000];  // its session
+    const loads = window.rtplot.stats.pastLoads;
+    const started = performance.now();
+    let badge = null;
+    await Plotly.relayout(chart.plot, {"xaxis.range": [lo, hi]});
+    badge = chart.card.dataset.loadingHistory;
+    const inDay = (values) => values.filter((x) => lo <= x && x < hi).length;
+    await new Promise((resolve) => {
+        const check = () => {
+            if (inDay(xs()) && !chart.dirty && !chart.pastAsked) resolve();
+            else requestAnimationFrame(check);
+        };
+        check();
+    });
+    const drawn = chart.plot.data[0].x.filter((x) => lo <= x && x < hi).length;
+    const sma = chart.data[1].y.filter((y, i) => lo <= xs()[i] && xs()[i] < hi && y !== null);
+    return {ms: performance.now() - started, requests: window.rtplot.stats.pastLoads - loads,
+            held: inDay(xs()), drawn, sma: sma.length, badge, live_last: liveLast,
+            last: xs()[xs().length - 1] >= liveLast ? liveLast : null};
+}"""
+
+
+def test_in_the_browser_a_page_that_panned_back_while_live_holds_what_a_fresh_one_does(
+    pipeline: Pipeline, browser: Any
+) -> None:
+    """The issue's page-state test, in Chromium: a 5m chart of BTC-USD (live around the
+    clock) panned a week past its oldest bar, then live for 20 deltas more, holds what a
+    page opened afterwards and panned to the same range holds, every trace's arrays."""
+    from test_page import Tab
+
+    url = pipeline.url("gateway-asyncio") + "/?symbols=BTC-USD&view=candles,5m,sma20,ema20,vwap"
+    size = {"viewport": {"width": 1280, "height": 700}}
+    live, fresh = Tab(browser, url, **size), None
+    try:
+        wait_until(lambda: live.page.evaluate(HOLDS_HISTORY), timeout=60, message="history")
+        span = live.page.evaluate(PAN_BACK, 7)
+        wait_until(lambda: live.page.evaluate(LOADED), timeout=10, message="the week loaded")
+        deltas = live.page.evaluate("() => window.rtplot.charts.get('BTC-USD').deltas")
+        wait_until(
+            lambda: (
+                live.page.evaluate("() => window.rtplot.charts.get('BTC-USD').deltas")
+                >= deltas + 20
+            ),
+            timeout=60,
+            message="20 deltas more",
+        )
+        fresh = Tab(browser, url, **size)
+        wait_until(lambda: fresh.page.evaluate(HOLDS_HISTORY), timeout=30, message="fresh")
+        fresh.page.evaluate(SET_RANGE, span)
+        wait_until(lambda: fresh.page.evaluate(LOADED), timeout=10, message="fresh loaded")
+
+        def same() -> tuple[Any, Any] | None:
+            a, b = live.page.evaluate(HELD), fresh.page.evaluate(HELD)
+            return (a, b) if a["seq"] == b["seq"] else None
+
+        held, opened = wait_until(same, timeout=20, interval=0.05, message="the same seq")
+        assert held["bars"] > 1500 + 7 * 288 - 10  # the chart, and the week before it
+        assert held == opened
+        assert live.errors == fresh.errors == []
+    finally:
+        live.close()
+        if fresh is not None:
+            fresh.close()
+
+
+HOLDS_HISTORY = """() => {
+    const c = window.rtplot.charts.get("BTC-USD");
+    return !!(c && c.drawn && c.card.dataset.loadingHistory === "no"
+              && c.data[0].x.length >= 1500 && c.seq !== null);
+}"""
+# The chart dragged to show ``days`` before its oldest bar too: the range it was set to.
+PAN_BACK = """async (days) => {
+    const c = window.rtplot.charts.get("BTC-USD");
+    const xs = c.data[0].x;
+    const range = [xs[0] - days * 86400000, xs[xs.length - 1]];
+    await Plotly.relayout(c.plot, {"xaxis.range": range});
+    return range;
+}"""
+SET_RANGE = """async (range) => {
+    await Plotly.relayout(window.rtplot.charts.get("BTC-USD").plot, {"xaxis.range": range});
+}"""
+LOADED = """() => {
+    const c = window.rtplot.charts.get("BTC-USD");
+    return c.pastAsked === null && window.rtplot.stats.pastLoads > 0;
+}"""
+HELD = """() => {
+    const c = window.rtplot.charts.get("BTC-USD");
+    const arrays = c.data.map((t) => {
+        const out = {type: t.type, x: [...t.x]};
+        for (const name of ["y", "open", "high", "low", "close"]) {
+            if (t[name]) out[name] = [...t[name]];
+        }
+        if (t.type === "bar") out.colours = [...t.marker.color];
+        return out;
+    });
+    return {seq: c.seq, bars: c.data[0].x.length, arrays};
+}"""

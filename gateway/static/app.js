@@ -66,7 +66,7 @@
   // heads: see applyDelta; draws: Plotly calls; frames: animation frames that drew;
   // held: frames that left a live redraw for later, over the drawing budget.
   const stats = { snapshots: 0, deltasApplied: 0, gaps: 0, heads: 0, draws: 0, frames: 0,
-                  held: 0, resumes: 0 };
+                  held: 0, resumes: 0, pastLoads: 0 };
   let resumeRefused = false; // this connection's gateway does not know `since`
   const $ = (id) => document.getElementById(id);
 
@@ -215,6 +215,11 @@
       urgent: false,
       draws: 0, deltas: 0, // counts, for tests and the curious
       userZoomedY: false, applying: false,
+      // The past loaded on demand (see askPast): start is the chart's first bar (ms), held
+      // the ranges of x it holds every bar of, floor the x before which nothing is
+      // stored; pastAsked the history request on its way; storeLoading: the figure says
+      // its history is still being fetched.
+      start: -Infinity, held: [], floor: -Infinity, pastAsked: null, storeLoading: false,
     };
     wireViewBar(chart);
     charts.set(symbol, chart);
@@ -362,7 +367,14 @@
     }
     chart.data = payload.figure.data;
     chart.layout = layout;
-    markLoading(chart, Boolean(layout.meta && layout.meta.loading_history));
+    chart.styleY = (payload.figure.layout.yaxis || {}).range || null;
+    const xs = chart.data[0].x;
+    chart.start = xs.length ? xs[0] : Infinity;
+    chart.held = xs.length ? [[xs[0], Infinity]] : [];
+    chart.floor = -Infinity;
+    chart.pastAsked = null; // an answer for what it held before is not for this figure
+    chart.storeLoading = Boolean(layout.meta && layout.meta.loading_history);
+    markLoading(chart);
     markDirty(chart);
     chart.seq = payload.seq;
     chart.epoch = payload.epoch ?? null;
@@ -413,19 +425,24 @@
     return name === "marker.color" ? trace.marker.color : trace[name];
   }
 
-  // Holding the figure of base_seq: drop the bars before `start` and from the first
-  // delta bar on, overwrite the first bars with `head` (the window moved on: the first
-  // bar and the indicators' first values changed), append the delta's bars, and apply
-  // what changed in the look. The page then holds exactly the figure of `seq`.
+  // Holding the figure of base_seq: drop the bars before `keep` (when the delta has one:
+  // bars before the chart's first changed) and from the delta's first row on, write
+  // `head` over the bars of the same x (the window moved on: the first bar and the
+  // indicators' first values changed), append the delta's rows, and apply what changed
+  // in the look. The page then holds exactly the figure of `seq` from `start` on, and
+  // before it, while they are in view, the older bars it loaded or the live edge left
+  // behind (docs/views.md).
   function applyDelta(chart, delta) {
     const { data } = chart;
     const xs = data[0].x;
     const start = delta.start * 1000;
+    let keep = delta.keep === undefined ? -Infinity : delta.keep * 1000;
+    // The bars before the chart's are kept while the person looks at them; otherwise the
+    // page holds the chart only (a pan brings them back), and does not grow all day.
+    if (!(chart.xView && chart.xView[0] < start)) keep = Math.max(keep, start);
     const firstNew = delta.bars.length ? delta.bars[0][0] * 1000 : Infinity;
-    let begin = 0;
-    while (begin < xs.length && xs[begin] < start) begin += 1;
-    let end = begin;
-    while (end < xs.length && xs[end] < firstNew) end += 1;
+    const begin = lowerBound(xs, keep);
+    const end = Math.max(begin, lowerBound(xs, firstNew));
     const sources = data.map(traceSources);
     data.forEach((trace, i) => {
       for (const name of ["x", ...Object.keys(sources[i])]) {
@@ -434,6 +451,7 @@
         values.splice(0, begin);
       }
     });
+    if (keep > -Infinity) dropPast(chart, keep);
     const put = (row, at) => {
       data.forEach((trace, i) => {
         const x = trace.x;
@@ -447,18 +465,148 @@
         }
       });
     };
-    (delta.head || []).forEach((row, i) => put(row, i));
+    for (const row of delta.head || []) {
+      const at = lowerBound(xs, row[0] * 1000);
+      if (xs[at] === row[0] * 1000) put(row, at);
+    }
     if (delta.head) stats.heads += 1;
     delta.bars.forEach((row) => put(row, null));
+    chart.start = start;
     // The style carries only what changed since the base snapshot.
     const { color, y_range: yRange, loading } = delta.style;
-    if (loading !== undefined) markLoading(chart, loading);
+    if (loading !== undefined) {
+      chart.storeLoading = loading;
+      markLoading(chart);
+    }
     if (color) data[0].line = { ...data[0].line, color };
     const { layout } = chart;
+    if (yRange) chart.styleY = yRange;
     if (yRange && !chart.userZoomedY) {
       layout.yaxis = { ...layout.yaxis, range: yRange, autorange: false };
     }
     markDirty(chart);
+  }
+
+  // The first index of sorted `xs` whose value is `x` or more.
+  function lowerBound(xs, x) {
+    let lo = 0;
+    let hi = xs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (xs[mid] < x) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  // -- the past, on demand ---------------------------------------------------------------
+
+  // A person who pans or zooms out past the oldest bar held sees the bars there within a
+  // moment: the page asks the gateway for that view's bars in the range shown (a
+  // `history` request: at most HISTORY_ROWS, the newest of the range first), puts them
+  // in by x and draws. Only what is missing of the range shown is asked for, one
+  // request at a time per chart; a range far back is asked for as it is, not every day
+  // in between.
+  const HISTORY_ROWS = 2000;
+
+  function askPast(chart) {
+    if (!chart.data || chart.pastAsked || !chart.xView || chart.epoch === null) return;
+    const piece = missing(chart, chart.xView[0], chart.xView[1]);
+    if (!piece) return;
+    const [from, to] = piece;
+    const { view } = chart;
+    const request = { symbol: chart.symbol, chart: view.chart, timeframe: view.timeframe,
+                      indicators: view.indicators, volume: view.volume,
+                      before: Math.ceil(to / 1000), count: HISTORY_ROWS };
+    if (from > -Infinity) request.after = Math.floor(from / 1000);
+    if (request.after !== undefined && request.after >= request.before) return;
+    const asked = { key: chart.viewKey, epoch: chart.epoch, request, at: performance.now() };
+    chart.pastAsked = asked;
+    markLoading(chart);
+    socket.emit("history", request, (ack) => {
+      if (chart.pastAsked !== asked) return; // another figure, or view, since
+      chart.pastAsked = null;
+      markLoading(chart);
+      if (!ack || !ack.ok || ack.epoch !== chart.epoch || chart.viewKey !== asked.key) return;
+      stats.pastLoads += 1;
+      const rows = ack.rows;
+      const upTo = request.before * 1000;
+      // All the bars of [after, before) came, or the newest `count` of them: from `first`.
+      const full = rows.length >= request.count;
+      const from = full ? ack.first * 1000 : (request.after ?? -Infinity) * 1000;
+      if (ack.oldest) chart.floor = Math.max(chart.floor, ack.first * 1000);
+      putPast(chart, rows);
+      addHeld(chart, [from, upTo]);
+      chart.urgent = true; // the viewer is waiting for it
+      markDirty(chart);
+      performance.mark("rtplot:past", { detail: { symbol: chart.symbol, rows: rows.length } });
+      if (full) askPast(chart); // more of the range shown may be missing
+    });
+  }
+
+  // The newest stretch [begin, end) of [from, to] (ms) the chart may lack bars of, or
+  // null. `held` is sorted: [lo, hi) ranges the chart holds every bar of.
+  function missing(chart, from, to) {
+    let end = to;
+    for (let i = chart.held.length - 1; i >= 0; i -= 1) {
+      const [lo, hi] = chart.held[i];
+      if (lo < end && end <= hi) end = lo; // held up to there: the gap is older
+      else if (hi < end) break; // a gap from hi to end
+    }
+    let begin = Math.max(from, chart.floor);
+    if (end <= begin) return null;
+    for (const [, hi] of chart.held) if (hi < end && hi > begin) begin = hi;
+    return [begin, end];
+  }
+
+  function addHeld(chart, [lo, hi]) {
+    const all = [...chart.held, [lo, hi]].sort((a, b) => a[0] - b[0]);
+    const merged = [];
+    for (const range of all) {
+      const last = merged[merged.length - 1];
+      if (last && range[0] <= last[1]) last[1] = Math.max(last[1], range[1]);
+      else merged.push([...range]);
+    }
+    chart.held = merged;
+  }
+
+  // Bars before `keep` were dropped: the ranges held start there at the earliest.
+  function dropPast(chart, keep) {
+    chart.held = chart.held.filter(([, hi]) => hi > keep).map(([lo, hi]) => [Math.max(lo, keep), hi]);
+    chart.floor = -Infinity;
+  }
+
+  // A history answer's rows, in by x: those of an x already held are left out.
+  function putPast(chart, rows) {
+    const { data } = chart;
+    const xs = data[0].x;
+    const fresh = rows.filter((row) => {
+      const at = lowerBound(xs, row[0] * 1000);
+      return xs[at] !== row[0] * 1000;
+    });
+    if (!fresh.length) return;
+    const sources = data.map(traceSources);
+    // Merged by x: each array rebuilt once, whatever the number of rows.
+    const order = [];
+    let i = 0;
+    let j = 0;
+    while (i < xs.length || j < fresh.length) {
+      if (j < fresh.length && (i >= xs.length || fresh[j][0] * 1000 < xs[i])) order.push([1, j++]);
+      else order.push([0, i++]);
+    }
+    data.forEach((trace, t) => {
+      for (const name of ["x", ...Object.keys(sources[t])]) {
+        const old = arrayOf(trace, name);
+        const source = name === "x" ? 0 : sources[t][name];
+        const merged = order.map(([isNew, k]) => {
+          if (!isNew) return old[k];
+          const row = fresh[k];
+          return typeof source === "function" ? source(row) : name === "x" ? row[0] * 1000 : row[source];
+        });
+        if (name === "marker.color") trace.marker = { ...trace.marker, color: merged };
+        else trace[name] = merged;
+      }
+    });
   }
 
   // -- drawing: only what is seen, once per frame ---------------------------------------
@@ -547,6 +695,18 @@
     layout.datarevision = `${chart.epoch}:${chart.seq}:${chart.draws}`;
     chart.dirty = false;
     chart.urgent = false;
+    if (!chart.userZoomedY) {
+      // Zoomed or panned (into the past, say), the price axis fits the bars in view;
+      // else it is the renderer's, which fits the chart's bars.
+      const range = (chart.xView && fitY(chart.data[0], chart.xView)) || chart.styleY;
+      if (range) layout.yaxis = { ...layout.yaxis, range, autorange: false };
+    }
+    const volume = chart.data[chart.data.length - 1];
+    if (layout.yaxis2 && volume.type === "bar") { // the volume pane: its bars in view
+      const most = chart.xView && fitY(volume, chart.xView);
+      layout.yaxis2 = most ? { ...layout.yaxis2, range: [0, most[1]], autorange: false }
+        : { ...layout.yaxis2, range: undefined, autorange: true };
+    }
     const pixels = chart.plot.clientWidth - MARGIN.l - MARGIN.r;
     const shown = rtplotThin.thin(chart.data, chart.xView, pixels);
     chart.applying = true;
@@ -559,6 +719,24 @@
       // When each chart was first drawn, for bench.page and the browser's own tools.
       performance.mark("rtplot:drawn", { detail: chart.symbol });
     }
+  }
+
+  // The price range of a trace's bars in [lo, hi] (ms), padded as the renderer pads a
+  // chart's (renderer/views.py view_style); null if none is there.
+  function fitY(trace, [lo, hi]) {
+    const from = lowerBound(trace.x, lo);
+    const to = lowerBound(trace.x, hi + 1);
+    const lows = trace.low || trace.y;
+    const highs = trace.high || trace.y;
+    let min = Infinity;
+    let max = -Infinity;
+    for (let i = from; i < to; i += 1) {
+      if (lows[i] !== null && lows[i] < min) min = lows[i];
+      if (highs[i] !== null && highs[i] > max) max = highs[i];
+    }
+    if (min > max) return null;
+    const pad = Math.max((max - min) * 0.08, 0.01);
+    return [min - pad, max + pad];
   }
 
   // Whatever comes back into view, or a tab shown again, draws what it missed, once.
@@ -601,6 +779,7 @@
       chart.xView = axis.autorange || !axis.range ? null : axis.range.map(toMs);
       chart.urgent = true;
       markDirty(chart);
+      askPast(chart); // panned or zoomed past the oldest bar held: the bars there
     }
   }
 
@@ -620,10 +799,12 @@
     const price = chart.data[0];
     const y = price.close || price.y; // candles and ohlc, or a mountain
     const head = chart.card;
+    // Since the chart's first bar: not the first of the older ones loaded as it panned.
+    const first = y[Math.min(lowerBound(price.x, chart.start), y.length - 1)];
     if (y.length) {
       const last = y[y.length - 1];
-      const change = last - y[0];
-      const percent = y[0] ? (change / y[0]) * 100 : 0;
+      const change = last - first;
+      const percent = first ? (change / first) * 100 : 0;
       const sign = change > 0 ? "+" : "";
       head.querySelector(".price").textContent = last.toFixed(2);
       const changeEl = head.querySelector(".change");
@@ -657,7 +838,8 @@
 
   // A view's chart whose past (the store's history) is still on its way says so; its
   // bars from the last 7 days are drawn meanwhile (docs/views.md).
-  function markLoading(chart, loading) {
+  function markLoading(chart) {
+    const loading = chart.storeLoading || chart.pastAsked !== null;
     chart.card.querySelector(".loading-history").hidden = !loading;
     chart.card.dataset.loadingHistory = loading ? "yes" : "no";
   }
