@@ -46,9 +46,11 @@ PAN = """async ([days, fromOldest]) => {
     const started = performance.now();
     await Plotly.relayout(chart.plot, {"xaxis.range": [lo, hi]});
     const inDay = () => xs().filter((x) => lo <= x && x < hi).length;
+    // Drawn: the data Plotly was last given has bars of that day.
+    const drawnInDay = () => (chart.plot.data || [{x: []}])[0].x.some((x) => lo <= x && x < hi);
     await new Promise((resolve) => {
         const check = () => {
-            if (inDay() && !chart.dirty && !chart.pastAsked) resolve();
+            if (drawnInDay() && !chart.pastAsked) resolve();
             else requestAnimationFrame(check);
         };
         check();

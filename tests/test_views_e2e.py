@@ -338,9 +338,10 @@ PAN = """async (days) => {
     await Plotly.relayout(chart.plot, {"xaxis.range": [lo, hi]});
     badge = chart.card.dataset.loadingHistory;
     const inDay = (values) => values.filter((x) => lo <= x && x < hi).length;
+    const drawnInDay = () => chart.plot.data[0].x.some((x) => lo <= x && x < hi);
     await new Promise((resolve) => {
         const check = () => {
-            if (inDay(xs()) && !chart.dirty && !chart.pastAsked) resolve();
+            if (drawnInDay() && !chart.pastAsked) resolve();
             else requestAnimationFrame(check);
         };
         check();

@@ -99,7 +99,10 @@ class ReadPast(ScriptCall[Past]):
         resolution = history_of(self.view.timeframe)
         # Read by UTC start; a bar before ``before`` on any exchange's clock starts before
         # ``before`` + a day in UTC. Read a day more than needed and cut by the local x.
-        bars = self.count + warmup_bars(self.view)
+        count = self.count
+        if self.after is not None:  # no more bars than [after, before) holds, at most
+            count = min(count, (self.before - self.after) // self.view.seconds + 1)
+        bars = count + warmup_bars(self.view)
         chunks = 0
         if resolution is not None:
             per = self.view.seconds // resolution.seconds  # a 15m bar is 3 of 5m

@@ -509,17 +509,18 @@
   // in between.
   const HISTORY_ROWS = 2000;
 
+  // Whether it asked.
   function askPast(chart) {
-    if (!chart.data || chart.pastAsked || !chart.xView || chart.epoch === null) return;
+    if (!chart.data || chart.pastAsked || !chart.xView || chart.epoch === null) return false;
     const piece = missing(chart, chart.xView[0], chart.xView[1]);
-    if (!piece) return;
+    if (!piece) return false;
     const [from, to] = piece;
     const { view } = chart;
     const request = { symbol: chart.symbol, chart: view.chart, timeframe: view.timeframe,
                       indicators: view.indicators, volume: view.volume,
                       before: Math.ceil(to / 1000), count: HISTORY_ROWS };
     if (from > -Infinity) request.after = Math.floor(from / 1000);
-    if (request.after !== undefined && request.after >= request.before) return;
+    if (request.after !== undefined && request.after >= request.before) return false;
     const asked = { key: chart.viewKey, epoch: chart.epoch, request, at: performance.now() };
     chart.pastAsked = asked;
     markLoading(chart);
@@ -527,7 +528,10 @@
       if (chart.pastAsked !== asked) return; // another figure, or view, since
       chart.pastAsked = null;
       markLoading(chart);
-      if (!ack || !ack.ok || ack.epoch !== chart.epoch || chart.viewKey !== asked.key) return;
+      if (!ack || !ack.ok || ack.epoch !== chart.epoch || chart.viewKey !== asked.key) {
+        markDirty(chart); // the range shown, with what the chart holds
+        return;
+      }
       stats.pastLoads += 1;
       const rows = ack.rows;
       const upTo = request.before * 1000;
@@ -542,6 +546,7 @@
       performance.mark("rtplot:past", { detail: { symbol: chart.symbol, rows: rows.length } });
       if (full) askPast(chart); // more of the range shown may be missing
     });
+    return true;
   }
 
   // The newest stretch [begin, end) of [from, to] (ms) the chart may lack bars of, or
@@ -778,8 +783,9 @@
       const axis = chart.plot.layout.xaxis;
       chart.xView = axis.autorange || !axis.range ? null : axis.range.map(toMs);
       chart.urgent = true;
-      markDirty(chart);
-      askPast(chart); // panned or zoomed past the oldest bar held: the bars there
+      // Panned or zoomed past the oldest bar held: the bars there are asked for, and the
+      // chart is drawn when they come (Plotly has drawn the new range meanwhile).
+      if (!askPast(chart)) markDirty(chart);
     }
   }
 
