@@ -64,7 +64,7 @@ from common.contract.snapshots import Whole, WriteRender
 from common.messages import BARS, FIGURE, SUBSCRIBE, OrjsonCodec
 from fetcher.sources.synthetic import SyntheticSource
 from gateway.requests import UPDATE_MODES
-from renderer.figure import build_figure
+from renderer.views import default_figure
 from renderer.window import Window, rows_of
 from rtplot.processes import Service, Stack, cpu_times, free_port
 
@@ -146,7 +146,7 @@ def _payload(kind: str, symbol: str) -> dict[str, Any]:
         .bars[symbol][-390:]
     )
     window = Window("bench", 0, rows_of([bar.as_list() for bar in bars]))
-    return {"sent": 0.0, "symbol": symbol, "seq": 0, "figure": build_figure(symbol, window)}
+    return {"sent": 0.0, "symbol": symbol, "seq": 0, "figure": default_figure(symbol, window)}
 
 
 Publish = Callable[[Room, dict[str, Any]], None]

@@ -549,7 +549,7 @@ def figure_rows() -> list[tuple[str, int, int]]:
     from common.settings import Settings
     from common.views import View
     from renderer.figure import encode
-    from renderer.service import Chart, ViewChart
+    from renderer.service import ViewChart
     from renderer.window import Window, rows_of
 
     bars = bars_for(WINDOW_MINUTES)
@@ -557,12 +557,9 @@ def figure_rows() -> list[tuple[str, int, int]]:
     rows = []
     for name, words in KINDS.items():
         key = ".".join(words.split(",")) if words else ""
-        view = View.from_key(key + (".vol" if key else "")) if key else None
+        view = View.from_key(key + (".vol" if key else "")) if key else View()
         # Bounded as the renderer bounds it (RTPLOT_VIEW_BARS), over the window alone.
-        bound = Settings.view_bars
-        chart: Chart = (
-            ViewChart("AAPL", window, view, None, bound) if view else Chart("AAPL", window, bound)
-        )
+        chart = ViewChart("AAPL", window, view, None, Settings.view_bars)
         figure = chart.figure(chart.style())
         rows.append((name, len(encode(figure)), len(encode(typed(figure)))))
     return rows

@@ -7,7 +7,7 @@ Both sides turn the same 1-minute bars into the same chart and its JSON, in this
 - the article's: a pandas frame (as yfinance returns it) into ``go.Figure`` with a
   ``go.Scatter``, ``update_xaxes`` / ``update_yaxes`` / ``update_layout``, then
   ``plotly.io.to_json``;
-- rtplot's: ``renderer.figure.build_figure`` (a plain dict around numpy arrays) and
+- rtplot's: ``renderer.views.default_figure`` (a plain dict around numpy arrays) and
   ``orjson``.
 
 Each figure is the median of ``--repeat`` runs after a warm-up; the ratio is article /
@@ -31,9 +31,10 @@ import plotly.io as pio
 
 from common.bars import Bar
 from common.contract.packets import figure_payload
+from common.views import DEFAULT
 from fetcher.sources.synthetic import SyntheticSource
-from renderer.delta import build_delta
-from renderer.figure import build_figure, encode, style_of
+from renderer.figure import encode
+from renderer.views import default_figure, frame_of, view_delta, view_style
 from renderer.window import Window, rows_of
 
 NOW = 1_794_999_960.0 + 30
@@ -94,7 +95,7 @@ def window_of(bars: list[Bar], version: int = 1) -> Window:
 
 
 def rtplot_render(window: Window, symbol: str) -> bytes:
-    return encode(build_figure(symbol, window))
+    return encode(default_figure(symbol, window))
 
 
 def median_seconds(work: Callable[[], Any], repeat: int) -> float:
@@ -131,7 +132,7 @@ def render_rows(repeat: int) -> list[dict[str, Any]]:
 
 def round_rows(repeat: int) -> list[dict[str, Any]]:
     """A whole render round against a real Redis: read, build, store, publish: what one
-    change of the minute in progress costs the renderer, beyond ``build_figure``; by a
+    change of the minute in progress costs the renderer, beyond ``default_figure``; by a
     renderer holding nothing, and by one holding the window."""
     import redis
 
@@ -223,14 +224,15 @@ def sample_delta(count: int = 390) -> dict[str, Any]:
     """The delta the renderer publishes for the common change, as a dict."""
     before, after = moved_window(count)
     moved_at = int(after.rows[-1][0])
-    return build_delta("AAPL", after, 1, style_of(before), style_of(after), moved_at)
+    old, new = frame_of(before, DEFAULT), frame_of(after, DEFAULT)
+    return view_delta("AAPL", new, 1, view_style(old), view_style(new), moved_at)
 
 
 def bytes_rows() -> list[dict[str, Any]]:
     rows = []
     for label, count in SIZES.items():
         _, window = moved_window(count)
-        figure = encode(build_figure("AAPL", window))
+        figure = encode(default_figure("AAPL", window))
         full = figure_payload("AAPL", "", 2, "bench", figure)
         delta = orjson.dumps(sample_delta(count))
         article = article_render(article_frame(bars_for(count)), "AAPL").encode()

@@ -58,7 +58,8 @@ from common.messages import (
 )
 from fetcher.sources.synthetic import SyntheticSource
 from fetcher.store import BarStore
-from renderer.figure import build_figure, encode
+from renderer.figure import encode
+from renderer.views import default_figure
 from rtplot.processes import Service, Stack, cpu_seconds, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -429,7 +430,7 @@ class Publisher:
         self.received = [0] * gateways
         self.beyond_owner = 0  # per-room messages that reached more gateways than their own
         self.unreceived = 0  # per-room messages no gateway received
-        self.figure = encode(build_figure("S", window_of(_one_day(), 2)))
+        self.figure = encode(default_figure("S", window_of(_one_day(), 2)))
         self.payload = figure_payload("S", "", 2, "bench", self.figure)
         self.delta = orjson.dumps(sample_delta())
 

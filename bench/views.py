@@ -35,7 +35,7 @@ from common.settings import DEFAULT_HISTORY_DAYS, Settings
 from common.views import View
 from fetcher.sources.synthetic import SyntheticSource
 from renderer.figure import encode
-from renderer.service import Chart, Renderer, ViewChart
+from renderer.service import Renderer, ViewChart
 from renderer.window import Window, rows_of
 
 BARS = 10_080  # a week of 1-minute bars
@@ -113,9 +113,9 @@ def figure_rows(repeat: int) -> list[dict[str, Any]]:
     bounded to RTPLOT_VIEW_BARS as the renderer builds them."""
     held = histories()
 
-    def chart_of(window: Window, view: View) -> Chart:
+    def chart_of(window: Window, view: View) -> ViewChart:
         if not view.key:
-            return Chart("AAPL", window, Settings.view_bars)
+            return ViewChart("AAPL", window, view, limit=Settings.view_bars)
         resolution = history_of(view.timeframe)
         history = None
         if resolution is not None:

@@ -7,8 +7,8 @@ down, yellow flat), a range slider, a black range selector (15m, 45m, hour to da
 ``tests/test_figure.py`` feeds the result to ``go.Figure`` to prove it stays valid.
 
 The x axis is the exchange's clock (renderer.window), named in its title, and hides the
-hours the market is closed (``rangebreaks``) where it has any. Other views of a symbol
-(candles, timeframes, indicators, volume) are built in renderer.views.
+hours the market is closed (``rangebreaks``) where it has any. Every view's figure, this
+one's too, is built from its bars in renderer.views; this module is the article's look.
 """
 
 from typing import Any
@@ -19,7 +19,6 @@ import orjson
 import plotly.io as pio
 
 from common.markets import Market
-from renderer.window import Window
 
 UP, DOWN, FLAT = "lime", "red", "yellow"
 # plotly.js knows no template names, so the template travels inside the layout.
@@ -46,15 +45,6 @@ def y_range(closes: npt.NDArray[np.float64]) -> list[float]:
     pad = min(5.0, 0.05 * hi)
     # Cents are all a chart shows; more digits only lengthen every update.
     return [round(lo - pad, 2), round(hi + pad, 2)]
-
-
-def style_of(window: Window) -> dict[str, Any]:
-    """The parts of the chart's look that follow the data; deltas carry their changes."""
-    closes = window.closes()
-    style: dict[str, Any] = {"color": direction_colour(closes)}
-    if len(closes):
-        style["y_range"] = y_range(closes)
-    return style
 
 
 def time_axis(
@@ -89,31 +79,41 @@ def _canonical(rangebreak: dict[str, Any]) -> dict[str, Any]:
     return rangebreak
 
 
-def build_figure(
-    symbol: str, window: Window, style: dict[str, Any] | None = None
+def mountain_trace(
+    symbol: str, x_ms: npt.NDArray[np.int64], closes: npt.NDArray[np.float64], style: dict[str, Any]
 ) -> dict[str, Any]:
-    """``style`` is ``style_of(window)``, passed in by a caller that already has it. The
-    arrays stay numpy arrays: encode with ``encode`` (orjson reads them natively)."""
-    style = style_of(window) if style is None else style
-    trace = {
+    """A filled mountain of closes, in the colour of the last move (``style["color"]``)."""
+    return {
         "type": "scatter",
         "name": symbol,
-        "x": window.times_ms(),
-        "y": window.closes(),
+        "x": x_ms,
+        "y": closes,
         "mode": "lines",
         "fill": "tozeroy",
         "line": {"color": style["color"]},
     }
+
+
+def article_figure(
+    symbol: str,
+    x_ms: npt.NDArray[np.int64],
+    closes: npt.NDArray[np.float64],
+    style: dict[str, Any],
+    market: Market,
+) -> dict[str, Any]:
+    """The article's chart of these minutes (renderer.views builds it from the default
+    view's bars). The arrays stay numpy arrays: encode with ``encode`` (orjson reads
+    them natively)."""
     layout: dict[str, Any] = {
         "template": DARK_TEMPLATE,
         "title": {"text": symbol},
         "uirevision": symbol,  # keeps the viewer's zoom across updates
-        "xaxis": time_axis(window.market, RANGE_BUTTONS),
+        "xaxis": time_axis(market, RANGE_BUTTONS),
         "yaxis": {"title": {"text": "Price"}},
     }
     if "y_range" in style:
         layout["yaxis"]["range"] = style["y_range"]
-    return {"data": [trace], "layout": layout}
+    return {"data": [mountain_trace(symbol, x_ms, closes, style)], "layout": layout}
 
 
 def encode(figure: dict[str, Any]) -> bytes:

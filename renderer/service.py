@@ -36,8 +36,7 @@ from common.resolutions import Columns, Resolution, history_of
 from common.series import MAX_WARMUP, HistoryBars, on_timeframe
 from common.views import DEFAULT, TIMEFRAMES, View
 from renderer import metrics
-from renderer.delta import build_delta
-from renderer.figure import build_figure, encode, style_of
+from renderer.figure import encode
 from renderer.publish import Publisher
 from renderer.store import RenderStore
 from renderer.views import (
@@ -69,54 +68,23 @@ class RoundReport:
     rendered: dict[str, int] = field(default_factory=dict)  # symbol -> seq published
 
 
-class Chart:
-    """One view of a symbol at one version: its look, its figure, its deltas. This one
-    is the default view, the article's chart (renderer.figure, renderer.delta): the
-    window's last ``limit`` minutes (RTPLOT_VIEW_BARS, about a day, what the article
-    drew), or all of it."""
-
-    key = ""
-
-    def __init__(self, symbol: str, window: Window, limit: int | None = None) -> None:
-        self.symbol = symbol
-        self.window = window if limit is None else window.tail(limit)
-
-    def style(self) -> dict[str, Any]:
-        return style_of(self.window)
-
-    def figure(self, style: dict[str, Any]) -> dict[str, Any]:
-        return build_figure(self.symbol, self.window, style)
-
-    def delta(
-        self, base_seq: int, base_style: dict[str, Any] | None, style: dict[str, Any], since: int
-    ) -> dict[str, Any]:
-        return build_delta(self.symbol, self.window, base_seq, base_style, style, since)
-
-    def size_since(self, minute: int) -> int:
-        """How many points a delta from ``minute`` (UTC) carries."""
-        return self.window.rows_since(minute)
-
-    def deltas_apply(self) -> bool:
-        """Whether a page can place a delta's points by their x alone (see
-        ``Window.monotonic``); if not, it is sent whole figures."""
-        return self.window.monotonic()
-
-
-class ViewChart(Chart):
-    """Any other view (renderer.views): the last ``limit`` bars of its series, the
-    store's ``history`` (at version ``history_version``) before the window's."""
+class ViewChart:
+    """One view of a symbol at one version (renderer.views), the default view (the
+    article's chart) among them: the last ``limit`` bars of its series, the store's
+    ``history`` (at version ``history_version``) before the window's; its look, its
+    figure, its deltas."""
 
     def __init__(
         self,
         symbol: str,
         window: Window,
-        view: View,
+        view: View = DEFAULT,
         history: HistoryBars | None = None,
         limit: int | None = None,
         history_version: int = 0,
         loading: bool = False,
     ) -> None:
-        super().__init__(symbol, window)
+        self.symbol, self.window = symbol, window
         self.view, self.key = view, view.key
         self.frame: Frame = frame_of(window, view, history, limit, history_version, loading)
 
@@ -132,9 +100,13 @@ class ViewChart(Chart):
         return view_delta(self.symbol, self.frame, base_seq, base_style, style, since)
 
     def size_since(self, minute: int) -> int:
+        """How many bars a delta from ``minute`` (UTC) carries."""
         return len(self.frame) - max(self.frame.bar_at(minute), self.frame.shown)
 
     def deltas_apply(self) -> bool:
+        """Whether a page can place a delta's bars by their x alone (a market's clock
+        that went back an hour could give two bars one x); if not, it is sent whole
+        figures."""
         return self.frame.monotonic()
 
 
@@ -161,7 +133,7 @@ class Render:
     asked."""
 
     symbol: str
-    chart: Chart
+    chart: ViewChart
     window: Window
     style: dict[str, Any]
     now: float
@@ -363,9 +335,9 @@ class Renderer:
         self._record(chart, render, read, started)
         return read.version
 
-    def _chart(self, symbol: str, window: Window, view: View, read: Read) -> Chart:
+    def _chart(self, symbol: str, window: Window, view: View, read: Read) -> ViewChart:
         if not view.key:
-            return Chart(symbol, window, self.view_bars)
+            return ViewChart(symbol, window, view, limit=self.view_bars)
         resolution = history_of(view.timeframe)
         held = None if resolution is None else self._history(symbol, window, resolution, read)
         loading = self.history_kept and resolution is not None
@@ -427,7 +399,7 @@ class Renderer:
             self.windows.popitem(last=False)
         return read
 
-    def _build(self, chart: Chart, read: Read, stored: Stored) -> Render:
+    def _build(self, chart: ViewChart, read: Read, stored: Stored) -> Render:
         """The live delta from the previous render (``head``), when the changelog covers
         the versions since; the catch-up from the stored figure, when it is not due to
         be stored again and the catch-up is short. What is missing is sent or stored
@@ -461,7 +433,7 @@ class Renderer:
             render.catchup = Catchup(stored.seq, catchup_from, orjson.dumps(catchup))
         return render
 
-    def _record(self, chart: Chart, render: Render, read: Read, started: float) -> None:
+    def _record(self, chart: ViewChart, render: Render, read: Read, started: float) -> None:
         symbol = chart.symbol
         took = time.perf_counter() - started
         metrics.RENDER_SECONDS.observe(took)

@@ -1,5 +1,6 @@
-"""The views of a symbol beyond the article's chart: candles or OHLC bars or the mountain,
-on a timeframe, with indicators and a volume pane (common.views).
+"""The views of a symbol, the article's chart among them: candles or OHLC bars or the
+mountain, on a timeframe, with indicators and a volume pane (common.views). Every view's
+figure and deltas are built here; the article's look is renderer.figure's.
 
 A view is built at each render from its **series** (``Frame``): the store's history at
 the view's resolution (common.contract.history; 15m from the 5m history), then the
@@ -12,7 +13,7 @@ kept for the indicators' warm-up, so every value drawn has its history. A 1-minu
 view is built from the window's last rows only (``_tail``): its render costs what its
 bars cost, not the whole window.
 
-Its deltas extend the article's (renderer.delta) to every trace: each row is a bar
+Its deltas carry every trace: each row is a bar
 ``[x, open, high, low, close, volume, <indicator values, in the view's order>]``, ``x``
 its start on the exchange's clock in seconds. A page holding the figure of
 ``base_seq`` drops its bars before ``start`` (the chart's first bar) and from the first
@@ -39,12 +40,13 @@ from common.series import (
     rolled,
     warmup_bars,
 )
-from common.views import LABELS, View
-from renderer.delta import changed_style
+from common.views import DEFAULT, LABELS, View
 from renderer.figure import (
     DARK_TEMPLATE,
     RANGE_BUTTONS,
+    article_figure,
     direction_colour,
+    mountain_trace,
     time_axis,
     y_range,
 )
@@ -128,7 +130,7 @@ class Frame(Bars):
         clock): the window part's first bar (it lost minutes, or the history's bar took
         its place) and the indicator values that depend on it."""
         first = int(self.window.local()[0])
-        if base_first == first or self.anchored:
+        if base_first == first or self.anchored or not _moves_with_start(self.view):
             return 0  # (anchored: no bar depends on where the window starts)
         start = self.window_from
         need = start + 1
@@ -141,12 +143,22 @@ class Frame(Bars):
         return min(need, len(self))
 
 
+def _moves_with_start(view: View) -> bool:
+    """Whether a bar of the view may change as the window's start passes near it: its
+    first bar lacks minutes (coarser than a minute), or its indicators' first values
+    lack their warm-up. A plain 1-minute chart's bars (the article's) never do."""
+    return view.seconds > 60 or bool(view.indicators)
+
+
 def _tail(window: Window, view: View, limit: int | None) -> Window:
     """The window's last rows that the view's last ``limit`` bars need, with room before
     them for the longest indicator warm-up and a day (VWAP's): a 1-minute view of a week
-    is drawn from ~3,000 rows, not 10,080."""
+    is drawn from ~3,000 rows, not 10,080 (the article's, with nothing to warm up, from
+    its 1,500)."""
     if limit is None:
         return window
+    if not _moves_with_start(view):
+        return window.tail(limit)
     return window.tail((limit + MAX_WARMUP + 1) * (view.seconds // 60) + DAY // 60)
 
 
@@ -181,7 +193,9 @@ def frame_of(
     start stands for."""
     anchor = _anchor(window, view, history)
     stable_from = 0
-    if anchor is None and len(window):  # the window's first bar and its first values
+    if anchor is None and len(window) and _moves_with_start(view):
+        # The window's first bar (partial, on a coarser timeframe) and the values that
+        # depend on it.
         stable_from = window.local_start() + (MAX_WARMUP + 1) * view.seconds + 2 * DAY
     window = _tail(window, view, limit) if anchor is None else window.tail(anchor)
     rows, local = window.rows, window.local()
@@ -247,17 +261,25 @@ def view_style(frame: Frame) -> dict[str, Any]:
     """What follows the data in the view's look (``y_range``, a mountain's ``color``),
     and, for the renderer only, the window's first bar (``first``) and the history's
     version (``history``)."""
-    style: dict[str, Any] = {"first": int(frame.window.local()[0]), "history": frame.history}
+    first = int(frame.window.local()[0]) if len(frame.window) else None
+    style: dict[str, Any] = {"first": first, "history": frame.history}
     style["loading"] = frame.loading  # the page shows "loading history…" meanwhile
     shown = frame.shown
     if frame.view.chart == "mountain":
         style["color"] = direction_colour(frame.c[shown:])
-        style["y_range"] = y_range(frame.c[shown:])
-    else:  # bars show their own highs and lows: the range hugs those, not the article's +-5
+        if len(frame) > shown:
+            style["y_range"] = y_range(frame.c[shown:])
+    elif len(frame) > shown:  # bars show their own highs and lows: the range hugs those, not the article's +-5
         lo, hi = float(frame.l[shown:].min()), float(frame.h[shown:].max())
         pad = max((hi - lo) * 0.08, 0.01)
         style["y_range"] = [round(lo - pad, 2), round(hi + pad, 2)]
     return style
+
+
+def changed_style(before: dict[str, Any] | None, style: dict[str, Any]) -> dict[str, Any]:
+    """Only what differs from the base's style: usually nothing, or the colour."""
+    before = before or {}
+    return {key: value for key, value in style.items() if before.get(key) != value}
 
 
 def published_style(before: dict[str, Any] | None, style: dict[str, Any]) -> dict[str, Any]:
@@ -281,7 +303,7 @@ def view_delta(
     keep: int | None = None  # a page holding bars before ``start`` drops those before it
     if base.get("history") != style.get("history") or kept < frame.shown:
         kept, keep = 0, start  # the past changed under the base: every bar is sent
-    elif not frame.anchored:
+    elif not frame.anchored and frame.stable_from:
         keep = min(frame.stable_from, start)
     kept = max(kept, frame.shown)
     head = min(frame.head_needed(base.get("first")), kept)
@@ -303,9 +325,12 @@ def view_delta(
 
 
 def view_figure(symbol: str, frame: Frame, style: dict[str, Any]) -> dict[str, Any]:
-    """The view's figure: a plain dict around numpy arrays (``renderer.figure.encode``)."""
+    """The view's figure: a plain dict around numpy arrays (``renderer.figure.encode``);
+    the default view's is the article's (renderer.figure)."""
     view, shown = frame.view, frame.shown
     x_ms = frame.x[shown:] * 1000
+    if view == DEFAULT:
+        return article_figure(symbol, x_ms, frame.c[shown:], style, frame.window.market)
     data = [_price_trace(symbol, frame, x_ms, style)]
     for name, values in zip(view.indicators, frame.values(shown), strict=True):
         data.append(
@@ -346,7 +371,7 @@ def view_figure(symbol: str, frame: Frame, style: dict[str, Any]) -> dict[str, A
         "xaxis": time_axis(
             frame.window.market, buttons, hours=view.timeframe != "1d", slider=False
         ),
-        "yaxis": {"title": {"text": "Price"}, "range": style["y_range"], "fixedrange": True},
+        "yaxis": {"title": {"text": "Price"}, "range": style.get("y_range"), "fixedrange": True},
     }
     if frame.loading:  # the page shows "loading history…" on the card until it is stored
         layout["meta"] = {"loading_history": True}
@@ -378,16 +403,7 @@ def _buttons(view: View) -> list[dict[str, Any]]:
 def _price_trace(symbol: str, frame: Frame, x_ms: Ints, style: dict[str, Any]) -> dict[str, Any]:
     shown = frame.shown
     if frame.view.chart == "mountain":
-        return {
-            "type": "scatter",
-            "name": symbol,
-            "showlegend": False,
-            "x": x_ms,
-            "y": frame.c[shown:],
-            "mode": "lines",
-            "fill": "tozeroy",
-            "line": {"color": style["color"]},
-        }
+        return {**mountain_trace(symbol, x_ms, frame.c[shown:], style), "showlegend": False}
     return {
         "type": "candlestick" if frame.view.chart == "candles" else "ohlc",
         "name": symbol,
@@ -400,3 +416,9 @@ def _price_trace(symbol: str, frame: Frame, x_ms: Ints, style: dict[str, Any]) -
         "increasing": {"line": {"color": UP}},
         "decreasing": {"line": {"color": DOWN}},
     }
+
+
+def default_figure(symbol: str, window: Window, limit: int | None = None) -> dict[str, Any]:
+    """The default view's (the article's) figure of the window's last ``limit`` minutes."""
+    frame = frame_of(window, DEFAULT, limit=limit)
+    return view_figure(symbol, frame, view_style(frame))

@@ -270,13 +270,8 @@ def figure_json(
     read = RenderStore(client, KEYS).read("AAPL")
     window = Window(read.epoch, read.version, rows_of(read.rows), read.market or market)
     fresh = Renderer(client, KEYS, NoViewers(), name="fresh", view_bars=view_bars)
-    chart = fresh._chart("AAPL", window, view, read) if view.key else None
-    if chart is None:
-        from renderer.figure import build_figure
-
-        figure = build_figure("AAPL", window)
-    else:
-        figure = chart.figure(chart.style())
+    chart = fresh._chart("AAPL", window, view, read)
+    figure = chart.figure(chart.style())
     return orjson.loads(encode(figure))  # type: ignore[no-any-return]
 
 

@@ -3,7 +3,8 @@ import orjson
 import plotly.graph_objects as go
 import pytest
 
-from renderer.figure import DOWN, FLAT, UP, build_figure, direction_colour, encode, y_range
+from renderer.figure import DOWN, FLAT, UP, direction_colour, encode, y_range
+from renderer.views import default_figure
 from renderer.window import Window
 
 START = 1_794_999_960
@@ -16,7 +17,7 @@ def window(*closes: float) -> Window:
 
 def figure(*closes: float) -> dict[str, object]:
     """The figure as a client receives it: encoded, then parsed."""
-    return orjson.loads(encode(build_figure("AAPL", window(*closes))))  # type: ignore[no-any-return]
+    return orjson.loads(encode(default_figure("AAPL", window(*closes))))  # type: ignore[no-any-return]
 
 
 def test_the_figure_is_a_valid_plotly_figure() -> None:

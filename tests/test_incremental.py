@@ -14,10 +14,11 @@ from common.contract.keys import Keys
 from common.markets import NEW_YORK, market_for
 from common.views import View
 from fetcher.store import BarStore
-from renderer.figure import build_figure, encode
+from renderer.figure import encode
 from renderer.metrics import READS
 from renderer.service import Renderer, ViewChart
 from renderer.store import RenderStore
+from renderer.views import default_figure
 from renderer.window import Window, rows_of
 
 START = 1_794_999_960
@@ -37,7 +38,7 @@ VIEWS = [View.from_key("candles.5m.sma20.sma50.ema20.vwap.vol"), View.from_key("
 
 def renders(window: Window) -> list[bytes]:
     """The window's figure in the default view and in each of VIEWS."""
-    figures = [encode(build_figure("AAPL", window))]
+    figures = [encode(default_figure("AAPL", window))]
     for view in VIEWS:
         chart = ViewChart("AAPL", window, view)
         figures.append(encode(chart.figure(chart.style())))

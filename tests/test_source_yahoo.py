@@ -536,8 +536,9 @@ def test_real_shaped_bars_across_a_weekend_are_drawn_on_new_york_time_without_ga
     from breaks import widest_gap
 
     from common.views import make_view
-    from renderer.figure import build_figure, encode
+    from renderer.figure import encode
     from renderer.service import ViewChart
+    from renderer.views import default_figure
     from renderer.window import Window, rows_of
 
     yahoo.charts["AAPL"] = recorded("AAPL.1m.weekend.json")
@@ -546,7 +547,7 @@ def test_real_shaped_bars_across_a_weekend_are_drawn_on_new_york_time_without_ga
     assert len(bars) == 30
     window = Window("e", 1, rows_of([b.as_list() for b in bars]), result.markets["AAPL"])
 
-    mountain = orjson.loads(encode(build_figure("AAPL", window)))
+    mountain = orjson.loads(encode(default_figure("AAPL", window)))
     xs = mountain["data"][0]["x"]
     local = [datetime.fromtimestamp(x / 1000, UTC) for x in xs]  # the axis shows New York time
     assert local[0].isoformat() == "2025-06-20T15:45:00+00:00"

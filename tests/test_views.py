@@ -24,7 +24,7 @@ from common.views import (
 )
 from renderer.figure import encode
 from renderer.service import ViewChart
-from renderer.views import frame_of, view_delta
+from renderer.views import default_figure, frame_of, view_delta
 from renderer.window import Window
 
 NY = ZoneInfo("America/New_York")
@@ -192,6 +192,10 @@ def test_every_views_figure_is_a_valid_plotly_figure(view: View) -> None:
     price = {"mountain": "scatter", "candles": "candlestick", "ohlc": "ohlc"}[view.chart]
     assert kinds == [price] + ["scatter"] * len(view.indicators) + ["bar"] * view.volume
     axis = validated.layout.xaxis
+    if view == DEFAULT:  # the article's chart, as it drew it (tests/test_figure.py)
+        assert figure == orjson.loads(encode(default_figure("AAPL", chart.window)))
+        assert validated.layout.title.text == "AAPL" and axis.rangeslider.visible
+        return
     assert axis.title.text == "Time (New York)" and validated.layout.hovermode == "x unified"
     patterns = [b.pattern for b in axis.rangebreaks]
     assert patterns == (["day of week"] if view.timeframe == "1d" else ["day of week", "hour"])
@@ -232,7 +236,7 @@ def test_the_synthetic_markets_week_with_exchange_hours_is_drawn_without_gaps() 
     from breaks import widest_gap
 
     from fetcher.sources.synthetic import SyntheticSource
-    from renderer.figure import build_figure
+    from renderer.views import default_figure
     from renderer.window import rows_of
 
     now = at("2026-11-24T12:00")  # a Tuesday: the window holds a weekend
@@ -241,7 +245,7 @@ def test_the_synthetic_markets_week_with_exchange_hours_is_drawn_without_gaps() 
     for symbol, session_only in (("AAPL", True), ("EURUSD=X", False)):
         rows = rows_of([b.as_list() for b in result.bars[symbol]])
         w = Window("e", 1, rows, result.markets[symbol])
-        figure = orjson.loads(encode(build_figure(symbol, w)))
+        figure = orjson.loads(encode(default_figure(symbol, w)))
         xs = figure["data"][0]["x"]
         shown = [datetime.fromtimestamp(x / 1000, UTC.zone) for x in xs]
         assert all(t.weekday() < 5 for t in shown)
