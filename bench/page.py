@@ -478,11 +478,13 @@ BEFORE = """Before (issue 18, measured by hand as a new user would, `rtplot up`,
 TITLE = "## The page in a browser"
 
 
-def replace_section(document: str, section: str) -> str:
-    """The document with its page section replaced, or added before the change log."""
-    if TITLE in document:
-        start = document.index(TITLE)
-        end = document.find("\n## ", start + len(TITLE))
+def replace_section(document: str, section: str, title: str | None = None) -> str:
+    """The document with its section (``title``: the page's by default) replaced, or
+    added before the change log."""
+    title = TITLE if title is None else title
+    if title in document:
+        start = document.index(title)
+        end = document.find("\n## ", start + len(title))
         return document[:start] + section + (document[end + 1 :] if end >= 0 else "")
     anchor = "## Changes, before and after"
     if anchor in document:

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.page import Browser
+from bench.page import Browser, replace_section
 from rtplot.processes import Stack
 
 SECTION = "Panning into the past"
@@ -157,22 +157,4 @@ def main() -> None:
     if args.write:
         command = "python -m bench.pan"
         text = args.write.read_text()
-        args.write.write_text(replace_section(text, markdown(got, command)))
-
-
-def replace_section(document: str, section: str) -> str:
-    """The document with this bench's section replaced, or added before the change log."""
-    title = f"## {SECTION}\n"
-    if title in document:
-        start = document.index(title)
-        end = document.find("\n## ", start + len(title))
-        return document[:start] + section + (document[end + 1 :] if end >= 0 else "")
-    anchor = "## Changes, before and after"
-    if anchor in document:
-        at = document.index(anchor)
-        return document[:at] + section + "\n" + document[at:]
-    return document + "\n" + section
-
-
-if __name__ == "__main__":
-    main()
+        args.write.write_text(replace_section(text, markdown(got, command), f"## {SECTION}\n"))

@@ -15,13 +15,17 @@ bars cost, not the whole window.
 
 Its deltas carry every trace: each row is a bar
 ``[x, open, high, low, close, volume, <indicator values, in the view's order>]``, ``x``
-its start on the exchange's clock in seconds. A page holding the figure of
-``base_seq`` drops its bars before ``start`` (the chart's first bar) and from the first
-row of ``bars`` on, overwrites its first bars with ``head`` (when present), appends
-``bars`` and applies ``style``. ``head`` is there when the window moved on since the
-base and the bars that may have changed with it (where the window's bars begin, and
-the indicator values that depend on it) are within the chart. When the store's history
-changed since the base, every bar of the chart is sent.
+its start on the exchange's clock in seconds (common.series makes the rows, as it makes
+a ``history`` answer's). A page holding the figure of ``base_seq`` drops its bars before
+``keep`` (when present) and from the first row of ``bars`` on, writes ``head`` over its
+bars of the same x, appends ``bars`` and applies ``style``; it then holds the chart from
+``start`` (its first bar) on, and before it the older bars it keeps (docs/views.md).
+``head`` is there when the window moved on since the base and the bars that may have
+changed with it (where the window's bars begin, and the indicator values that depend on
+it) are within the chart. ``keep`` is there when bars before the chart's may have
+changed: the store's history changed since the base (every bar of the chart is sent
+too), a minute before the chart's was revised, or the chart's bars are rolled up from
+a window whose start they depend on (``Frame.stable_from``).
 """
 
 from dataclasses import dataclass
@@ -269,7 +273,8 @@ def view_style(frame: Frame) -> dict[str, Any]:
         style["color"] = direction_colour(frame.c[shown:])
         if len(frame) > shown:
             style["y_range"] = y_range(frame.c[shown:])
-    elif len(frame) > shown:  # bars show their own highs and lows: the range hugs those, not the article's +-5
+    elif len(frame) > shown:
+        # Bars show their own highs and lows: the range hugs those, not the article's +-5.
         lo, hi = float(frame.l[shown:].min()), float(frame.h[shown:].max())
         pad = max((hi - lo) * 0.08, 0.01)
         style["y_range"] = [round(lo - pad, 2), round(hi + pad, 2)]

@@ -487,17 +487,8 @@
     markDirty(chart);
   }
 
-  // The first index of sorted `xs` whose value is `x` or more.
-  function lowerBound(xs, x) {
-    let lo = 0;
-    let hi = xs.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (xs[mid] < x) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  }
+  // The first index of sorted `xs` whose value is `x` or more (thin.js's).
+  const { lowerBound } = rtplotThin;
 
   // -- the past, on demand ---------------------------------------------------------------
 

@@ -152,7 +152,7 @@
     });
   }
 
-  const api = { thin, plan };
+  const api = { thin, plan, lowerBound };
   if (typeof module === "object" && module.exports) module.exports = api; // node's tests
   else window.rtplotThin = api;
 })();
