@@ -204,10 +204,11 @@ def frame_of(
     window = _tail(window, view, limit) if anchor is None else window.tail(anchor)
     rows, local = window.rows, window.local()
     size = len(rows)
-    columns = [np.ascontiguousarray(rows[:, i]) for i in range(1, 6)]
-    if view.seconds == 60:
+    if view.seconds == 60:  # the rows' columns themselves (a figure copies what it sends)
+        columns = [rows[:, i] for i in range(1, 6)]
         x, index = local, np.arange(size, dtype=np.int64)
     else:
+        columns = [np.ascontiguousarray(rows[:, i]) for i in range(1, 6)]
         x, columns, bounds = rolled(buckets(local, view, window.market), columns)
         index = np.zeros(size, dtype=np.int64)
         index[bounds[1:]] = 1
@@ -312,9 +313,10 @@ def view_delta(
         keep = min(frame.stable_from, start)
     kept = max(kept, frame.shown)
     head = min(frame.head_needed(base.get("first")), kept)
-    delta: dict[str, Any] = {
-        "symbol": symbol,
-        "view": frame.view.key,
+    delta: dict[str, Any] = {"symbol": symbol}
+    if frame.view.key:  # (the default view's payloads never named it)
+        delta["view"] = frame.view.key
+    delta |= {
         "seq": window.version,
         "base_seq": base_seq,
         "epoch": window.epoch,
@@ -335,7 +337,8 @@ def view_figure(symbol: str, frame: Frame, style: dict[str, Any]) -> dict[str, A
     view, shown = frame.view, frame.shown
     x_ms = frame.x[shown:] * 1000
     if view == DEFAULT:
-        return article_figure(symbol, x_ms, frame.c[shown:], style, frame.window.market)
+        closes = np.ascontiguousarray(frame.c[shown:])
+        return article_figure(symbol, x_ms, closes, style, frame.window.market)
     data = [_price_trace(symbol, frame, x_ms, style)]
     for name, values in zip(view.indicators, frame.values(shown), strict=True):
         data.append(
@@ -408,16 +411,18 @@ def _buttons(view: View) -> list[dict[str, Any]]:
 def _price_trace(symbol: str, frame: Frame, x_ms: Ints, style: dict[str, Any]) -> dict[str, Any]:
     shown = frame.shown
     if frame.view.chart == "mountain":
-        return {**mountain_trace(symbol, x_ms, frame.c[shown:], style), "showlegend": False}
+        closes = np.ascontiguousarray(frame.c[shown:])
+        return {**mountain_trace(symbol, x_ms, closes, style), "showlegend": False}
     return {
         "type": "candlestick" if frame.view.chart == "candles" else "ohlc",
         "name": symbol,
         "showlegend": False,
         "x": x_ms,
-        "open": frame.o[shown:],
-        "high": frame.h[shown:],
-        "low": frame.l[shown:],
-        "close": frame.c[shown:],
+        # (orjson encodes contiguous arrays only; a 1-minute frame's are the rows' columns)
+        "open": np.ascontiguousarray(frame.o[shown:]),
+        "high": np.ascontiguousarray(frame.h[shown:]),
+        "low": np.ascontiguousarray(frame.l[shown:]),
+        "close": np.ascontiguousarray(frame.c[shown:]),
         "increasing": {"line": {"color": UP}},
         "decreasing": {"line": {"color": DOWN}},
     }
