@@ -220,6 +220,7 @@
       // stored; pastAsked the history request on its way; storeLoading: the figure says
       // its history is still being fetched.
       start: -Infinity, held: [], floor: -Infinity, pastAsked: null, storeLoading: false,
+      pastRefusedUntil: 0,
     };
     wireViewBar(chart);
     charts.set(symbol, chart);
@@ -382,6 +383,7 @@
     chart.snapshotPending = false;
     stats.snapshots += 1;
     updated(chart);
+    askPast(chart); // a new figure while the person looks at the past: the bars there
   }
 
   function onBars(delta) {
@@ -485,6 +487,8 @@
       layout.yaxis = { ...layout.yaxis, range: yRange, autorange: false };
     }
     markDirty(chart);
+    // Looking at the past, which a `keep` may just have dropped: asked for again.
+    if (chart.xView && chart.xView[0] < start) askPast(chart);
   }
 
   // The first index of sorted `xs` whose value is `x` or more (thin.js's).
@@ -499,10 +503,12 @@
   // request at a time per chart; a range far back is asked for as it is, not every day
   // in between.
   const HISTORY_ROWS = 2000;
+  const PAST_RETRY_MS = 5000; // after a refusal (rate limited, unavailable): not sooner
 
   // Whether it asked.
   function askPast(chart) {
     if (!chart.data || chart.pastAsked || !chart.xView || chart.epoch === null) return false;
+    if (performance.now() < chart.pastRefusedUntil) return false; // refused a moment ago
     const piece = missing(chart, chart.xView[0], chart.xView[1]);
     if (!piece) return false;
     const [from, to] = piece;
@@ -520,6 +526,7 @@
       chart.pastAsked = null;
       markLoading(chart);
       if (!ack || !ack.ok || ack.epoch !== chart.epoch || chart.viewKey !== asked.key) {
+        if (!ack || !ack.ok) chart.pastRefusedUntil = performance.now() + PAST_RETRY_MS;
         markDirty(chart); // the range shown, with what the chart holds
         return;
       }
