@@ -100,7 +100,7 @@ class PageChart:
         assert answer["ok"] and answer["epoch"] == self.epoch
         oldest = self.traces[0]["x"][0] if self.traces[0]["x"] else float("inf")
         rows = [row for row in answer["rows"] if row[0] * 1000 < oldest]
-        old = [arrays for arrays in self.traces]
+        old = self.traces
         self.traces = [{name: [] for name in arrays} for arrays in old]
         for row in rows:
             self._write(row, None)
@@ -128,12 +128,7 @@ class PageChart:
 
     def past(self) -> dict[float, tuple[Any, ...]]:
         """Each bar it holds before ``start``: x -> every trace's values of it."""
-        xs = self.traces[0]["x"]
-        return {
-            x: tuple(arrays[name][i] for arrays in self.traces for name in arrays)
-            for i, x in enumerate(xs)
-            if x < self.start
-        }
+        return {x: values for x, values in self.bars().items() if x < self.start}
 
     def bars(self) -> dict[float, tuple[Any, ...]]:
         """Each bar it holds: x -> every trace's values of it."""

@@ -518,7 +518,7 @@
                       before: Math.ceil(to / 1000), count: HISTORY_ROWS };
     if (from > -Infinity) request.after = Math.floor(from / 1000);
     if (request.after !== undefined && request.after >= request.before) return false;
-    const asked = { key: chart.viewKey, epoch: chart.epoch, request, at: performance.now() };
+    const asked = { key: chart.viewKey }; // its identity: an answer to an older ask is dropped
     chart.pastAsked = asked;
     markLoading(chart);
     socket.emit("history", request, (ack) => {
