@@ -85,6 +85,26 @@ class Market:
                 is_open &= (of_day >= opens) | (of_day < closes)
         return is_open
 
+    def last_changes(self, epoch_seconds: npt.ArrayLike) -> Seconds:
+        """The latest change of clocks (its first second on the new clock) at or before
+        each moment, looked for in the year before it; 0 where there was none."""
+        t = np.asarray(epoch_seconds, dtype=np.int64)
+        if not t.size:
+            return np.zeros(0, dtype=np.int64)
+        lo, hi = int(t.min()) - _YEAR, int(t.max())
+        at = np.array(
+            [
+                change[0]
+                for year in range(lo // _YEAR, hi // _YEAR + 1)
+                for change in _year_changes(self.tz, year)
+                if lo < change[0] <= hi
+            ]
+            or [0],
+            dtype=np.int64,
+        )
+        found = np.searchsorted(at, t, side="right") - 1
+        return np.where(found >= 0, at[np.maximum(found, 0)], 0)
+
     def repeated(self, epoch_seconds: npt.ArrayLike) -> npt.NDArray[np.bool_]:
         """The moments in the hour after the clocks go back, whose wall-clock times the
         hour before had already shown: a chart on this clock would draw them twice over

@@ -70,7 +70,18 @@ def bar_starts(t: npt.ArrayLike, resolution: Resolution, market: Market | None =
     # forward), the bar joins the one before: together they span the hour they should.
     same_offset = moments - (local - key)
     starts = key - clock.utc_offsets(same_offset)
-    return np.where(starts > moments, same_offset, starts)
+    starts = np.where(starts > moments, same_offset, starts)
+    if resolution is not Resolution.D1:
+        # In the hour after the clocks go back, a wall-clock key can name a time before
+        # the change: counted from a :30 open, 01:10 on the second pass is keyed 00:30,
+        # a bar that ended an hour ago. Such moments join the bar that was in progress
+        # when the clocks changed, so that starts only grow and every bar spans its hour
+        # of real time (01:30 first pass to 01:30 second pass).
+        folded = np.flatnonzero(clock.repeated(moments))
+        if folded.size:
+            before = clock.last_changes(moments[folded]) - 1  # the old clock's last second
+            starts[folded] = np.maximum(starts[folded], bar_starts(before, resolution, market))
+    return starts
 
 
 class Columns(NamedTuple):
