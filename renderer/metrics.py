@@ -19,6 +19,11 @@ PAYLOAD_BYTES = Histogram(
     buckets=(256, 1024, 4096, 16_384, 65_536, 262_144, 1_048_576, 4_194_304),
 )
 PUBLISH_ERRORS = Counter("rtplot_renderer_publish_errors_total", "Publishes that failed")
+RENDER_ERRORS = Counter(
+    "rtplot_renderer_render_errors_total",
+    "Renders of a symbol's view that failed on what they read (logged with the symbol, "
+    "the view and the traceback; the other views and symbols go on)",
+)
 LAG = Histogram(
     "rtplot_renderer_lag_seconds",
     "From the bars being stored to the update being published",

@@ -18,6 +18,8 @@ import socket
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -262,9 +264,10 @@ class Renderer:
         # the most watched first: a crowd of rare views cannot hold up the popular ones.
         others: list[OtherView] = []
         for symbol in symbols:
-            seq = self.render(symbol, others)
-            if seq is not None:
-                report.rendered[symbol] = seq
+            with self._contained(symbol, DEFAULT.key, drop=True):
+                seq = self.render(symbol, others)
+                if seq is not None:
+                    report.rendered[symbol] = seq
         for other in sorted(others, key=lambda o: -o.gateways):
             self._render_other(other)
         ids = [entry_id for entry_id, _fields in entries]
@@ -306,10 +309,36 @@ class Renderer:
     def _view_states(self, symbol: str, read: Read, keys: list[str]) -> dict[str, Stored]:
         return self.store.read_views(symbol, read.epoch, keys) if keys else {}
 
+    @contextmanager
+    def _contained(self, symbol: str, view: str, drop: bool = False) -> Iterator[None]:
+        """A render that fails on what it read (a bug, or bars it cannot draw) is logged
+        and counted, and the others go on: one symbol's view must not stop every chart,
+        nor return as a claimed notice to stop the renderer once more. Redis's errors
+        go on to ``run``, which waits for Redis and renders the notices then. With
+        ``drop``, the window held is dropped too (the read may have left it half
+        updated), so that the symbol's next render reads it whole."""
+        try:
+            yield
+        except redis.RedisError:
+            raise
+        except Exception:
+            metrics.RENDER_ERRORS.inc()
+            log.exception("render failed", extra={"symbol": symbol, "view": view or "default"})
+            if drop:
+                self.windows.pop(symbol, None)
+
     def _render_view(
         self, symbol: str, view: View, read: Read, stored: Stored, started: float
     ) -> int | None:
-        """Build, store and publish one view; the seq published, or None."""
+        """Build, store and publish one view; the seq published, or None (also when it
+        failed: ``_contained``)."""
+        with self._contained(symbol, view.key):
+            return self._publish_view(symbol, view, read, stored, started)
+        return None
+
+    def _publish_view(
+        self, symbol: str, view: View, read: Read, stored: Stored, started: float
+    ) -> int | None:
         for attempt in range(2):
             window = self.windows[symbol]
             chart = self._chart(symbol, window, view, read)

@@ -363,6 +363,7 @@ def test_prometheus_runs_with_the_compose_command_and_loads_the_alerts(
     assert names == {
         "RtplotSymbolStale",
         "RtplotRendererLag",
+        "RtplotRenderErrors",
         "RtplotGatewayListenerDown",
         "RtplotSourceErrors",
         "RtplotServiceDown",

@@ -363,3 +363,64 @@ def test_the_clock_is_the_markets_and_a_new_market_starts_a_new_epoch(
     assert moved["epoch"] != first["epoch"]
     assert moved["figure"]["data"][0]["x"] == [(minute - 5 * 3600) * 1000]  # New York, EST
     assert moved["figure"]["layout"]["xaxis"]["title"]["text"] == "Time (New York)"
+
+
+BUILD = Renderer._build
+
+
+def failing_build(broken: Any) -> Any:
+    """Renderer._build, failing for the charts ``broken`` picks: a bug met on some bars."""
+    build = BUILD
+
+    def build_or_fail(self: Renderer, chart: Any, read: Any, stored: Any) -> Any:
+        if broken(chart):
+            raise ValueError("a bug met on these bars")
+        return build(self, chart, read, stored)
+
+    return build_or_fail
+
+
+def test_a_render_that_fails_stops_neither_the_others_nor_the_renderer(
+    client: "redis.Redis", monkeypatch: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    instance, _ = renderer(client)
+    watch(client, CANDLES)
+    viewer = listen(client, Room("AAPL", Mode.DELTA, CANDLES))
+    monkeypatch.setattr(
+        Renderer, "_build", failing_build(lambda c: c.symbol == "BAD" or c.key == CANDLES)
+    )
+    errors = REGISTRY.get_sample_value("rtplot_renderer_render_errors_total") or 0.0
+    write(client, "BAD", 10, NOW)
+    write(client, "AAPL", 100, NOW)
+    write(client, "MSFT", 50, NOW)
+    report = instance.step(block_ms=100)
+    # BAD's chart and AAPL's candles failed; everything else went out, and every
+    # notice was acknowledged (not claimed again to fail again).
+    assert report.rendered == {"AAPL": 1, "MSFT": 1}
+    assert client.xpending(KEYS.changes, RENDER_GROUP)["pending"] == 0
+    assert REGISTRY.get_sample_value("rtplot_renderer_render_errors_total") == errors + 2
+    failed = [(r.symbol, r.view) for r in caplog.records if r.message == "render failed"]
+    assert failed == [("BAD", "default"), ("AAPL", CANDLES)]
+    assert all(r.exc_info for r in caplog.records if r.message == "render failed")
+    # Mended (a release with the fix), the next change renders them.
+    monkeypatch.setattr(Renderer, "_build", failing_build(lambda c: False))
+    write(client, "BAD", 11, NOW + 1)
+    write(client, "AAPL", 101, NOW + 1)
+    assert instance.step(block_ms=100).rendered == {"BAD": 2, "AAPL": 2}
+    assert snapshot(client, f"AAPL@{CANDLES}")[b"head"] == b"2"
+    viewer.close()
+
+
+def test_redis_failing_mid_render_still_goes_to_the_retry_loop(
+    client: "redis.Redis", monkeypatch: Any
+) -> None:
+    instance, _ = renderer(client)
+
+    def away(self: Renderer, chart: Any, read: Any, stored: Any) -> Any:
+        raise redis.ConnectionError("Redis went away")
+
+    monkeypatch.setattr(Renderer, "_build", away)
+    write(client, "AAPL", 100, NOW)
+    with pytest.raises(redis.ConnectionError):
+        instance.step(block_ms=100)
+    assert client.xpending(KEYS.changes, RENDER_GROUP)["pending"] == 1  # rendered on return
