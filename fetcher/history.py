@@ -16,6 +16,13 @@ other source's coarse bars are rolled up from the minutes stored (common.resolut
 so a plug-in that knows only 1-minute bars still gives its views a past that grows as
 they run. What comes back is checked as the minutes are (fetcher.cleaning); a failed
 source is asked again after ``RETRY`` seconds, and the minutes go on meanwhile.
+
+A split after a symbol's bars were stored makes every stored price before it wrong by
+the ratio (Yahoo's bars are split-adjusted; they came before the split). A source that
+says its past changed (``FetchResult.restated``, a change newer than the last ask) has
+the symbol forgotten, its list of watched views kept: the next tick fetches its minutes
+again, in a new epoch, which replaces every chart of it, and its history is filled
+again from scratch. A dividend changes nothing: prices are not adjusted for them.
 """
 
 import logging
@@ -29,6 +36,7 @@ import redis
 from common.bars import Bar
 from common.contract.history import read_filled, write_history
 from common.contract.keys import Keys
+from common.contract.store import drop_symbol
 from common.markets import DAY
 from common.resolutions import Columns, Resolution, bar_starts, rollup
 from common.settings import Settings
@@ -48,6 +56,7 @@ class HistoryReport:
     stored: dict[tuple[str, Resolution], int] = field(default_factory=dict)  # bars given
     pending: int = 0  # (symbol, resolution) pairs still due when the budget ran out
     failed: list[str] = field(default_factory=list)
+    restated: list[str] = field(default_factory=list)  # forgotten, to be stored again
 
 
 @dataclass
@@ -83,7 +92,8 @@ class HistoryFiller:
             size = max(1, min(BATCH, int(left / self.per_symbol))) if self.per_symbol else 1
             batch = [item for item in due if item[1] is resolution][:size]
             due = [item for item in due if item not in batch]
-            spans = {symbol: (since, int(now) + 1) for symbol, _r, since in batch}
+            spans = {symbol: (since, int(now) + 1) for symbol, _r, since, _last in batch}
+            asked_last = {symbol: last for symbol, _r, _since, last in batch}
             batch_started = time.perf_counter()
             result = self._ask(keys, resolution, spans, now)
             if result is None:
@@ -92,6 +102,10 @@ class HistoryFiller:
                 continue
             keep_from = int(now) - depths[resolution] * DAY
             for symbol, (since, end) in spans.items():
+                if _restated(result, symbol, asked_last[symbol]):
+                    self._restate(keys, symbol, report)
+                    due = [item for item in due if item[0] != symbol]
+                    continue
                 bars = _checked(result.columns.get(symbol, result.bars.get(symbol)), symbol)
                 if not bars:  # nothing to give: what is stored stays, asked again later
                     since = end
@@ -104,12 +118,23 @@ class HistoryFiller:
         metrics.HISTORY_PENDING.set(report.pending)
         return report
 
+    def _restate(self, keys: Keys, symbol: str, report: HistoryReport) -> None:
+        drop_symbol(self.client, keys, symbol, views_too=False)
+        report.restated.append(symbol)
+        metrics.RESTATED.inc()
+        log.warning(
+            "the source's past changed since it was stored (a split): "
+            "storing the symbol again, in a new epoch",
+            extra={"symbol": symbol},
+        )
+
     def _due(
         self, filled: dict[str, dict[str, float]], depths: dict[Resolution, int], now: float
-    ) -> list[tuple[str, Resolution, int]]:
-        """(symbol, resolution, from when) of what is due: never filled first (the
-        coarsest first, the chart a person opens to see the most), then the longest ago."""
-        due: list[tuple[float, str, Resolution, int]] = []
+    ) -> list[tuple[str, Resolution, int, float | None]]:
+        """(symbol, resolution, from when, when it was last asked) of what is due: never
+        filled first (the coarsest first, the chart a person opens to see the most),
+        then the longest ago."""
+        due: list[tuple[float, str, Resolution, int, float | None]] = []
         refresh = self.settings.history_refresh
         for resolution in sorted(depths, key=lambda r: -r.seconds):
             if self.retry_at.get(resolution, 0.0) > now:
@@ -118,13 +143,13 @@ class HistoryFiller:
             for symbol, when in filled.items():
                 last = when.get(resolution.value)
                 if last is None:
-                    due.append((0.0, symbol, resolution, deepest))
+                    due.append((0.0, symbol, resolution, deepest, None))
                 elif now - last >= refresh:
                     # From the bar in progress when it was last asked: it has finished since.
                     since = max(int(last) - 2 * resolution.seconds, deepest)
-                    due.append((last, symbol, resolution, since))
+                    due.append((last, symbol, resolution, since, last))
         due.sort(key=lambda item: item[0])
-        return [(symbol, resolution, since) for _when, symbol, resolution, since in due]
+        return [item[1:] for item in due]
 
     def _ask(
         self, keys: Keys, resolution: Resolution, spans: dict[str, tuple[int, int]], now: float
@@ -168,6 +193,13 @@ class HistoryFiller:
                 bars = bars[1:]
             result.bars[symbol] = bars
         return result
+
+
+def _restated(result: FetchResult, symbol: str, last: float | None) -> bool:
+    """Whether the source says the symbol's past changed after it was last asked (a
+    first fill gets what is true now, whatever changed before)."""
+    changed = result.restated.get(symbol) if isinstance(result.restated, dict) else None
+    return last is not None and isinstance(changed, int) and changed > last
 
 
 def _checked(bars: object, symbol: str) -> list[Sequence[Any]]:

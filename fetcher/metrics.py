@@ -29,6 +29,11 @@ HISTORY_PENDING = Gauge(
     "Symbols' resolutions whose history is due and not yet asked for (0: all filled)",
 )
 HISTORY_ERRORS = Counter("rtplot_fetcher_history_errors_total", "Failed asks for history")
+RESTATED = Counter(
+    "rtplot_fetcher_restated_total",
+    "Symbols stored again from the source, in a new epoch, because their past changed "
+    "after it was stored (a split)",
+)
 HISTORY_SECONDS = Histogram(
     "rtplot_fetcher_history_seconds",
     "Time the source took to give one resolution's history for a batch of symbols",

@@ -276,3 +276,48 @@ def test_a_chart_says_its_history_is_on_its_way_until_it_is_stored(
     page.close()
     assert delta["style"]["loading"] is False and len(delta["bars"]) == 300
     assert delta["start"] == delta["bars"][0][0]  # every bar of the chart, from its first
+
+
+class Splitting(SyntheticSource):
+    """The synthetic market, saying (as Yahoo's adapter does) that a symbol's past
+    changed at a moment (a split there: every bar before it scaled)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.splits: dict[str, int] = {}
+
+    def history(
+        self, resolution: Resolution, spans: Mapping[str, tuple[int, int]], now: float
+    ) -> FetchResult:
+        result = super().history(resolution, spans, now)
+        for symbol, at in self.splits.items():
+            if symbol in spans and spans[symbol][0] <= at < spans[symbol][1]:
+                result.restated[symbol] = at
+        return result
+
+
+def test_a_split_after_the_bars_were_stored_stores_the_symbol_again_in_a_new_epoch(
+    deep: Settings, client: "redis.Redis"
+) -> None:
+    source = Splitting()
+    filler = HistoryFiller(deep, client, source)
+    run_tick(deep, client, source, now=NOW, history=filler)
+    epoch = client.hget(KEYS.meta("AAPL"), MetaField.EPOCH)
+    client.zadd(KEYS.views("AAPL"), {"candles.1d.vol": NOW})  # a view watched now
+    # A split before the bars were stored (in the span asked again): they have it.
+    source.splits = {"AAPL": int(NOW) - 3600}
+    later = NOW + deep.history_refresh + 60
+    report = run_tick(deep, client, source, now=later, history=filler).history
+    assert report is not None and report.restated == []
+    # One after: every stored bar of AAPL is forgotten (MSFT's kept), its views' list
+    # kept; the next tick stores its minutes again, in a new epoch, and its history.
+    source.splits = {"AAPL": int(later) + 3600}
+    latest = later + 2 * deep.history_refresh
+    report = run_tick(deep, client, source, now=latest, history=filler).history
+    assert report is not None and report.restated == ["AAPL"]
+    assert not client.exists(KEYS.bars("AAPL"), KEYS.meta("AAPL"), KEYS.history_filled("AAPL"))
+    assert client.exists(KEYS.bars("MSFT")) and client.zscore(KEYS.views("AAPL"), "candles.1d.vol")
+    run_tick(deep, client, source, now=latest + 60, history=filler)
+    assert client.hget(KEYS.meta("AAPL"), MetaField.EPOCH) not in (None, epoch)
+    assert client.zcard(KEYS.bars("AAPL")) == client.zcard(KEYS.bars("MSFT"))  # the window
+    assert set(read_filled(client, KEYS, ["AAPL"])["AAPL"]) == {"5m", "1h", "1d"}

@@ -132,6 +132,24 @@ def test_daily_bars_across_a_split_are_split_adjusted_and_not_dividend_adjusted(
     assert monday.o / friday.c == pytest.approx(1.0, abs=0.01)  # no tenfold jump
 
 
+def test_the_bar_of_a_split_in_what_came_back_is_said_and_none_elsewhere(
+    source: YahooSource, yahoo: FakeYahoo
+) -> None:
+    """fetcher.history stores a symbol again when a split came after its bars were."""
+    yahoo.charts["NVDA"] = recorded("NVDA.1d.json")
+    yahoo.charts["AAPL"] = recorded("AAPL.1d.json")
+
+    across = source.history(Resolution.D1, {"NVDA": (0, int(AFTER_NVDA))}, AFTER_NVDA)
+    after = source.history(
+        Resolution.D1, {"NVDA": (NVDA_SPLIT_DAY + DAY, int(AFTER_NVDA))}, AFTER_NVDA
+    )
+    plain = source.history(Resolution.D1, {"AAPL": (0, int(NOW) + 1)}, NOW)
+
+    assert across.restated == {"NVDA": NVDA_SPLIT_DAY}
+    assert after.restated == {} and after.bars["NVDA"]  # the split is before the span
+    assert plain.restated == {}
+
+
 def test_a_split_yahoo_has_not_applied_yet_is_applied(
     source: YahooSource, yahoo: FakeYahoo
 ) -> None:

@@ -268,9 +268,11 @@ def read_epoch(client: "redis.Redis", keys: Keys, symbol: str) -> str | None:
     return None if raw is None else raw.decode()  # type: ignore[union-attr]
 
 
-def drop_symbol(client: "redis.Redis", keys: Keys, symbol: str) -> None:
+def drop_symbol(client: "redis.Redis", keys: Keys, symbol: str, views_too: bool = True) -> None:
     """Forget a symbol nobody tracks any more: bars, history, meta, changelog, the list
-    of its views and the snapshot and delta log of each."""
+    of its views and the snapshot and delta log of each. Without ``views_too``, the list
+    of its views stays: the symbol is to be stored again from the source (a split), in a
+    new epoch, and the views watched now rendered in it at once."""
     listed = keys.views(symbol)
     views: list[bytes] = client.zrange(listed, 0, -1)  # type: ignore[assignment]
     client.delete(
@@ -281,7 +283,7 @@ def drop_symbol(client: "redis.Redis", keys: Keys, symbol: str) -> None:
         keys.changelog(symbol),
         keys.history_filled(symbol),
         *(keys.history(symbol, resolution.value) for resolution in COARSE),
-        listed,
+        *((listed,) if views_too else ()),
         *(keys.snapshot(symbol, view.decode()) for view in views),
         *(keys.deltas(symbol, view.decode()) for view in views),
     )

@@ -14,7 +14,9 @@ And ``actions=True``, for the one thing Yahoo gets wrong: in the days after a sp
 older bars are sometimes not adjusted yet (yfinance's price repair looks for the same).
 A bar on a split's day that opens about the split's ratio away from the close before it
 has the bars before divided by the ratio (their volume multiplied), as Yahoo would have
-sent them. Bars stored before a split are not this module's to change.
+sent them. Bars stored before a split are not this module's to change: the bar of the
+newest split in what came back is said (``FetchResult.restated``), and fetcher.history
+stores the symbol again if the split came after its bars were stored.
 """
 
 import math
@@ -30,6 +32,7 @@ from fetcher.sources.yahoo import (
     _PRICES,
     MAX_LOOKBACK,
     Parsed,
+    _epoch_seconds,
     _split_by_symbol,
     _Tally,
     bars_from_frame,
@@ -104,6 +107,7 @@ def fetch_history(
     """``YahooSource.history``."""
     downloads, refused = plan_history(resolution, spans, now)
     tally = _Tally()
+    restated: dict[str, int] = {}
     for download in downloads:
         if tally.rate_limited and tally.rate_limited == tally.seen:
             tally.refuse(download.symbols, "not asked: Yahoo is rate limiting")
@@ -115,9 +119,12 @@ def fetch_history(
             end=download.end,
             actions=True,
         )
-        for symbol, parsed in _read(frame, download.symbols, spans).items():
+        found, splits = _read(frame, download.symbols, spans)
+        for symbol, parsed in found.items():
             tally.settle(symbol, parsed, reasons.get(symbol.upper()))
+        restated.update(splits)
     result = tally.result()
+    result.restated = restated
     for symbol, why in refused.items():
         result.bars[symbol] = []
         result.errors[symbol] = why
@@ -129,10 +136,12 @@ def fetch_history(
 
 def _read(
     frame: pd.DataFrame, symbols: tuple[str, ...], spans: Mapping[str, tuple[int, int]]
-) -> dict[str, Parsed]:
+) -> tuple[dict[str, Parsed], dict[str, int]]:
+    """Each symbol's bars in its span, and the bar of the newest split in it, if any."""
     try:
         blocks = _split_by_symbol(frame, symbols)
         found: dict[str, Parsed] = {}
+        splits: dict[str, int] = {}
         for symbol in symbols:
             start, end = spans[symbol]
             if symbol not in blocks:
@@ -141,10 +150,25 @@ def _read(
             parsed = bars_from_frame(split_adjusted(blocks[symbol]), start)
             parsed.bars = [bar for bar in parsed.bars if bar.t < end]
             found[symbol] = parsed
-        return found
+            split = newest_split(blocks[symbol])
+            if split is not None and start <= split < end:
+                splits[symbol] = split
+        return found, splits
     except (KeyError, TypeError, ValueError) as exc:
         # The frame's shape is yfinance's to change: a surprise is a failed fetch.
         raise SourceError(f"cannot read yfinance's frame: {exc!r}") from exc
+
+
+def newest_split(frame: pd.DataFrame) -> int | None:
+    """The start (epoch seconds) of the bar of the newest split in one symbol's rows."""
+    rows = frame.dropna(subset=_PRICES, how="any")
+    if "Stock Splits" not in rows.columns or rows.empty:
+        return None
+    ratios = rows["Stock Splits"].fillna(0.0).to_numpy(dtype=float)
+    at = np.flatnonzero((ratios > 0) & (ratios != 1))
+    if not at.size:
+        return None
+    return int(_epoch_seconds(rows.index[at[-1:]])[0]) // 60 * 60
 
 
 def split_adjusted(frame: pd.DataFrame) -> pd.DataFrame:
