@@ -18,11 +18,13 @@ they run. What comes back is checked as the minutes are (fetcher.cleaning); a fa
 source is asked again after ``RETRY`` seconds, and the minutes go on meanwhile.
 
 A split after a symbol's bars were stored makes every stored price before it wrong by
-the ratio (Yahoo's bars are split-adjusted; they came before the split). A source that
-says its past changed (``FetchResult.restated``, a change newer than the last ask) has
-the symbol forgotten, its list of watched views kept: the next tick fetches its minutes
-again, in a new epoch, which replaces every chart of it, and its history is filled
-again from scratch. A dividend changes nothing: prices are not adjusted for them.
+the ratio (Yahoo's bars are split-adjusted; they came before the split). The newest
+split a symbol's stored bars reflect is kept beside its fills (a first fill's bars are
+as of now, splits and all). A refresh whose source says its past changed at a newer
+split (``FetchResult.restated``) has the symbol forgotten, its list of watched views
+kept: the next tick fetches its minutes again, in a new epoch, which replaces every
+chart of it, and its history is filled again from scratch, which marks that split.
+A dividend changes nothing: prices are not adjusted for them.
 """
 
 import logging
@@ -34,7 +36,7 @@ from typing import Any
 import redis
 
 from common.bars import Bar
-from common.contract.history import read_filled, write_history
+from common.contract.history import SPLIT, mark_split, read_filled, write_history
 from common.contract.keys import Keys
 from common.contract.store import drop_symbol
 from common.markets import DAY
@@ -78,7 +80,8 @@ class HistoryFiller:
             return report
         keys = Keys(self.settings.key_prefix)
         started = time.perf_counter()
-        due = self._due(read_filled(self.client, keys, symbols), depths, now)
+        filled = read_filled(self.client, keys, symbols)
+        due = self._due(filled, depths, now)
         asked = False
         while due:
             left = budget - (time.perf_counter() - started)
@@ -93,7 +96,7 @@ class HistoryFiller:
             batch = [item for item in due if item[1] is resolution][:size]
             due = [item for item in due if item not in batch]
             spans = {symbol: (since, int(now) + 1) for symbol, _r, since, _last in batch}
-            asked_last = {symbol: last for symbol, _r, _since, last in batch}
+            refreshed = {symbol for symbol, _r, _since, last in batch if last is not None}
             batch_started = time.perf_counter()
             result = self._ask(keys, resolution, spans, now)
             if result is None:
@@ -102,10 +105,14 @@ class HistoryFiller:
                 continue
             keep_from = int(now) - depths[resolution] * DAY
             for symbol, (since, end) in spans.items():
-                if _restated(result, symbol, asked_last[symbol]):
+                split = _newer_split(result, filled.get(symbol, {}).get(SPLIT, 0.0), symbol)
+                if split is not None and symbol in refreshed:
                     self._restate(keys, symbol, report)
                     due = [item for item in due if item[0] != symbol]
                     continue
+                if split is not None:  # a first fill: what came is as of now, split and all
+                    mark_split(self.client, keys, symbol, split)
+                    filled.setdefault(symbol, {})[SPLIT] = split
                 bars = _checked(result.columns.get(symbol, result.bars.get(symbol)), symbol)
                 if not bars:  # nothing to give: what is stored stays, asked again later
                     since = end
@@ -195,11 +202,11 @@ class HistoryFiller:
         return result
 
 
-def _restated(result: FetchResult, symbol: str, last: float | None) -> bool:
-    """Whether the source says the symbol's past changed after it was last asked (a
-    first fill gets what is true now, whatever changed before)."""
-    changed = result.restated.get(symbol) if isinstance(result.restated, dict) else None
-    return last is not None and isinstance(changed, int) and changed > last
+def _newer_split(result: FetchResult, seen: float, symbol: str) -> int | None:
+    """The bar of the newest split the source says is in what came back, if newer than
+    the newest the symbol's stored bars reflect (``seen``)."""
+    split = result.restated.get(symbol) if isinstance(result.restated, dict) else None
+    return split if isinstance(split, int) and split > seen else None
 
 
 def _checked(bars: object, symbol: str) -> list[Sequence[Any]]:

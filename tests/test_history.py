@@ -301,23 +301,28 @@ def test_a_split_after_the_bars_were_stored_stores_the_symbol_again_in_a_new_epo
 ) -> None:
     source = Splitting()
     filler = HistoryFiller(deep, client, source)
+    # A split before the first fill: the bars it gives have it. Each refresh asks again
+    # from the day before, so the source tells of it again: nothing to do.
+    source.splits = {"AAPL": int(NOW) - 3600}
     run_tick(deep, client, source, now=NOW, history=filler)
     epoch = client.hget(KEYS.meta("AAPL"), MetaField.EPOCH)
     client.zadd(KEYS.views("AAPL"), {"candles.1d.vol": NOW})  # a view watched now
-    # A split before the bars were stored (in the span asked again): they have it.
-    source.splits = {"AAPL": int(NOW) - 3600}
-    later = NOW + deep.history_refresh + 60
+    refresh = deep.history_refresh + 60
+    report = run_tick(deep, client, source, now=NOW + refresh, history=filler).history
+    assert report is not None and report.restated == [] and report.stored
+    # One after the bars were stored: every stored bar of AAPL is forgotten (MSFT's
+    # kept), its views' list kept; the next tick stores its minutes again, in a new
+    # epoch, and its history, which has the split; a refresh then has nothing to do.
+    later = NOW + 2 * refresh
+    source.splits = {"AAPL": int(later) - 600}
     report = run_tick(deep, client, source, now=later, history=filler).history
-    assert report is not None and report.restated == []
-    # One after: every stored bar of AAPL is forgotten (MSFT's kept), its views' list
-    # kept; the next tick stores its minutes again, in a new epoch, and its history.
-    source.splits = {"AAPL": int(later) + 3600}
-    latest = later + 2 * deep.history_refresh
-    report = run_tick(deep, client, source, now=latest, history=filler).history
     assert report is not None and report.restated == ["AAPL"]
     assert not client.exists(KEYS.bars("AAPL"), KEYS.meta("AAPL"), KEYS.history_filled("AAPL"))
     assert client.exists(KEYS.bars("MSFT")) and client.zscore(KEYS.views("AAPL"), "candles.1d.vol")
-    run_tick(deep, client, source, now=latest + 60, history=filler)
+    run_tick(deep, client, source, now=later + 60, history=filler)
     assert client.hget(KEYS.meta("AAPL"), MetaField.EPOCH) not in (None, epoch)
     assert client.zcard(KEYS.bars("AAPL")) == client.zcard(KEYS.bars("MSFT"))  # the window
-    assert set(read_filled(client, KEYS, ["AAPL"])["AAPL"]) == {"5m", "1h", "1d"}
+    filled = read_filled(client, KEYS, ["AAPL"])["AAPL"]
+    assert set(filled) == {"5m", "1h", "1d", "split"} and filled["split"] == int(later) - 600
+    report = run_tick(deep, client, source, now=later + refresh + 60, history=filler).history
+    assert report is not None and report.restated == [] and report.stored

@@ -195,10 +195,21 @@ def read_history(client: "redis.Redis", keys: Keys, symbol: str, resolution: Res
     )
 
 
+# A field of the "filled" hash beside the resolutions': the bar (epoch s) of the newest
+# split the symbol's stored bars already reflect (fetcher.history).
+SPLIT = "split"
+
+
+def mark_split(client: "redis.Redis", keys: Keys, symbol: str, at: int) -> None:
+    """The stored bars of ``symbol`` reflect the split at ``at`` (and every one before)."""
+    client.hset(keys.history_filled(symbol), SPLIT, at)
+
+
 def read_filled(
     client: "redis.Redis", keys: Keys, symbols: Sequence[str]
 ) -> dict[str, dict[str, float]]:
-    """When each symbol's history was last asked for, by resolution (epoch s)."""
+    """When each symbol's history was last asked for, by resolution (epoch s), and the
+    newest split its bars reflect (``SPLIT``), if any."""
     pipe = client.pipeline(transaction=False)
     for symbol in symbols:
         pipe.hgetall(keys.history_filled(symbol))
