@@ -52,12 +52,7 @@ class Market:
         if not t.size:
             return np.zeros(0, dtype=np.int64)
         lo, hi = int(t.min()), int(t.max())
-        found = [
-            change
-            for year in range(lo // _YEAR, hi // _YEAR + 1)
-            for change in _year_changes(self.tz, year)
-            if lo < change[0] <= hi
-        ]
+        found = _changes_between(self.tz, lo, hi)
         if not found:  # the usual case: no change of clocks in the span
             return np.full(t.shape, _offset(self.tz, lo), dtype=np.int64)
         at = np.array([change[0] for change in found], dtype=np.int64)
@@ -91,17 +86,8 @@ class Market:
         t = np.asarray(epoch_seconds, dtype=np.int64)
         if not t.size:
             return np.zeros(0, dtype=np.int64)
-        lo, hi = int(t.min()) - _YEAR, int(t.max())
-        at = np.array(
-            [
-                change[0]
-                for year in range(lo // _YEAR, hi // _YEAR + 1)
-                for change in _year_changes(self.tz, year)
-                if lo < change[0] <= hi
-            ]
-            or [0],
-            dtype=np.int64,
-        )
+        found_in = _changes_between(self.tz, int(t.min()) - _YEAR, int(t.max()))
+        at = np.array([change[0] for change in found_in] or [0], dtype=np.int64)
         found = np.searchsorted(at, t, side="right") - 1
         return np.where(found >= 0, at[np.maximum(found, 0)], 0)
 
@@ -184,6 +170,16 @@ _YEAR = 1460 * _CHUNK
 def _offset(tz: str, at: int) -> int:
     offset = datetime.fromtimestamp(at, _zone(tz)).utcoffset()
     return int(offset.total_seconds()) if offset is not None else 0
+
+
+def _changes_between(tz: str, lo: int, hi: int) -> list[tuple[int, int]]:
+    """The zone's transitions in (lo, hi], in order."""
+    return [
+        change
+        for year in range(lo // _YEAR, hi // _YEAR + 1)
+        for change in _year_changes(tz, year)
+        if lo < change[0] <= hi
+    ]
 
 
 @lru_cache(maxsize=4096)
