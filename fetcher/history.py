@@ -95,8 +95,7 @@ class HistoryFiller:
             size = max(1, min(BATCH, int(left / self.per_symbol))) if self.per_symbol else 1
             batch = [item for item in due if item[1] is resolution][:size]
             due = [item for item in due if item not in batch]
-            spans = {symbol: (since, int(now) + 1) for symbol, _r, since, _last in batch}
-            refreshed = {symbol for symbol, _r, _since, last in batch if last is not None}
+            spans = {symbol: (since, int(now) + 1) for symbol, _r, since in batch}
             batch_started = time.perf_counter()
             result = self._ask(keys, resolution, spans, now)
             if result is None:
@@ -105,14 +104,15 @@ class HistoryFiller:
                 continue
             keep_from = int(now) - depths[resolution] * DAY
             for symbol, (since, end) in spans.items():
-                split = _newer_split(result, filled.get(symbol, {}).get(SPLIT, 0.0), symbol)
-                if split is not None and symbol in refreshed:
+                held = filled[symbol]  # (every symbol due is one read there)
+                split = _newer_split(result, held.get(SPLIT, 0.0), symbol)
+                if split is not None and resolution.value in held:  # a refresh
                     self._restate(keys, symbol, report)
                     due = [item for item in due if item[0] != symbol]
                     continue
                 if split is not None:  # a first fill: what came is as of now, split and all
                     mark_split(self.client, keys, symbol, split)
-                    filled.setdefault(symbol, {})[SPLIT] = split
+                    held[SPLIT] = split
                 bars = _checked(result.columns.get(symbol, result.bars.get(symbol)), symbol)
                 if not bars:  # nothing to give: what is stored stays, asked again later
                     since = end
@@ -137,11 +137,10 @@ class HistoryFiller:
 
     def _due(
         self, filled: dict[str, dict[str, float]], depths: dict[Resolution, int], now: float
-    ) -> list[tuple[str, Resolution, int, float | None]]:
-        """(symbol, resolution, from when, when it was last asked) of what is due: never
-        filled first (the coarsest first, the chart a person opens to see the most),
-        then the longest ago."""
-        due: list[tuple[float, str, Resolution, int, float | None]] = []
+    ) -> list[tuple[str, Resolution, int]]:
+        """(symbol, resolution, from when) of what is due: never filled first (the
+        coarsest first, the chart a person opens to see the most), then the longest ago."""
+        due: list[tuple[float, str, Resolution, int]] = []
         refresh = self.settings.history_refresh
         for resolution in sorted(depths, key=lambda r: -r.seconds):
             if self.retry_at.get(resolution, 0.0) > now:
@@ -150,13 +149,13 @@ class HistoryFiller:
             for symbol, when in filled.items():
                 last = when.get(resolution.value)
                 if last is None:
-                    due.append((0.0, symbol, resolution, deepest, None))
+                    due.append((0.0, symbol, resolution, deepest))
                 elif now - last >= refresh:
                     # From the bar in progress when it was last asked: it has finished since.
                     since = max(int(last) - 2 * resolution.seconds, deepest)
-                    due.append((last, symbol, resolution, since, last))
+                    due.append((last, symbol, resolution, since))
         due.sort(key=lambda item: item[0])
-        return [item[1:] for item in due]
+        return [(symbol, resolution, since) for _when, symbol, resolution, since in due]
 
     def _ask(
         self, keys: Keys, resolution: Resolution, spans: dict[str, tuple[int, int]], now: float
