@@ -147,10 +147,11 @@ def _read(
             if symbol not in blocks:
                 found[symbol] = Parsed([], 0)
                 continue
-            parsed = bars_from_frame(split_adjusted(blocks[symbol]), start)
+            rows = blocks[symbol].dropna(subset=_PRICES, how="any")
+            parsed = bars_from_frame(split_adjusted(rows), start)
             parsed.bars = [bar for bar in parsed.bars if bar.t < end]
             found[symbol] = parsed
-            split = newest_split(blocks[symbol])
+            split = newest_split(rows)
             if split is not None and start <= split < end:
                 splits[symbol] = split
         return found, splits
@@ -159,27 +160,31 @@ def _read(
         raise SourceError(f"cannot read yfinance's frame: {exc!r}") from exc
 
 
-def newest_split(frame: pd.DataFrame) -> int | None:
-    """The start (epoch seconds) of the bar of the newest split in one symbol's rows."""
-    rows = frame.dropna(subset=_PRICES, how="any")
+def _splits(rows: pd.DataFrame) -> "tuple[np.ndarray, np.ndarray]":
+    """Each row's split ratio (0 for none) and the positions of the rows with a split."""
     if "Stock Splits" not in rows.columns or rows.empty:
-        return None
+        return np.zeros(len(rows)), np.zeros(0, dtype=np.int64)
     ratios = rows["Stock Splits"].fillna(0.0).to_numpy(dtype=float)
-    at = np.flatnonzero((ratios > 0) & (ratios != 1))
+    return ratios, np.flatnonzero((ratios > 0) & (ratios != 1))
+
+
+def newest_split(rows: pd.DataFrame) -> int | None:
+    """The start (epoch seconds) of the bar of the newest split in one symbol's rows
+    with prices."""
+    _ratios, at = _splits(rows)
     if not at.size:
         return None
     return int(_epoch_seconds(rows.index[at[-1:]])[0]) // 60 * 60
 
 
-def split_adjusted(frame: pd.DataFrame) -> pd.DataFrame:
+def split_adjusted(rows: pd.DataFrame) -> pd.DataFrame:
     """One symbol's rows with prices, each split Yahoo has not applied yet applied."""
-    rows = frame.dropna(subset=_PRICES, how="any")
-    if "Stock Splits" not in rows.columns or rows.empty:
+    ratios, splits = _splits(rows)
+    if not splits.size:
         return rows
-    ratios = rows["Stock Splits"].fillna(0.0).to_numpy(dtype=float)
     prices = rows[_PRICES].to_numpy(dtype=float).copy()
     volume = rows["Volume"].to_numpy(dtype=float).copy()
-    for at in np.flatnonzero((ratios > 0) & (ratios != 1)):
+    for at in splits:
         if at == 0:
             continue  # nothing before it here to tell by, or to adjust
         ratio = float(ratios[at])
