@@ -370,12 +370,11 @@ BUILD = Renderer._build
 
 def failing_build(broken: Any) -> Any:
     """Renderer._build, failing for the charts ``broken`` picks: a bug met on some bars."""
-    build = BUILD
 
     def build_or_fail(self: Renderer, chart: Any, read: Any, stored: Any) -> Any:
         if broken(chart):
             raise ValueError("a bug met on these bars")
-        return build(self, chart, read, stored)
+        return BUILD(self, chart, read, stored)
 
     return build_or_fail
 
