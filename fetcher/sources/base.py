@@ -39,10 +39,10 @@ class FetchResult:
     # From history() only: a symbol's bars as columns (common.resolutions.Columns),
     # instead of in ``bars``; years of bars without a Bar each.
     columns: dict[str, Columns] = field(default_factory=dict)
-    # From history() only: symbol -> the start of the newest bar from which the source's
-    # past changed (a split: every price before it scaled by the ratio). Bars of the
-    # symbol stored from an earlier fetch no longer match; fetcher.history stores the
-    # symbol again, in a new epoch, when the change came after that fetch.
+    # From history() only: symbol -> the start of the bar of the newest split in what
+    # came back (every price before it scaled by the ratio). On a refresh, a split newer
+    # than the newest the stored bars reflect means they no longer match:
+    # fetcher.history stores the symbol again, in a new epoch.
     restated: dict[str, int] = field(default_factory=dict)
 
 
